@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ufp-bench - benchmark harness of uffdpool.
+ *
+ *   ufp-bench [--json] [--quick] [--reps N] [SCENARIO [ARGS...]]
+ *
+ * With no scenario, runs the tour. Every figure is a ratio against a
+ * baseline measured in the same run; see docs/benchmarks.md.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "bench.h"
+
+#define WEAK __attribute__((weak))
+WEAK int ufpb_index(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_fault(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_cycle(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_threads(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_purge(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_churn(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_soak(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_wasm(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_check(struct ufpb *b, int argc, char **argv);
+WEAK int ufpb_tour(struct ufpb *b, int argc, char **argv);
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ufpb *, int, char **);
+	const char *what;
+} scenarios[] = {
+	{"index", ufpb_index, "slot index allocator: alloc+free pairs per strategy"},
+	{"fault", ufpb_fault, "cold first touch through the handler vs bulk UFFDIO_COPY floor"},
+	{"cycle", ufpb_cycle, "alloc -> touch -> free cycles, warm and cold, per backend"},
+	{"threads", ufpb_threads, "N threads instantiating and touching concurrently"},
+	{"purge", ufpb_purge, "module drop: blocked time and full reclaim per engine"},
+	{"churn", ufpb_churn, "modules created, used, dropped: resident bytes over time"},
+	{"wasm", ufpb_wasm, "real .wasm modules: instantiate + touch image pages + free"},
+	{"soak", ufpb_soak, "randomized model run for --seconds N (not a benchmark)"},
+	{"check", ufpb_check, "probed kernel features, permissions, AUTO choices"},
+	{"tour", ufpb_tour, "the default: a short tour of everything above"},
+};
+
+static int usage(FILE *f)
+{
+	fprintf(f, "usage: ufp-bench [--json] [--quick] [--reps N] [SCENARIO [ARGS...]]\n"
+		   "       ufp-bench --check\nscenarios:\n");
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		fprintf(f, "  %-8s %s%s\n", scenarios[i].name, scenarios[i].what,
+			scenarios[i].fn ? "" : " (not built)");
+	return f == stdout ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct ufpb b = {.reps = 5, .out = stdout};
+	struct utsname u;
+	int i = 1;
+
+	if (uname(&u) == 0)
+		snprintf(b.kernel, sizeof(b.kernel), "%s", u.release);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--json"))
+			b.json = 1;
+		else if (!strcmp(argv[i], "--quick"))
+			b.quick = 1;
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			b.reps = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--check"))
+			return ufpb_check ? ufpb_check(&b, 0, NULL) : 1;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return usage(stdout);
+		else
+			return usage(stderr);
+	}
+	if (b.reps < 1)
+		b.reps = 1;
+	const char *name = i < argc ? argv[i++] : "tour";
+	for (size_t k = 0; k < sizeof(scenarios) / sizeof(scenarios[0]); k++) {
+		if (strcmp(scenarios[k].name, name))
+			continue;
+		if (!scenarios[k].fn) {
+			fprintf(stderr, "ufp-bench: scenario %s is not built yet\n", name);
+			return 2;
+		}
+		return scenarios[k].fn(&b, argc - i, argv + i);
+	}
+	fprintf(stderr, "ufp-bench: unknown scenario '%s'\n", name);
+	return usage(stderr);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double ufpb_percentile(double *v, size_t n, double p)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	size_t k = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[k < n ? k : n - 1];
+}
+
+double ufpb_median(double *v, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void ufpb_emit(struct ufpb *b, const char *scenario, const char *fmt, ...)
+{
+	va_list ap;
+	if (!b->json)
+		return;
+	va_start(ap, fmt);
+	fprintf(b->out, "{\"scenario\": \"%s\", ", scenario);
+	vfprintf(b->out, fmt, ap);
+	fprintf(b->out, ", \"kernel\": \"%s\", \"version\": \"%s\"}\n",
+		b->kernel, ufp_version());
+	va_end(ap);
+}
+
+void ufpb_say(struct ufpb *b, const char *fmt, ...)
+{
+	va_list ap;
+	if (b->json)
+		return;
+	va_start(ap, fmt);
+	vfprintf(b->out, fmt, ap);
+	va_end(ap);
+}

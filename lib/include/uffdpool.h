@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffdpool.h - pooling allocator of WebAssembly-style linear memories.
+ *
+ * A pool reserves address space for `slots` equally sized slots. Each live
+ * *memory* occupies one slot; its pages are filled on first touch from its
+ * *module*'s *image* by a userfaultfd handler thread. Freed slots stay
+ * *affine* to the module that used them; dropping a module purges every slot
+ * still affine to it. See docs/design.md for the glossary and semantics and
+ * docs/api.md for a tour.
+ *
+ * Conventions, for every function below:
+ *  - fallible calls return 0 or a negative errno and never set errno;
+ *    ufp_strerror() names any of them;
+ *  - handles are opaque; a rejected call leaves the pool fully usable;
+ *  - the library never prints: diagnostics go to the config's log callback;
+ *  - thread-safety is stated per function ("any thread" means concurrent
+ *    calls on the same pool are safe).
+ */
+#ifndef UFFDPOOL_H
+#define UFFDPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uffdpool/index.h"
+#include "uffdpool_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ufp_pool ufp_pool;
+typedef struct ufp_module ufp_module;
+typedef struct ufp_memory ufp_memory;
+
+/* Version string of the library actually linked, "MAJOR.MINOR.PATCH". */
+UFP_API const char *ufp_version(void);
+
+/* How pages reach a slot. */
+typedef enum ufp_backend {
+	/* UFFD if userfaultfd can be opened, else COW (reason logged). */
+	UFP_BACKEND_AUTO = 0,
+	/* userfaultfd handler thread fills pages on first touch. */
+	UFP_BACKEND_UFFD = 1,
+	/* image in a sealed memfd mapped copy-on-write into the slot. */
+	UFP_BACKEND_COW = 2,
+	/* eager memcpy of the image at allocation. */
+	UFP_BACKEND_COPY = 3,
+} ufp_backend;
+
+/* Which engine issues the MADV_DONTNEED work of a purge. */
+typedef enum ufp_reclaim {
+	/* URING if io_uring supports IORING_OP_MADVISE, else SYNC (logged). */
+	UFP_RECLAIM_AUTO = 0,
+	/* io_uring IORING_OP_MADVISE batches; the dropping thread only
+	 * submits, completions are reaped by the handler thread. */
+	UFP_RECLAIM_URING = 1,
+	/* plain madvise() loop in the calling thread. */
+	UFP_RECLAIM_SYNC = 2,
+	/* process_madvise(2) on our own pidfd, up to IOV_MAX ranges per call
+	 * (MADV_DONTNEED accepted from Linux 6.13). */
+	UFP_RECLAIM_PROCESS_MADVISE = 3,
+} ufp_reclaim;
+
+/* Written-page tracking for warm reuse (UFFD_FEATURE_WP_ASYNC +
+ * PAGEMAP_SCAN, Linux >= 6.7). */
+typedef enum ufp_dirty_tracking {
+	UFP_DIRTY_AUTO = 0, /* on when the kernel has it, else off (logged) */
+	UFP_DIRTY_OFF = 1,  /* always reset the plain way */
+} ufp_dirty_tracking;
+
+typedef enum ufp_log_level {
+	UFP_LOG_ERROR = 0,
+	UFP_LOG_WARN = 1,
+	UFP_LOG_INFO = 2,
+	UFP_LOG_DEBUG = 3,
+} ufp_log_level;
+
+/* Log callback: one line, no trailing newline, valid only during the call.
+ * May be called from the handler thread. Must not call back into the pool. */
+typedef void (*ufp_log_fn)(void *arg, ufp_log_level level, const char *msg);
+
+/*
+ * Pool configuration. Always start from ufp_config_init(), then override
+ * fields: new fields get sane defaults there, and `size` lets the library
+ * tell which version of the struct the caller was built with.
+ */
+typedef struct ufp_config {
+	uint32_t size;     /* sizeof(ufp_config), set by ufp_config_init */
+	uint32_t reserved; /* must be 0 */
+
+	uint32_t slots;            /* number of slots; > 0 (default 100) */
+	uint64_t max_memory_bytes; /* usable bytes per slot; multiple of 64 KiB,
+				      > 0 (default 4 GiB, wasm32) */
+	uint64_t guard_bytes;      /* PROT_NONE bytes after each slot; page
+				      multiple (default 2 GiB, the wasm32
+				      bounds-check-elimination guard) */
+	uint64_t pre_guard_bytes;  /* PROT_NONE bytes before slot 0; page
+				      multiple (default 64 KiB) */
+
+	ufp_strategy strategy;          /* default REUSE_AFFINITY */
+	uint32_t max_unused_warm_slots; /* WARM_LRU only (default 100) */
+	uint64_t random_seed;           /* RANDOM / REUSE_AFFINITY (default 1) */
+
+	ufp_backend backend;       /* default AUTO */
+	uint32_t handler_threads;  /* userfaultfd fds and threads (default 1,
+				      at most 64) */
+	uint64_t fault_around_bytes;     /* window filled per isolated fault;
+					    page multiple (default 64 KiB) */
+	uint64_t fault_around_max_bytes; /* the window doubles on sequential
+					    faults up to this (default 1 MiB;
+					    = fault_around_bytes disables) */
+	uint64_t keep_resident_bytes;    /* restored in place and kept at free
+					    (default 0) */
+
+	ufp_reclaim reclaim;   /* default AUTO */
+	uint32_t ring_entries; /* io_uring SQ entries (default 256, <= 32768) */
+	ufp_dirty_tracking dirty_tracking; /* default AUTO */
+	uint64_t max_resident_idle_bytes;  /* bound on bytes kept by unused
+					      slots; 0 = unbounded (default) */
+
+	ufp_log_fn log;          /* NULL: silent */
+	void *log_arg;           /* passed to log */
+	ufp_log_level log_level; /* most verbose level delivered (default
+				    UFP_LOG_WARN) */
+} ufp_config;
+
+/* Fill *cfg with defaults (see each field). NULL is ignored. */
+UFP_API void ufp_config_init(ufp_config *cfg);
+
+/* One data segment of a module: `len` bytes at `offset` in linear memory. */
+typedef struct ufp_segment {
+	uint64_t offset;
+	const void *bytes;
+	uint64_t len;
+} ufp_segment;
+
+/*
+ * Counters of one pool, all monotonic unless noted. Generated from one list
+ * (UFP_STATS_LIST) that also drives ufp_stats_format(). Fields are only ever
+ * appended.
+ */
+#define UFP_STATS_LIST(X)                                                     \
+	X(faults, "userfaultfd faults served")                                \
+	X(pages_copied, "pages installed with UFFDIO_COPY")                   \
+	X(pages_zeroed, "pages installed with UFFDIO_ZEROPAGE")               \
+	X(windows, "fault-around windows filled")                             \
+	X(eexist_races, "pages found already present (EEXIST)")               \
+	X(poisoned_faults, "faults in slots without a live memory")           \
+	X(fault_errors, "unexpected errors while serving a fault")            \
+	X(allocs, "memories allocated")                                       \
+	X(affinity_hits, "allocations that reused an affine slot")            \
+	X(resets, "slots reset at free")                                      \
+	X(bytes_restored, "bytes restored in place at reset")                 \
+	X(bytes_dropped, "bytes released with MADV_DONTNEED at reset")        \
+	X(slots_wiped, "slots wiped for a different module")                  \
+	X(purges, "module purges started")                                    \
+	X(slots_purged, "affine slots purged")                                \
+	X(purge_bytes, "bytes released by purges")                            \
+	X(purge_batches, "reclaim batches submitted")                         \
+	X(purge_ranges, "ranges submitted in reclaim batches")                \
+	X(reclaim_fallbacks, "reclaim ranges redone with madvise")            \
+	X(purges_inflight, "slots submitted and not yet completed (gauge)")   \
+	X(dirty_scans, "PAGEMAP_SCAN calls at reset")                         \
+	X(pages_restored, "written pages restored at reset")                  \
+	X(pages_dropped, "pages dropped at reset")                            \
+	X(faults_avoided, "clean pages kept across a warm reuse")             \
+	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes")   \
+	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")
+
+typedef struct ufp_stats {
+	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
+	uint32_t reserved;
+#define UFP_STATS_FIELD(name, doc) uint64_t name;
+	UFP_STATS_LIST(UFP_STATS_FIELD)
+#undef UFP_STATS_FIELD
+} ufp_stats;
+
+/*
+ * Create a pool: reserve `pre_guard_bytes + slots * slot_bytes` of PROT_NONE
+ * address space (slot_bytes = max_memory_bytes + guard_bytes), open and
+ * register userfaultfd, start the handler thread(s), set up the reclaim
+ * engine. cfg is copied.
+ * Returns 0 and *out, or:
+ *  -EINVAL  NULL argument, cfg->size too small, reserved != 0, zero slots,
+ *           sizes not page multiples or zero, unknown enum values,
+ *           handler_threads 0 or > 64, ring_entries 0 or > 32768,
+ *           fault_around_max_bytes < fault_around_bytes;
+ *  -E2BIG   the reservation does not fit the address space or RLIMIT_AS,
+ *           or slots exceed the vm.max_map_count headroom (logged: which
+ *           limit to raise);
+ *  -EPERM   backend UFFD and userfaultfd is not permitted (logged: set
+ *           vm.unprivileged_userfaultfd=1, grant access to /dev/userfaultfd
+ *           or CAP_SYS_PTRACE);
+ *  -ENOSYS  backend UFFD and the kernel has no userfaultfd;
+ *  -ENOTSUP reclaim URING / PROCESS_MADVISE or a backend forced on a kernel
+ *           that lacks it;
+ *  -ENOMEM  out of memory or address space; other -errno from the kernel.
+ * Needs: userfaultfd (Linux 4.3, POISON 6.6 else mprotect fallback),
+ * io_uring IORING_OP_MADVISE (5.6) for URING. Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_pool_create(const ufp_config *cfg, ufp_pool **out);
+
+/*
+ * Wait for in-flight purges, stop the handler thread(s), release every
+ * image still held by a slot and unmap everything. Modules not dropped are
+ * dropped. Returns 0, -EINVAL (NULL), -EBUSY (memories are live: nothing is
+ * changed). Must not race with any other call on the same pool.
+ */
+UFP_API UFP_WUR int ufp_pool_destroy(ufp_pool *pool);
+
+/*
+ * Create a module whose image is built from `segs` (applied in order; later
+ * segments overwrite earlier ones) over `initial_bytes` of linear memory.
+ * Only pages holding a non-zero byte are stored. The segment bytes are
+ * copied: the caller may free them after the call.
+ * Returns 0 and *out, or -EINVAL (NULL pool/out, segs NULL with nsegs > 0,
+ * a segment with NULL bytes and len > 0, initial_bytes not a multiple of
+ * 64 KiB), -E2BIG (initial_bytes > max_memory_bytes), -ERANGE (a segment
+ * does not fit in [0, initial_bytes)), -ENOMEM.
+ * Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
+				      size_t nsegs, uint64_t initial_bytes,
+				      ufp_module **out);
+
+/*
+ * End the embedder's handle to a module and purge every slot still affine
+ * to it: affinity cleared, pages released with MADV_DONTNEED (io_uring
+ * batches with reclaim URING: the call only submits; ufp_pool_quiesce
+ * waits). While memories of the module are live, the purge is deferred to
+ * the free of the last one. After drop + quiesce no page of the module is
+ * resident in the pool and its image memory is unmapped.
+ * The handle must not be used afterwards; a second drop is detected while
+ * the handle's storage has not been reused (it is recycled FIFO, after at
+ * least 1024 other modules were dropped).
+ * Returns 0, -EINVAL (NULL or not a live module), -EALREADY (already
+ * dropped). Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_module_drop(ufp_module *m);
+
+/* Bytes of linear memory the module was created with. 0 for NULL. */
+UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m);
+
+/*
+ * Allocate a memory of `initial_bytes` (0: the module's initial_bytes; a
+ * multiple of 64 KiB) for module m (NULL: no image, all zero). Prefers a
+ * slot affine to m per the pool's strategy. The accessible part is
+ * read-write, the rest of the slot PROT_NONE.
+ * Returns 0 and *out, or -EINVAL (NULL pool/out, size not a 64 KiB
+ * multiple, m not a live module of this pool), -E2BIG (initial_bytes >
+ * max_memory_bytes: can never fit), -ERANGE (initial_bytes smaller than the
+ * module's), -EAGAIN (every slot is in use right now), -ENOMEM and other
+ * -errno from mprotect/madvise (the slot is returned to the pool).
+ * Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
+				     uint64_t initial_bytes, ufp_memory **out);
+
+/*
+ * Like ufp_memory_alloc, but when every slot is in use wait up to
+ * `timeout_ns` (UINT64_MAX: forever) for one to be freed.
+ * Returns what ufp_memory_alloc returns, with -ETIMEDOUT in place of
+ * -EAGAIN once the timeout has passed.
+ */
+UFP_API UFP_WUR int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
+					  uint64_t initial_bytes,
+					  uint64_t timeout_ns,
+					  ufp_memory **out);
+
+/* Base address, accessible size in bytes, slot index. NULL gives
+ * NULL/0/UINT32_MAX. Thread-safety: any thread (size races with grow). */
+UFP_API void *ufp_memory_base(const ufp_memory *mem);
+UFP_API uint64_t ufp_memory_size(const ufp_memory *mem);
+UFP_API uint32_t ufp_memory_slot(const ufp_memory *mem);
+
+/*
+ * Grow the accessible size to `new_bytes` (a multiple of 64 KiB, >= the
+ * current size). New pages read as the image's data where it extends there,
+ * else zero.
+ * Returns 0, -EINVAL (NULL, not live, not a 64 KiB multiple, smaller than
+ * the current size), -E2BIG (beyond max_memory_bytes), -ENOMEM (mprotect).
+ * Thread-safety: not against other calls on the same memory.
+ */
+UFP_API UFP_WUR int ufp_memory_grow(ufp_memory *mem, uint64_t new_bytes);
+
+/*
+ * Free a memory: reset its slot (the first keep_resident_bytes restored in
+ * place and kept, the rest of what was populated dropped), keep the slot
+ * affine to the module. Touching the memory afterwards is a bug that traps
+ * (SIGBUS on untouched pages).
+ * Returns 0, -EINVAL (NULL or not a live memory: double free is detected
+ * while the handle's storage has not been reused). Errors of the reset
+ * itself are logged and counted; the slot is then wiped before reuse.
+ * Thread-safety: any thread, not against other calls on the same memory.
+ */
+UFP_API UFP_WUR int ufp_memory_free(ufp_memory *mem);
+
+/*
+ * Wait until every purge in flight has completed and its slots are back in
+ * the allocator. Returns 0, -EINVAL (NULL). Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_pool_quiesce(ufp_pool *pool);
+
+/* Snapshot of the counters. Returns 0, -EINVAL (NULL). Any thread. */
+UFP_API UFP_WUR int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out);
+
+/*
+ * Format stats as "name value\n" lines (json = 0) or one JSON object
+ * (json != 0) into buf. Returns the length it needed (excluding the NUL),
+ * like snprintf; buf may be NULL when cap is 0.
+ */
+UFP_API size_t ufp_stats_format(const ufp_stats *st, int json, char *buf,
+				size_t cap);
+
+/*
+ * Bytes of the pool's reservation resident right now, measured from the
+ * kernel (PAGEMAP_SCAN, or mincore where it is missing), not from counters.
+ * Returns 0, -EINVAL (NULL), -errno from the kernel. Any thread.
+ */
+UFP_API UFP_WUR int ufp_pool_resident_bytes(ufp_pool *pool, uint64_t *out);
+
+/* Which backend, reclaim engine and dirty tracking the pool actually uses
+ * (AUTO resolved). Any of the out pointers may be NULL. */
+UFP_API UFP_WUR int ufp_pool_info(const ufp_pool *pool, ufp_backend *backend,
+				  ufp_reclaim *reclaim, int *dirty_tracking);
+
+/* Static description of an error code (negative errno), never NULL. */
+UFP_API const char *ufp_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UFFDPOOL_H */
