@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * image.c - a module's initial memory contents, built from data segments.
+ *
+ * Segments are applied in order onto a scratch mapping of initial_bytes
+ * (MAP_NORESERVE: pages no segment touches are never faulted in), so later
+ * segments overwrite earlier ones as WebAssembly specifies. Then only the
+ * pages holding a non-zero byte are copied, in page order, into one
+ * page-aligned resident buffer; a page map says where each lives. The
+ * handler copies straight from that buffer with UFFDIO_COPY, and runs of
+ * consecutive present pages are contiguous in it, so a run is one ioctl.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static bool page_is_zero(const unsigned char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < len / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
+		      uint64_t initial_bytes, struct ufpi_image **out)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_image *img;
+	unsigned char *scratch = NULL;
+	uint8_t *touched = NULL;
+	uint64_t npages = initial_bytes / page;
+	int err;
+
+	for (size_t i = 0; i < nsegs; i++) {
+		if (segs[i].len && !segs[i].bytes)
+			return -EINVAL;
+		if (segs[i].offset > initial_bytes ||
+		    segs[i].len > initial_bytes - segs[i].offset)
+			return -ERANGE;
+	}
+	if (npages >= UFPI_IMAGE_ZERO)
+		return -E2BIG;
+	img = calloc(1, sizeof(*img));
+	if (!img)
+		return -ENOMEM;
+	atomic_init(&img->refs, 1);
+	img->npages = (uint32_t)npages;
+	img->map = malloc((npages ? npages : 1) * sizeof(*img->map));
+	touched = calloc(npages ? npages : 1, 1);
+	if (!img->map || !touched) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (uint64_t p = 0; p < npages; p++)
+		img->map[p] = UFPI_IMAGE_ZERO;
+
+	size_t nonempty = 0;
+	for (size_t i = 0; i < nsegs; i++)
+		nonempty += segs[i].len != 0;
+	if (nonempty) {
+		err = ufpi_os_reserve(initial_bytes, (void **)&scratch);
+		if (!err)
+			err = ufpi_os_protect(scratch, initial_bytes,
+					      PROT_READ | PROT_WRITE);
+		if (err)
+			goto fail;
+		for (size_t i = 0; i < nsegs; i++) {
+			if (!segs[i].len)
+				continue;
+			memcpy(scratch + segs[i].offset, segs[i].bytes,
+			       segs[i].len);
+			for (uint64_t p = segs[i].offset / page;
+			     p <= (segs[i].offset + segs[i].len - 1) / page; p++)
+				touched[p] = 1;
+		}
+	}
+	uint64_t ndata = 0;
+	for (uint64_t p = 0; p < npages; p++)
+		if (touched[p] && !page_is_zero(scratch + p * page, page))
+			img->map[p] = (uint32_t)ndata++;
+	img->ndata = (uint32_t)ndata;
+	if (ndata) {
+		img->data_len = ndata * page;
+		err = ufpi_os_map_anon(img->data_len, (void **)&img->data);
+		if (err)
+			goto fail;
+		for (uint64_t p = 0; p < npages; p++)
+			if (img->map[p] != UFPI_IMAGE_ZERO)
+				memcpy(img->data + (size_t)img->map[p] * page,
+				       scratch + p * page, page);
+	}
+	if (scratch)
+		ufpi_os_unmap(scratch, initial_bytes);
+	free(touched);
+	*out = img;
+	return 0;
+fail:
+	if (scratch)
+		ufpi_os_unmap(scratch, initial_bytes);
+	free(touched);
+	free(img->map);
+	free(img);
+	return err;
+}
+
+void ufpi_image_ref(struct ufpi_image *img)
+{
+	if (img)
+		atomic_fetch_add_explicit(&img->refs, 1, memory_order_relaxed);
+}
+
+void ufpi_image_unref(struct ufpi_image *img)
+{
+	if (!img)
+		return;
+	if (atomic_fetch_sub_explicit(&img->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (img->data)
+		ufpi_os_unmap(img->data, img->data_len);
+	free(img->map);
+	free(img);
+}

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - shared internals of uffdpool (ufpi_ prefix). Not installed.
+ *
+ * Floors (docs/design.md, "Architecture"): dependencies point down only.
+ *   5  pool.c, module.c     own everything, start/stop the handler
+ *   4  uffd/handler.c, reclaim.c   read slot state, issue kernel work
+ *   3  slot.c               slot state machine
+ *   2  index.c, image.c, uffd/uffd.c
+ *   1  os.c, stats.c        syscalls, counters
+ */
+#ifndef UFP_INTERNAL_H
+#define UFP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "uffdpool.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Ignore a warn_unused_result value on purpose (gcc ignores a cast). */
+#define UFPI_IGNORE(x)                                                        \
+	do {                                                                  \
+		if (x) {                                                      \
+		}                                                             \
+	} while (0)
+
+#define UFPI_WASM_PAGE ((uint64_t)65536)
+#define UFPI_MAX_HANDLERS 64
+
+/* ---- floor 1: counters (stats.c) -------------------------------------- */
+
+struct ufpi_counters {
+#define UFPI_COUNTER(name, doc) _Atomic uint64_t name;
+	UFP_STATS_LIST(UFPI_COUNTER)
+#undef UFPI_COUNTER
+};
+
+#define UFPI_ADD(c, name, n)                                                  \
+	atomic_fetch_add_explicit(&(c)->name, (uint64_t)(n),                  \
+				  memory_order_relaxed)
+#define UFPI_SUB(c, name, n)                                                  \
+	atomic_fetch_sub_explicit(&(c)->name, (uint64_t)(n),                  \
+				  memory_order_relaxed)
+
+void ufpi_counters_snapshot(const struct ufpi_counters *c, ufp_stats *out);
+
+/* Logging through the embedder's callback (never prints by itself). */
+struct ufpi_log {
+	ufp_log_fn fn;
+	void *arg;
+	ufp_log_level level;
+};
+void ufpi_logf(const struct ufpi_log *log, ufp_log_level level,
+	       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- floor 1: the syscall boundary (os.c) ------------------------------ */
+/*
+ * Every mmap/mprotect/madvise/mincore/io_uring call of lib/ goes through
+ * here and returns 0 (or a count) or -errno, with errno preserved. In
+ * builds with UFP_FAULT_INJECTION each can be made to fail on its Nth use.
+ */
+enum ufpi_fi_op {
+	UFPI_FI_MMAP,
+	UFPI_FI_MPROTECT,
+	UFPI_FI_MADVISE,
+	UFPI_FI_URING_INIT,
+	UFPI_FI_URING_CQE,
+	UFPI_FI_UFFDIO_COPY,
+	UFPI_FI_UFFDIO_REGISTER,
+	UFPI_FI_USERFAULTFD,
+	UFPI_FI_NOPS
+};
+
+/* Arm op to fail with -err on its nth use from now (n >= 1); n 0 disarms.
+ * Returns -ENOTSUP when built without UFP_FAULT_INJECTION. */
+int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err);
+void ufpi_fi_reset(void);
+#ifdef UFP_FAULT_INJECTION
+int ufpi_fi_hit(enum ufpi_fi_op op); /* 0, or the armed -errno */
+#else
+static inline int ufpi_fi_hit(enum ufpi_fi_op op)
+{
+	(void)op;
+	return 0;
+}
+#endif
+
+size_t ufpi_page_size(void);
+int ufpi_os_reserve(size_t len, void **out);     /* PROT_NONE, NORESERVE */
+int ufpi_os_map_anon(size_t len, void **out);    /* RW, private anon */
+int ufpi_os_unmap(void *addr, size_t len);
+int ufpi_os_protect(void *addr, size_t len, int prot);
+int ufpi_os_dontneed(void *addr, size_t len);
+int ufpi_os_dontfork(void *addr, size_t len);
+int ufpi_os_mincore(void *addr, size_t len, unsigned char *vec);
+int ufpi_os_pagemap_open(void);                  /* fd of /proc/self/pagemap */
+int ufpi_os_close(int fd);
+int ufpi_os_eventfd(int *out);
+int ufpi_os_eventfd_signal(int fd);
+int ufpi_os_eventfd_drain(int fd);
+/* Bytes resident in [addr, addr+len): PAGEMAP_SCAN (present, not the zero
+ * page) when pagemap_fd >= 0 and the kernel has it, else mincore. */
+int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out);
+int ufpi_os_max_map_count(uint64_t *max, uint64_t *used);
+int ufpi_os_rlimit_as(uint64_t *limit); /* UINT64_MAX when unlimited */
+int ufpi_os_pidfd_self(int *out);
+/* process_madvise(MADV_DONTNEED) of up to n ranges; returns bytes or -errno */
+long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n);
+
+struct io_uring;
+int ufpi_os_uring_init(unsigned entries, struct io_uring *ring);
+void ufpi_os_uring_exit(struct io_uring *ring);
+int ufpi_os_uring_has_madvise(void); /* 1, 0, or -errno */
+int ufpi_os_uring_register_eventfd(struct io_uring *ring, int efd);
+/* Queue MADV_DONTNEED of [addr, addr+len) (len < 4 GiB); -EBUSY if the
+ * submission queue is full. */
+int ufpi_os_uring_queue_madvise(struct io_uring *ring, void *addr, size_t len,
+				uint64_t user_data);
+int ufpi_os_uring_submit(struct io_uring *ring); /* one io_uring_enter */
+/* Pop one completion: 0 with its user_data and result, or -EAGAIN. */
+int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res);
+
+/* ---- floor 2: kernel features (probe.c via uffd/uffd.c, os.c) ---------- */
+
+struct ufpi_features {
+	int uffd_err;          /* 0 if a userfaultfd could be opened, else -errno */
+	int uffd_via_dev;      /* opened through /dev/userfaultfd */
+	uint64_t uffd_features; /* UFFD_FEATURE_* offered by the kernel */
+	bool poison;           /* UFFDIO_POISON (6.6) */
+	bool wp_async;         /* UFFD_FEATURE_WP_ASYNC (6.7) */
+	bool pagemap_scan;     /* PAGEMAP_SCAN ioctl (6.7) */
+	int uring_madvise;     /* 1 yes, 0 no, <0 io_uring unusable (-errno) */
+	int process_madvise;   /* 1 if process_madvise accepts MADV_DONTNEED on
+				  ourselves, 0 no, <0 -errno */
+};
+
+/* Probe once per process (cached, thread-safe). */
+const struct ufpi_features *ufpi_features_probe(void);
+/* Forget the cached probe (tests with fault injection). */
+void ufpi_features_reset(void);
+
+/* ---- floor 2: userfaultfd (uffd/uffd.c) --------------------------------- */
+
+int ufpi_uffd_open(uint64_t want_features, int *fd_out, uint64_t *features_out,
+		   int *via_dev);
+int ufpi_uffd_probe(uint64_t *features, int *via_dev);
+int ufpi_uffd_register(int fd, void *addr, size_t len, bool wp,
+		       uint64_t *ioctls);
+/* Each returns 0 when all of len is done, else -errno with *done set to the
+ * bytes completed before the error (EEXIST, EAGAIN, ...). */
+int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
+		   size_t *done);
+int ufpi_uffd_zeropage(int fd, void *dst, size_t len, size_t *done);
+int ufpi_uffd_poison(int fd, void *dst, size_t len);
+int ufpi_uffd_wake(int fd, void *addr, size_t len);
+int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp);
+
+/* ---- floor 2: images (image.c) ----------------------------------------- */
+
+/*
+ * A module's initial memory contents over `npages` pages: `map[p]` is the
+ * index of page p's bytes in `data`, or UFPI_IMAGE_ZERO. Pages with no
+ * non-zero byte are not stored. Data pages are stored in page order, so
+ * consecutive present pages are contiguous in `data`.
+ * Refcounted: the module holds one reference until it is dropped, each slot
+ * holding populated pages of it one more; the last unref unmaps `data`.
+ */
+#define UFPI_IMAGE_ZERO UINT32_MAX
+struct ufpi_image {
+	_Atomic uint32_t refs;
+	uint32_t npages;        /* pages covered by map */
+	uint32_t ndata;         /* pages stored in data */
+	uint32_t *map;
+	unsigned char *data;    /* page-aligned, ndata pages */
+	size_t data_len;        /* bytes mapped at data */
+};
+
+int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
+		      uint64_t initial_bytes, struct ufpi_image **out);
+void ufpi_image_ref(struct ufpi_image *img);
+void ufpi_image_unref(struct ufpi_image *img);
+static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,
+						   uint64_t p)
+{
+	if (!img || p >= img->npages || img->map[p] == UFPI_IMAGE_ZERO)
+		return NULL;
+	return img->data + (size_t)img->map[p] * ufpi_page_size();
+}
+
+/* ---- floor 3: slots (slot.c) ------------------------------------------- */
+
+enum ufpi_slot_state {
+	UFPI_SLOT_FREE = 0, /* no live memory: faults are poisoned */
+	UFPI_SLOT_LIVE = 1, /* a memory: faults are filled from `image` */
+};
+
+/*
+ * One slot. `lock` is taken by the handler while it serves a fault and by
+ * every state change, so a fill from module A can never land after the slot
+ * was handed to module B. Nobody holds it while touching pool memory.
+ */
+struct ufpi_slot {
+	pthread_mutex_t lock;
+	enum ufpi_slot_state state;
+	uint32_t gen;               /* bumped on every state change */
+	struct ufpi_image *image;   /* referenced while LIVE or populated */
+	uint64_t accessible;        /* LIVE: bytes read-write for the memory */
+	uint64_t prot_bytes;        /* bytes currently PROT_READ|WRITE */
+	uint64_t populated_hi;      /* no page at or above this is present */
+	bool poisoned;              /* a fault was poisoned while FREE */
+	bool prot_dirty;            /* protection unknown: reapply all */
+	bool stale;                 /* a reset failed: wipe before reuse */
+	bool purging;               /* debug invariant: mid-purge */
+	/* fault-around window state (handler only, under lock) */
+	uint64_t seq_next;
+	uint64_t win;
+	uint32_t purge_pending;     /* reclaim ranges in flight */
+};
+
+/* Geometry and shared context the slot and handler layers work with. */
+struct ufpi_slots {
+	unsigned char *start;     /* address of slot 0 */
+	size_t slot_bytes;        /* max_memory_bytes + guard, page-rounded */
+	uint64_t max_memory_bytes;
+	uint32_t n;
+	struct ufpi_slot *slot;   /* n slots */
+	struct ufpi_counters *ctr;
+	const struct ufpi_log *log;
+	uint64_t keep_resident_bytes;
+	uint64_t window_min, window_max;
+	int *uffd;                /* uffd of slot i: uffd[i % nuffd]; NULL for
+				     backends without userfaultfd */
+	unsigned nuffd;
+	bool uffd_poison;         /* UFFDIO_POISON available */
+};
+
+static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
+					    uint32_t i)
+{
+	return s->start + (size_t)i * s->slot_bytes;
+}
+
+int ufpi_slot_init(struct ufpi_slot *slot);
+void ufpi_slot_fini(struct ufpi_slot *slot);
+/* Make slot i ready for a memory of `bytes` backed by img (NULL: zeros). */
+int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
+		      struct ufpi_image *img, uint64_t bytes, bool *wiped);
+/* Grow a LIVE slot's accessible size. */
+int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
+/* Reset at free: restore and keep what keep_resident_bytes allows, drop the
+ * rest, slot becomes FREE. *kept receives the resident bytes kept. */
+int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept);
+/* After a purge released [0, populated_hi): forget the image. */
+void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
+
+/* ---- floor 4: handler (uffd/handler.c) --------------------------------- */
+
+struct ufpi_handler;
+/* Called by handler 0 when the reclaim eventfd is readable. */
+typedef void (*ufpi_reap_fn)(void *arg);
+int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd,
+		       ufpi_reap_fn reap, void *reap_arg,
+		       struct ufpi_handler **out);
+void ufpi_handler_stop(struct ufpi_handler *h);
+/* Serve one fault at addr (exposed for tests of the fill logic). */
+void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr);
+
+/* ---- floor 4: reclaim engines (reclaim.c) ------------------------------ */
+
+struct ufpi_range {
+	void *addr;
+	size_t len;
+	uint64_t tag; /* opaque to the engine: the slot index */
+};
+
+/* Called once per completed range (after a madvise fallback if it failed),
+ * outside every engine lock. */
+typedef void (*ufpi_reclaim_done_fn)(void *arg, uint64_t tag, size_t len);
+
+struct ufpi_reclaim;
+int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
+			const struct ufpi_features *feat,
+			struct ufpi_counters *ctr, const struct ufpi_log *log,
+			ufpi_reclaim_done_fn done, void *done_arg,
+			struct ufpi_reclaim **out);
+void ufpi_reclaim_destroy(struct ufpi_reclaim *r);
+ufp_reclaim ufpi_reclaim_kind(const struct ufpi_reclaim *r);
+/* eventfd signalled on completions (URING), or -1. */
+int ufpi_reclaim_eventfd(const struct ufpi_reclaim *r);
+/* Queue ranges; with URING this only submits (done runs later, from
+ * ufpi_reclaim_reap); with SYNC/PROCESS_MADVISE done runs before return. */
+int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+			size_t n);
+/* Reap what has completed; never blocks. Returns ranges completed. */
+size_t ufpi_reclaim_reap(struct ufpi_reclaim *r);
+/* Ranges submitted and not yet completed. */
+size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r);
+
+/* ---- floor 5: pool, modules, memories (pool.c, module.c) -------------- */
+
+#define UFPI_MAGIC_POOL 0x75667020706f6f6cULL   /* "ufp pool" */
+#define UFPI_MAGIC_MODULE 0x7566706d6f64756cULL /* "ufpmodul" */
+#define UFPI_MAGIC_MEMORY 0x7566706d656d6f72ULL /* "ufpmemor" */
+#define UFPI_MAGIC_DEAD 0x6465616464656164ULL   /* "deaddead" */
+
+/* Dead handles are recycled FIFO only after this many more died, so a
+ * double free or double drop is detected in the meantime. */
+#define UFPI_QUARANTINE 1024
+
+struct ufp_module {
+	_Atomic uint64_t magic;
+	ufp_pool *pool;
+	uint64_t key;            /* never reused within a pool */
+	struct ufpi_image *image; /* the module's own reference */
+	uint64_t initial_bytes;
+	uint32_t live;           /* live memories (pool->mod_lock) */
+	bool dropped;            /* (pool->mod_lock) */
+	struct ufp_module *next; /* all-modules list / quarantine FIFO */
+	struct ufp_module *all_next;
+};
+
+struct ufp_memory {
+	_Atomic uint64_t magic;
+	ufp_pool *pool;
+	ufp_module *module;
+	uint32_t slot;
+	_Atomic uint64_t size;
+	struct ufp_memory *next;     /* quarantine FIFO */
+	struct ufp_memory *all_next; /* every handle ever allocated */
+};
+
+struct ufpi_quarantine {
+	void *head, *tail;
+	size_t n;
+};
+
+struct ufp_pool {
+	uint64_t magic;
+	ufp_config cfg;
+	struct ufpi_log log;
+	struct ufpi_counters ctr;
+	struct ufpi_features feat;  /* copy of the process-wide probe */
+	ufp_backend backend;        /* resolved */
+	bool dirty_tracking;        /* resolved */
+
+	unsigned char *reservation; /* pre_guard + slots * slot_bytes */
+	size_t reservation_len;
+	struct ufpi_slots slots;
+	ufp_index *index;
+
+	int uffd[UFPI_MAX_HANDLERS];
+	unsigned nuffd;
+	struct ufpi_handler *handler;
+	struct ufpi_reclaim *reclaim;
+	int pagemap_fd;
+
+	pthread_mutex_t mod_lock;   /* modules, handles, quarantines */
+	uint64_t next_key;
+	struct ufp_module *modules; /* every module struct (all_next) */
+	struct ufpi_quarantine dead_modules;
+	struct ufp_memory *memories; /* every memory struct (all_next) */
+	struct ufpi_quarantine dead_memories;
+	uint64_t live_memories;
+
+	/* slots freed: wakes ufp_memory_alloc_wait and ufp_pool_quiesce */
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	uint32_t waiters;
+	_Atomic uint64_t purge_pending; /* slots being purged */
+};
+
+/* module.c (pool->mod_lock held for the handle functions) */
+ufp_memory *ufpi_memory_handle_new(ufp_pool *pool);
+void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem);
+void ufpi_module_purge(ufp_pool *pool, uint64_t key);
+void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
+void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len);
+void ufpi_pool_slot_freed(ufp_pool *pool);
+void ufpi_pool_reap(void *arg);
+
+/* Walk the pool and check invariants (tests). 0 or -EUCLEAN. */
+int ufpi_pool_check(ufp_pool *pool);
+
+#endif /* UFP_INTERNAL_H */

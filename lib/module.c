@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * module.c - modules, their images, and the purge that runs when one is
+ * dropped.
+ *
+ * Purge protocol: repeatedly take a free slot affine to the module with
+ * ufp_index_alloc_affine_and_clear_affinity() (each call holds the index
+ * lock for O(1) work; the slot is now "used" with no key, so nobody else
+ * can take it mid-purge, and the loop ends because purged slots come back
+ * unaffine), queue MADV_DONTNEED over what the slot had populated, and hand
+ * the batch to the reclaim engine. Each completion forgets the slot's image
+ * reference and frees the slot with no affinity and 0 resident bytes. The
+ * image is unmapped when its last reference (module or slot) goes.
+ *
+ * Handle storage: dead module and memory handles are recycled FIFO only
+ * after UFPI_QUARANTINE more died, so a double drop/free is detected
+ * (-EALREADY / -EINVAL) instead of acting on a handle now in other use.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- handle quarantine (pool->mod_lock held) ---------------------------- */
+
+/* Both handle types start with `magic` and keep their FIFO link at
+ * `next_off` bytes into the struct. */
+static void *quarantine_take(struct ufpi_quarantine *q, size_t next_off)
+{
+	if (q->n <= UFPI_QUARANTINE)
+		return NULL;
+	void *h = q->head;
+	q->head = *(void **)((char *)h + next_off);
+	if (!q->head)
+		q->tail = NULL;
+	q->n--;
+	return h;
+}
+
+static void quarantine_put(struct ufpi_quarantine *q, void *h, size_t next_off)
+{
+	*(void **)((char *)h + next_off) = NULL;
+	if (q->tail)
+		*(void **)((char *)q->tail + next_off) = h;
+	else
+		q->head = h;
+	q->tail = h;
+	q->n++;
+}
+
+ufp_memory *ufpi_memory_handle_new(ufp_pool *pool)
+{
+	ufp_memory *mem = quarantine_take(&pool->dead_memories,
+					  offsetof(ufp_memory, next));
+	if (!mem) {
+		mem = calloc(1, sizeof(*mem));
+		if (!mem)
+			return NULL;
+		mem->all_next = pool->memories;
+		pool->memories = mem;
+	}
+	return mem;
+}
+
+void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem)
+{
+	atomic_store(&mem->magic, UFPI_MAGIC_DEAD);
+	quarantine_put(&pool->dead_memories, mem, offsetof(ufp_memory, next));
+}
+
+static void module_retire_locked(ufp_pool *pool, ufp_module *m)
+{
+	quarantine_put(&pool->dead_modules, m, offsetof(ufp_module, next));
+}
+
+/* ---- modules ------------------------------------------------------------ */
+
+UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
+			      size_t nsegs, uint64_t initial_bytes,
+			      ufp_module **out)
+{
+	struct ufpi_image *img;
+	ufp_module *m;
+	int err;
+
+	if (!pool || pool->magic != UFPI_MAGIC_POOL || !out ||
+	    (nsegs && !segs) || initial_bytes % UFPI_WASM_PAGE)
+		return -EINVAL;
+	if (initial_bytes > pool->cfg.max_memory_bytes)
+		return -E2BIG;
+	err = ufpi_image_create(segs, nsegs, initial_bytes, &img);
+	if (err) {
+		if (err == -ERANGE)
+			ufpi_logf(&pool->log, UFP_LOG_WARN,
+				  "module_create: a segment does not fit in "
+				  "the %llu initial bytes",
+				  (unsigned long long)initial_bytes);
+		return err;
+	}
+
+	pthread_mutex_lock(&pool->mod_lock);
+	m = quarantine_take(&pool->dead_modules, offsetof(ufp_module, next));
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (m) {
+			m->all_next = pool->modules;
+			pool->modules = m;
+		}
+	}
+	if (m) {
+		m->pool = pool;
+		m->key = pool->next_key++;
+		m->image = img;
+		m->initial_bytes = initial_bytes;
+		m->live = 0;
+		m->dropped = false;
+		atomic_store(&m->magic, UFPI_MAGIC_MODULE);
+	}
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (!m) {
+		ufpi_image_unref(img);
+		return -ENOMEM;
+	}
+	*out = m;
+	return 0;
+}
+
+UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m)
+{
+	return m && atomic_load(&m->magic) == UFPI_MAGIC_MODULE
+		       ? m->initial_bytes
+		       : 0;
+}
+
+UFP_API int ufp_module_drop(ufp_module *m)
+{
+	uint64_t want = UFPI_MAGIC_MODULE;
+	ufp_pool *pool;
+	bool purge_now;
+
+	if (!m)
+		return -EINVAL;
+	if (!atomic_compare_exchange_strong(&m->magic, &want,
+					    UFPI_MAGIC_DEAD))
+		return want == UFPI_MAGIC_DEAD ? -EALREADY : -EINVAL;
+	pool = m->pool;
+
+	pthread_mutex_lock(&pool->mod_lock);
+	m->dropped = true;
+	purge_now = m->live == 0;
+	struct ufpi_image *img = m->image;
+	m->image = NULL;
+	pthread_mutex_unlock(&pool->mod_lock);
+
+	/* live slots keep their own references: the image stays as long as
+	 * any slot has its pages */
+	ufpi_image_unref(img);
+	if (purge_now) {
+		uint64_t key = m->key;
+		pthread_mutex_lock(&pool->mod_lock);
+		module_retire_locked(pool, m);
+		pthread_mutex_unlock(&pool->mod_lock);
+		ufpi_module_purge(pool, key);
+	}
+	return 0;
+}
+
+/* A memory of m was freed (its slot is back in the index). */
+void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m)
+{
+	pthread_mutex_lock(&pool->mod_lock);
+	bool purge = --m->live == 0 && m->dropped;
+	uint64_t key = m->key;
+	if (purge)
+		module_retire_locked(pool, m);
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (purge)
+		ufpi_module_purge(pool, key);
+}
+
+/* ---- purge -------------------------------------------------------------- */
+
+/* liburing 2.3 truncates IORING_OP_MADVISE lengths to 32 bits */
+#define PURGE_PIECE ((size_t)1 << 30)
+
+void ufpi_module_purge(ufp_pool *pool, uint64_t key)
+{
+	struct ufpi_slots *s = &pool->slots;
+	struct ufpi_range batch[64];
+	size_t n = 0;
+	ufp_slot_index i;
+
+	UFPI_ADD(&pool->ctr, purges, 1);
+	while (ufp_index_alloc_affine_and_clear_affinity(pool->index, key, &i,
+							 NULL) == 0) {
+		struct ufpi_slot *slot = &s->slot[i];
+		unsigned char *base = ufpi_slot_base(s, i);
+
+		pthread_mutex_lock(&slot->lock);
+		uint64_t pop = slot->populated_hi;
+		slot->purging = true;
+		slot->purge_pending = (uint32_t)((pop + PURGE_PIECE - 1) /
+						 PURGE_PIECE);
+		pthread_mutex_unlock(&slot->lock);
+
+		UFPI_ADD(&pool->ctr, slots_purged, 1);
+		if (!pop) {
+			ufpi_slot_purged(s, i);
+			UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
+			ufpi_pool_slot_freed(pool);
+			continue;
+		}
+		UFPI_ADD(&pool->ctr, purge_bytes, pop);
+		UFPI_ADD(&pool->ctr, purges_inflight, 1);
+		atomic_fetch_add(&pool->purge_pending, 1);
+		for (uint64_t off = 0; off < pop; off += PURGE_PIECE) {
+			size_t len = pop - off < PURGE_PIECE ? pop - off
+							     : PURGE_PIECE;
+			batch[n++] = (struct ufpi_range){base + off, len, i};
+			if (n == sizeof(batch) / sizeof(batch[0])) {
+				(void)ufpi_reclaim_submit(pool->reclaim, batch,
+							  n);
+				n = 0;
+			}
+		}
+	}
+	(void)ufpi_reclaim_submit(pool->reclaim, batch, n);
+}
+
+/* One range of a purged slot is released; the last one frees the slot. */
+void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len)
+{
+	ufp_pool *pool = arg;
+	uint32_t i = (uint32_t)tag;
+	struct ufpi_slot *slot = &pool->slots.slot[i];
+	(void)len;
+
+	pthread_mutex_lock(&slot->lock);
+	bool last = --slot->purge_pending == 0;
+	pthread_mutex_unlock(&slot->lock);
+	if (!last)
+		return;
+	ufpi_slot_purged(&pool->slots, i);
+	UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
+	UFPI_SUB(&pool->ctr, purges_inflight, 1);
+	atomic_fetch_sub(&pool->purge_pending, 1);
+	ufpi_pool_slot_freed(pool);
+}
+
+void ufpi_pool_reap(void *arg)
+{
+	ufp_pool *pool = arg;
+	ufpi_reclaim_reap(pool->reclaim);
+}

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * os.c - the syscall boundary of lib/: every mmap, mprotect, madvise,
+ * mincore, pagemap and io_uring setup call goes through here.
+ *
+ * Each function returns 0 (or a count) or -errno and leaves errno as it
+ * found it, so callers never have to think about errno. In builds with
+ * UFP_FAULT_INJECTION, ufpi_fi_arm() makes a chosen operation fail with a
+ * chosen errno on its Nth use, which is how tests reach the error paths.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kernel_uapi.h"
+
+/* ---- fault injection ---------------------------------------------------- */
+
+#ifdef UFP_FAULT_INJECTION
+static struct {
+	_Atomic unsigned countdown;
+	_Atomic int err;
+} fi[UFPI_FI_NOPS];
+
+int ufpi_fi_hit(enum ufpi_fi_op op)
+{
+	unsigned n = atomic_load_explicit(&fi[op].countdown,
+					  memory_order_relaxed);
+	while (n) {
+		if (atomic_compare_exchange_weak(&fi[op].countdown, &n, n - 1))
+			return n == 1 ? atomic_load(&fi[op].err) : 0;
+	}
+	return 0;
+}
+
+int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err)
+{
+	if ((unsigned)op >= UFPI_FI_NOPS || err >= 0)
+		return -EINVAL;
+	atomic_store(&fi[op].err, err);
+	atomic_store(&fi[op].countdown, nth);
+	return 0;
+}
+
+void ufpi_fi_reset(void)
+{
+	for (int i = 0; i < UFPI_FI_NOPS; i++)
+		atomic_store(&fi[i].countdown, 0);
+}
+#else
+int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err)
+{
+	(void)op, (void)nth, (void)err;
+	return -ENOTSUP;
+}
+
+void ufpi_fi_reset(void)
+{
+}
+#endif
+
+/* Run `expr` (a syscall returning -1 on error) and turn it into -errno,
+ * preserving errno. */
+#define SYSCALL_RET(expr)                                                     \
+	({                                                                    \
+		int saved_ = errno;                                           \
+		long r_ = (long)(expr);                                       \
+		if (r_ == -1)                                                 \
+			r_ = -errno;                                          \
+		errno = saved_;                                               \
+		r_;                                                           \
+	})
+
+size_t ufpi_page_size(void)
+{
+	static size_t page;
+	if (unlikely(!page)) {
+		long p = sysconf(_SC_PAGESIZE);
+		page = p > 0 ? (size_t)p : 4096;
+	}
+	return page;
+}
+
+int ufpi_os_reserve(size_t len, void **out)
+{
+	int err = ufpi_fi_hit(UFPI_FI_MMAP);
+	if (err)
+		return err;
+	int saved = errno;
+	void *p = mmap(NULL, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+int ufpi_os_map_anon(size_t len, void **out)
+{
+	int err = ufpi_fi_hit(UFPI_FI_MMAP);
+	if (err)
+		return err;
+	int saved = errno;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+int ufpi_os_unmap(void *addr, size_t len)
+{
+	if (!len)
+		return 0;
+	return (int)SYSCALL_RET(munmap(addr, len));
+}
+
+int ufpi_os_protect(void *addr, size_t len, int prot)
+{
+	if (!len)
+		return 0;
+	int err = ufpi_fi_hit(UFPI_FI_MPROTECT);
+	if (err)
+		return err;
+	return (int)SYSCALL_RET(mprotect(addr, len, prot));
+}
+
+int ufpi_os_dontneed(void *addr, size_t len)
+{
+	if (!len)
+		return 0;
+	int err = ufpi_fi_hit(UFPI_FI_MADVISE);
+	if (err)
+		return err;
+	return (int)SYSCALL_RET(madvise(addr, len, MADV_DONTNEED));
+}
+
+int ufpi_os_dontfork(void *addr, size_t len)
+{
+	return (int)SYSCALL_RET(madvise(addr, len, MADV_DONTFORK));
+}
+
+int ufpi_os_mincore(void *addr, size_t len, unsigned char *vec)
+{
+	return (int)SYSCALL_RET(mincore(addr, len, vec));
+}
+
+int ufpi_os_pagemap_open(void)
+{
+	return (int)SYSCALL_RET(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+}
+
+int ufpi_os_close(int fd)
+{
+	if (fd < 0)
+		return 0;
+	return (int)SYSCALL_RET(close(fd));
+}
+
+int ufpi_os_eventfd(int *out)
+{
+	long fd = SYSCALL_RET(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (fd < 0)
+		return (int)fd;
+	*out = (int)fd;
+	return 0;
+}
+
+int ufpi_os_eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+	long r = SYSCALL_RET(write(fd, &one, sizeof(one)));
+	/* EAGAIN: the counter is saturated, the reader will wake anyway */
+	return r < 0 && r != -EAGAIN ? (int)r : 0;
+}
+
+int ufpi_os_eventfd_drain(int fd)
+{
+	uint64_t v;
+	long r = SYSCALL_RET(read(fd, &v, sizeof(v)));
+	return r < 0 && r != -EAGAIN ? (int)r : 0;
+}
+
+/* PAGEMAP_SCAN walks page tables and reports runs, so a sparse terabyte
+ * reservation costs what is populated, not what is reserved. */
+static int resident_scan(int fd, uint64_t start, uint64_t end, uint64_t *out)
+{
+	struct page_region regs[256];
+	uint64_t total = 0;
+	int saved = errno;
+
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = start,
+			.end = end,
+			.vec = (uint64_t)(uintptr_t)regs,
+			.vec_len = sizeof(regs) / sizeof(regs[0]),
+			.category_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO,
+			.category_inverted = PAGE_IS_PFNZERO,
+			.return_mask = PAGE_IS_PRESENT,
+		};
+		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+		if (n < 0) {
+			int err = -errno;
+			errno = saved;
+			return err;
+		}
+		for (int i = 0; i < n; i++)
+			total += regs[i].end - regs[i].start;
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	*out = total;
+	return 0;
+}
+
+static int resident_mincore(unsigned char *addr, size_t len, uint64_t *out)
+{
+	const size_t page = ufpi_page_size();
+	const size_t chunk_pages = 1u << 16;
+	unsigned char *vec = malloc(chunk_pages);
+	uint64_t total = 0;
+
+	if (!vec)
+		return -ENOMEM;
+	for (size_t off = 0; off < len; off += chunk_pages * page) {
+		size_t n = len - off < chunk_pages * page ? len - off
+							  : chunk_pages * page;
+		int err = ufpi_os_mincore(addr + off, n, vec);
+		if (err) {
+			free(vec);
+			return err;
+		}
+		for (size_t i = 0; i < (n + page - 1) / page; i++)
+			total += (vec[i] & 1) ? page : 0;
+	}
+	free(vec);
+	*out = total;
+	return 0;
+}
+
+int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out)
+{
+	if (pagemap_fd >= 0) {
+		int err = resident_scan(pagemap_fd, (uint64_t)(uintptr_t)addr,
+					(uint64_t)(uintptr_t)addr + len, out);
+		if (err != -ENOTTY && err != -EINVAL)
+			return err;
+	}
+	return resident_mincore(addr, len, out);
+}
+
+static int read_u64_file(const char *path, uint64_t *out)
+{
+	int saved = errno;
+	FILE *f = fopen(path, "re");
+	unsigned long long v;
+	int ok;
+
+	if (!f) {
+		int err = -errno;
+		errno = saved;
+		return err;
+	}
+	ok = fscanf(f, "%llu", &v) == 1;
+	fclose(f);
+	errno = saved;
+	if (!ok)
+		return -EIO;
+	*out = v;
+	return 0;
+}
+
+int ufpi_os_max_map_count(uint64_t *max, uint64_t *used)
+{
+	int saved = errno;
+	int err = read_u64_file("/proc/sys/vm/max_map_count", max);
+	if (err)
+		return err;
+	FILE *f = fopen("/proc/self/maps", "re");
+	uint64_t n = 0;
+	int c;
+	if (!f) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	while ((c = getc_unlocked(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	errno = saved;
+	*used = n;
+	return 0;
+}
+
+int ufpi_os_rlimit_as(uint64_t *limit)
+{
+	struct rlimit rl;
+	long r = SYSCALL_RET(getrlimit(RLIMIT_AS, &rl));
+	if (r < 0)
+		return (int)r;
+	*limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+	return 0;
+}
+
+int ufpi_os_pidfd_self(int *out)
+{
+	long fd = SYSCALL_RET(syscall(SYS_pidfd_open, getpid(), 0));
+	if (fd < 0)
+		return (int)fd;
+	if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
+		/* cannot happen on a fresh fd; keep going either way */
+	}
+	*out = (int)fd;
+	return 0;
+}
+
+long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n)
+{
+	int err = ufpi_fi_hit(UFPI_FI_MADVISE);
+	if (err)
+		return err;
+	return SYSCALL_RET(syscall(SYS_process_madvise, pidfd, iov, n,
+				   MADV_DONTNEED, 0));
+}
+
+int ufpi_os_uring_init(unsigned entries, struct io_uring *ring)
+{
+	int err = ufpi_fi_hit(UFPI_FI_URING_INIT);
+	if (err)
+		return err;
+	int saved = errno;
+	/* liburing returns -errno itself */
+	err = io_uring_queue_init(entries, ring, 0);
+	errno = saved;
+	return err;
+}
+
+void ufpi_os_uring_exit(struct io_uring *ring)
+{
+	int saved = errno;
+	io_uring_queue_exit(ring);
+	errno = saved;
+}
+
+int ufpi_os_uring_has_madvise(void)
+{
+	int saved = errno;
+	struct io_uring_probe *p = io_uring_get_probe();
+	int r;
+
+	if (!p) {
+		r = errno ? -errno : -ENOSYS;
+		errno = saved;
+		return r;
+	}
+	r = io_uring_opcode_supported(p, IORING_OP_MADVISE) ? 1 : 0;
+	io_uring_free_probe(p);
+	errno = saved;
+	return r;
+}
+
+int ufpi_os_uring_register_eventfd(struct io_uring *ring, int efd)
+{
+	int saved = errno;
+	int r = io_uring_register_eventfd(ring, efd);
+	errno = saved;
+	return r;
+}
+
+/* liburing 2.3's io_uring_prep_madvise stores the length in the 32-bit
+ * sqe->len: callers split ranges well below 4 GiB. */
+int ufpi_os_uring_queue_madvise(struct io_uring *ring, void *addr, size_t len,
+				uint64_t user_data)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_madvise(sqe, addr, (off_t)len, MADV_DONTNEED);
+	io_uring_sqe_set_data64(sqe, user_data);
+	return 0;
+}
+
+int ufpi_os_uring_submit(struct io_uring *ring)
+{
+	int saved = errno;
+	int r = io_uring_submit(ring);
+	errno = saved;
+	return r < 0 ? r : 0;
+}
+
+int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res)
+{
+	struct io_uring_cqe *cqe;
+	int saved = errno;
+	int r = io_uring_peek_cqe(ring, &cqe);
+	errno = saved;
+	if (r < 0)
+		return r; /* -EAGAIN: nothing completed */
+	*user_data = io_uring_cqe_get_data64(cqe);
+	*res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	int injected = ufpi_fi_hit(UFPI_FI_URING_CQE);
+	if (injected)
+		*res = injected;
+	return 0;
+}

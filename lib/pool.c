@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - the pool: configuration, reservation and slot layout, the
+ * handler and reclaim engine it owns, and the memory lifecycle
+ * (alloc -> grow -> free).
+ *
+ * Layout: one PROT_NONE, MAP_NORESERVE, MADV_DONTFORK reservation of
+ * pre_guard_bytes + slots * slot_bytes; slot i starts at
+ * slots_start + i * slot_bytes; slot_bytes = max_memory_bytes + guard_bytes.
+ * Only a live memory's accessible part is read-write, so an out-of-bounds
+ * access is a hardware fault that never reaches the handler. The whole
+ * range is registered with userfaultfd once and never remapped
+ * (registration does not survive munmap or a MAP_FIXED mapping over it).
+ *
+ * Allocation order: pick a slot (index allocator), prepare it (wipe if it
+ * held another image, set protection), publish LIVE state to the handler,
+ * return. No fault for the slot is served with the new image before that.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "internal.h"
+#include "kernel_uapi.h"
+
+/* 47-bit user address space (x86-64 and arm64 with 4-level tables) */
+#define UFPI_ADDRESS_SPACE ((uint64_t)1 << 47)
+
+UFP_API void ufp_config_init(ufp_config *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+	cfg->slots = 100;
+	cfg->max_memory_bytes = (uint64_t)4 << 30;
+	cfg->guard_bytes = (uint64_t)2 << 30;
+	cfg->pre_guard_bytes = 64 << 10;
+	cfg->strategy = UFP_STRATEGY_REUSE_AFFINITY;
+	cfg->max_unused_warm_slots = 100;
+	cfg->random_seed = 1;
+	cfg->backend = UFP_BACKEND_AUTO;
+	cfg->handler_threads = 1;
+	cfg->fault_around_bytes = 64 << 10;
+	cfg->fault_around_max_bytes = 1 << 20;
+	cfg->keep_resident_bytes = 0;
+	cfg->reclaim = UFP_RECLAIM_AUTO;
+	cfg->ring_entries = 256;
+	cfg->dirty_tracking = UFP_DIRTY_AUTO;
+	cfg->max_resident_idle_bytes = 0;
+	cfg->log_level = UFP_LOG_WARN;
+}
+
+UFP_API const char *ufp_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -EINVAL:
+		return "invalid argument (EINVAL)";
+	case -E2BIG:
+		return "too big: beyond max_memory_bytes, the address space or "
+		       "a system limit (E2BIG)";
+	case -ERANGE:
+		return "a data segment or size is out of range (ERANGE)";
+	case -EAGAIN:
+		return "every slot is in use right now (EAGAIN)";
+	case -ETIMEDOUT:
+		return "timed out waiting for a free slot (ETIMEDOUT)";
+	case -EBUSY:
+		return "memories are still live (EBUSY)";
+	case -EALREADY:
+		return "already dropped (EALREADY)";
+	case -ENOENT:
+		return "not found (ENOENT)";
+	case -ENOMEM:
+		return "out of memory or address space (ENOMEM)";
+	case -EPERM:
+		return "not permitted: userfaultfd needs "
+		       "vm.unprivileged_userfaultfd=1, access to "
+		       "/dev/userfaultfd, or CAP_SYS_PTRACE (EPERM)";
+	case -ENOSYS:
+		return "the kernel lacks the system call (ENOSYS)";
+	case -ENOTSUP:
+		return "the kernel lacks the feature this setting forces "
+		       "(ENOTSUP)";
+	case -EUCLEAN:
+		return "internal invariant violated (EUCLEAN)";
+	case -EEXIST:
+		return "page already present (EEXIST)";
+	case -EFAULT:
+		return "bad address (EFAULT)";
+	case -EBADF:
+		return "bad file descriptor (EBADF)";
+	case -EMFILE:
+		return "too many open files (EMFILE)";
+	default:
+		return err < 0 ? "system error (see errno.h)" : "not an error code";
+	}
+}
+
+static int validate_config(const ufp_config *c, const struct ufpi_log *log)
+{
+	const uint64_t page = ufpi_page_size();
+#define BAD(...)                                                              \
+	do {                                                                  \
+		ufpi_logf(log, UFP_LOG_ERROR, "pool_create: " __VA_ARGS__);   \
+		return -EINVAL;                                               \
+	} while (0)
+	if (c->reserved)
+		BAD("reserved field must be 0");
+	if (!c->slots)
+		BAD("slots must be > 0");
+	if (!c->max_memory_bytes || c->max_memory_bytes % UFPI_WASM_PAGE)
+		BAD("max_memory_bytes must be a non-zero multiple of 64 KiB");
+	if (c->guard_bytes % page || c->pre_guard_bytes % page)
+		BAD("guard_bytes and pre_guard_bytes must be page multiples");
+	if ((unsigned)c->strategy > UFP_STRATEGY_WARM_LRU)
+		BAD("unknown strategy %d", (int)c->strategy);
+	if ((unsigned)c->backend > UFP_BACKEND_COPY)
+		BAD("unknown backend %d", (int)c->backend);
+	if ((unsigned)c->reclaim > UFP_RECLAIM_PROCESS_MADVISE)
+		BAD("unknown reclaim engine %d", (int)c->reclaim);
+	if ((unsigned)c->dirty_tracking > UFP_DIRTY_OFF)
+		BAD("unknown dirty_tracking %d", (int)c->dirty_tracking);
+	if (!c->handler_threads || c->handler_threads > UFPI_MAX_HANDLERS)
+		BAD("handler_threads must be 1..%d", UFPI_MAX_HANDLERS);
+	if (!c->ring_entries || c->ring_entries > 32768)
+		BAD("ring_entries must be 1..32768");
+	if (!c->fault_around_bytes || c->fault_around_bytes % page)
+		BAD("fault_around_bytes must be a non-zero page multiple");
+	if (c->fault_around_max_bytes < c->fault_around_bytes ||
+	    c->fault_around_max_bytes % page)
+		BAD("fault_around_max_bytes must be a page multiple >= "
+		    "fault_around_bytes");
+	if (c->keep_resident_bytes % page)
+		BAD("keep_resident_bytes must be a page multiple");
+	if ((unsigned)c->log_level > UFP_LOG_DEBUG)
+		BAD("unknown log_level %d", (int)c->log_level);
+#undef BAD
+	return 0;
+}
+
+/* Reservation size, or -E2BIG with the limit to raise. */
+static int check_limits(const ufp_config *c, const struct ufpi_log *log,
+			size_t *slot_bytes, size_t *total)
+{
+	uint64_t sb = c->max_memory_bytes + c->guard_bytes;
+	uint64_t t, limit, maxmap, used;
+
+	if (sb < c->max_memory_bytes || sb > UFPI_ADDRESS_SPACE ||
+	    (uint64_t)c->slots > UFPI_ADDRESS_SPACE / sb ||
+	    (t = c->pre_guard_bytes + (uint64_t)c->slots * sb) >
+		    UFPI_ADDRESS_SPACE ||
+	    t < c->pre_guard_bytes) {
+		ufpi_logf(log, UFP_LOG_ERROR,
+			  "pool_create: %u slots of %llu bytes do not fit in "
+			  "the 128 TiB address space: lower slots, "
+			  "max_memory_bytes or guard_bytes",
+			  c->slots, (unsigned long long)sb);
+		return -E2BIG;
+	}
+	if (ufpi_os_rlimit_as(&limit) == 0 && t > limit) {
+		ufpi_logf(log, UFP_LOG_ERROR,
+			  "pool_create: the reservation of %llu bytes exceeds "
+			  "RLIMIT_AS (%llu): raise it (ulimit -v) or shrink "
+			  "the pool",
+			  (unsigned long long)t, (unsigned long long)limit);
+		return -E2BIG;
+	}
+	/* each live memory splits its slot into a read-write and a
+	 * PROT_NONE mapping; with several uffds each slot is its own VMA */
+	uint64_t need = 2 * (uint64_t)c->slots +
+			(c->handler_threads > 1 ? c->slots : 0) + 64;
+	if (ufpi_os_max_map_count(&maxmap, &used) == 0 &&
+	    used + need > maxmap) {
+		ufpi_logf(log, UFP_LOG_ERROR,
+			  "pool_create: %u slots need about %llu mappings; "
+			  "vm.max_map_count is %llu with %llu in use: raise "
+			  "it (sysctl vm.max_map_count=%llu)",
+			  c->slots, (unsigned long long)need,
+			  (unsigned long long)maxmap, (unsigned long long)used,
+			  (unsigned long long)(used + need) * 2);
+		return -E2BIG;
+	}
+	*slot_bytes = sb;
+	*total = t;
+	return 0;
+}
+
+static int open_uffds(ufp_pool *pool)
+{
+	const ufp_config *c = &pool->cfg;
+	uint64_t want = pool->feat.uffd_features & UFFD_FEATURE_POISON;
+	int via_dev;
+
+	for (unsigned k = 0; k < c->handler_threads; k++) {
+		int err = ufpi_uffd_open(want, &pool->uffd[k], NULL, &via_dev);
+		if (err)
+			return err;
+		pool->nuffd = k + 1;
+	}
+	if (pool->nuffd == 1)
+		return ufpi_uffd_register(pool->uffd[0], pool->slots.start,
+					  (size_t)c->slots *
+						  pool->slots.slot_bytes,
+					  false, NULL);
+	for (uint32_t i = 0; i < c->slots; i++) {
+		int err = ufpi_uffd_register(pool->uffd[i % pool->nuffd],
+					     ufpi_slot_base(&pool->slots, i),
+					     pool->slots.slot_bytes, false,
+					     NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int resolve_reclaim(ufp_pool *pool)
+{
+	ufp_reclaim kind = pool->cfg.reclaim;
+	int err;
+
+	if (kind == UFP_RECLAIM_AUTO) {
+		kind = UFP_RECLAIM_URING;
+		if (pool->feat.uring_madvise != 1) {
+			ufpi_logf(&pool->log, UFP_LOG_INFO,
+				  "reclaim: io_uring IORING_OP_MADVISE %s; "
+				  "using plain madvise",
+				  pool->feat.uring_madvise < 0
+					  ? ufp_strerror(pool->feat.uring_madvise)
+					  : "not supported");
+			kind = UFP_RECLAIM_SYNC;
+		}
+	}
+	err = ufpi_reclaim_create(kind, pool->cfg.ring_entries, &pool->feat,
+				  &pool->ctr, &pool->log,
+				  ufpi_pool_reclaim_done, pool, &pool->reclaim);
+	if (err && pool->cfg.reclaim == UFP_RECLAIM_AUTO &&
+	    kind != UFP_RECLAIM_SYNC) {
+		ufpi_logf(&pool->log, UFP_LOG_WARN,
+			  "reclaim: io_uring setup failed (%s); using plain "
+			  "madvise",
+			  ufp_strerror(err));
+		err = ufpi_reclaim_create(UFP_RECLAIM_SYNC, 0, &pool->feat,
+					  &pool->ctr, &pool->log,
+					  ufpi_pool_reclaim_done, pool,
+					  &pool->reclaim);
+	}
+	if (err)
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "pool_create: reclaim engine %d unavailable: %s",
+			  (int)kind, ufp_strerror(err));
+	return err;
+}
+
+static void pool_free(ufp_pool *pool)
+{
+	ufpi_handler_stop(pool->handler);
+	ufpi_reclaim_destroy(pool->reclaim);
+	if (pool->slots.slot) {
+		for (uint32_t i = 0; i < pool->slots.n; i++)
+			ufpi_slot_fini(&pool->slots.slot[i]);
+		free(pool->slots.slot);
+	}
+	ufp_index_destroy(pool->index);
+	for (unsigned k = 0; k < pool->nuffd; k++)
+		ufpi_os_close(pool->uffd[k]);
+	if (pool->reservation)
+		ufpi_os_unmap(pool->reservation, pool->reservation_len);
+	ufpi_os_close(pool->pagemap_fd);
+	for (ufp_module *m = pool->modules, *nx; m; m = nx) {
+		nx = m->all_next;
+		ufpi_image_unref(m->image);
+		free(m);
+	}
+	for (ufp_memory *m = pool->memories, *nx; m; m = nx) {
+		nx = m->all_next;
+		free(m);
+	}
+	pthread_mutex_destroy(&pool->mod_lock);
+	pthread_mutex_destroy(&pool->wait_lock);
+	pthread_cond_destroy(&pool->wait_cond);
+	pool->magic = 0;
+	free(pool);
+}
+
+UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
+{
+	ufp_config cfg;
+	ufp_pool *pool;
+	size_t slot_bytes, total;
+	int err;
+
+	if (!cfg_in || !out || cfg_in->size < offsetof(ufp_config, log))
+		return -EINVAL;
+	/* a caller built against an older header passes a shorter struct:
+	 * its missing fields keep their defaults */
+	ufp_config_init(&cfg);
+	memcpy(&cfg, cfg_in,
+	       cfg_in->size < sizeof(cfg) ? cfg_in->size : sizeof(cfg));
+	cfg.size = sizeof(cfg);
+	struct ufpi_log log = {cfg.log, cfg.log_arg, cfg.log_level};
+	err = validate_config(&cfg, &log);
+	if (err)
+		return err;
+	err = check_limits(&cfg, &log, &slot_bytes, &total);
+	if (err)
+		return err;
+
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->magic = UFPI_MAGIC_POOL;
+	pool->cfg = cfg;
+	pool->log = log;
+	pool->pagemap_fd = -1;
+	pool->next_key = 1;
+	pthread_mutex_init(&pool->mod_lock, NULL);
+	pthread_mutex_init(&pool->wait_lock, NULL);
+	pthread_cond_init(&pool->wait_cond, NULL);
+	pool->feat = *ufpi_features_probe();
+
+	pool->backend = cfg.backend == UFP_BACKEND_AUTO ? UFP_BACKEND_UFFD
+							: cfg.backend;
+	if (pool->backend != UFP_BACKEND_UFFD) {
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "pool_create: backend %d is not built yet",
+			  (int)pool->backend);
+		err = -ENOTSUP;
+		goto fail;
+	}
+	if (pool->feat.uffd_err) {
+		err = pool->feat.uffd_err;
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "userfaultfd: %s",
+			  err == -EPERM
+				  ? "EPERM - set vm.unprivileged_userfaultfd=1, "
+				    "grant access to /dev/userfaultfd, or run "
+				    "with CAP_SYS_PTRACE"
+				  : ufp_strerror(err));
+		goto fail;
+	}
+
+	err = ufpi_os_reserve(total, (void **)&pool->reservation);
+	if (err) {
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "pool_create: cannot reserve %zu bytes: %s", total,
+			  ufp_strerror(err));
+		goto fail;
+	}
+	pool->reservation_len = total;
+	ufpi_os_dontfork(pool->reservation, total);
+
+	struct ufpi_slots *s = &pool->slots;
+	s->start = pool->reservation + cfg.pre_guard_bytes;
+	s->slot_bytes = slot_bytes;
+	s->max_memory_bytes = cfg.max_memory_bytes;
+	s->ctr = &pool->ctr;
+	s->log = &pool->log;
+	s->keep_resident_bytes = cfg.keep_resident_bytes;
+	s->window_min = cfg.fault_around_bytes;
+	s->window_max = cfg.fault_around_max_bytes;
+	s->uffd = pool->uffd;
+	s->uffd_poison = pool->feat.poison;
+	s->slot = calloc(cfg.slots, sizeof(*s->slot));
+	if (!s->slot) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg.slots; i++) {
+		err = ufpi_slot_init(&s->slot[i]);
+		if (err)
+			goto fail;
+		s->n = i + 1;
+	}
+	err = ufp_index_create(cfg.slots, cfg.strategy,
+			       cfg.max_unused_warm_slots, cfg.random_seed,
+			       &pool->index);
+	if (err)
+		goto fail;
+	err = open_uffds(pool);
+	s->nuffd = pool->nuffd;
+	if (err) {
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "pool_create: userfaultfd setup failed: %s",
+			  ufp_strerror(err));
+		goto fail;
+	}
+	err = resolve_reclaim(pool);
+	if (err)
+		goto fail;
+	if (pool->feat.pagemap_scan) {
+		int fd = ufpi_os_pagemap_open();
+		pool->pagemap_fd = fd >= 0 ? fd : -1;
+	}
+	err = ufpi_handler_start(s, ufpi_reclaim_eventfd(pool->reclaim),
+				 ufpi_pool_reap, pool, &pool->handler);
+	if (err)
+		goto fail;
+	*out = pool;
+	return 0;
+fail:
+	pool_free(pool);
+	return err;
+}
+
+static bool pool_ok(const ufp_pool *pool)
+{
+	return pool && pool->magic == UFPI_MAGIC_POOL;
+}
+
+UFP_API int ufp_pool_quiesce(ufp_pool *pool)
+{
+	if (!pool_ok(pool))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->wait_lock);
+	while (atomic_load(&pool->purge_pending)) {
+		pthread_mutex_unlock(&pool->wait_lock);
+		/* the handler reaps on the ring's eventfd; reaping here too
+		 * makes quiesce independent of it */
+		ufpi_reclaim_reap(pool->reclaim);
+		pthread_mutex_lock(&pool->wait_lock);
+		if (!atomic_load(&pool->purge_pending))
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pool->waiters++;
+		pthread_cond_timedwait(&pool->wait_cond, &pool->wait_lock, &ts);
+		pool->waiters--;
+	}
+	pthread_mutex_unlock(&pool->wait_lock);
+	return 0;
+}
+
+UFP_API int ufp_pool_destroy(ufp_pool *pool)
+{
+	if (!pool_ok(pool))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->mod_lock);
+	uint64_t live = pool->live_memories;
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (live)
+		return -EBUSY;
+	for (ufp_module *m = pool->modules; m; m = m->all_next)
+		if (atomic_load(&m->magic) == UFPI_MAGIC_MODULE)
+			UFPI_IGNORE(ufp_module_drop(m));
+	UFPI_IGNORE(ufp_pool_quiesce(pool));
+	pool_free(pool);
+	return 0;
+}
+
+/* A slot went back to the index: wake alloc_wait and quiesce waiters. */
+void ufpi_pool_slot_freed(ufp_pool *pool)
+{
+	pthread_mutex_lock(&pool->wait_lock);
+	if (pool->waiters)
+		pthread_cond_broadcast(&pool->wait_cond);
+	pthread_mutex_unlock(&pool->wait_lock);
+}
+
+static bool module_ok(const ufp_pool *pool, const ufp_module *m)
+{
+	return atomic_load(&m->magic) == UFPI_MAGIC_MODULE && m->pool == pool;
+}
+
+UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
+			     uint64_t initial_bytes, ufp_memory **out)
+{
+	ufp_memory *mem;
+	ufp_slot_index i;
+	uint64_t prev_key;
+	bool wiped;
+	int err;
+
+	if (!pool_ok(pool) || !out)
+		return -EINVAL;
+	if (m && !module_ok(pool, m))
+		return -EINVAL;
+	if (!initial_bytes && m)
+		initial_bytes = m->initial_bytes;
+	if (initial_bytes % UFPI_WASM_PAGE)
+		return -EINVAL;
+	if (initial_bytes > pool->cfg.max_memory_bytes)
+		return -E2BIG;
+	if (m && initial_bytes < m->initial_bytes)
+		return -ERANGE;
+
+	pthread_mutex_lock(&pool->mod_lock);
+	if (m && m->dropped) {
+		pthread_mutex_unlock(&pool->mod_lock);
+		return -EINVAL;
+	}
+	mem = ufpi_memory_handle_new(pool);
+	if (!mem) {
+		pthread_mutex_unlock(&pool->mod_lock);
+		return -ENOMEM;
+	}
+	struct ufpi_image *img = m ? m->image : NULL;
+	if (m)
+		m->live++;
+	pool->live_memories++;
+	pthread_mutex_unlock(&pool->mod_lock);
+
+	uint64_t key = m ? m->key : 0;
+	err = ufp_index_alloc(pool->index, key, &i, &prev_key);
+	if (!err) {
+		err = ufpi_slot_prepare(&pool->slots, i, img, initial_bytes,
+					&wiped);
+		if (err) {
+			ufpi_logf(&pool->log, UFP_LOG_ERROR,
+				  "memory_alloc: slot %u: %s", i,
+				  ufp_strerror(err));
+			UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
+			ufpi_pool_slot_freed(pool);
+		}
+	}
+	if (err) {
+		pthread_mutex_lock(&pool->mod_lock);
+		pool->live_memories--;
+		ufpi_memory_handle_retire(pool, mem);
+		pthread_mutex_unlock(&pool->mod_lock);
+		if (m)
+			ufpi_module_memory_freed(pool, m);
+		return err;
+	}
+	UFPI_ADD(&pool->ctr, allocs, 1);
+	if (key && prev_key == key)
+		UFPI_ADD(&pool->ctr, affinity_hits, 1);
+	mem->pool = pool;
+	mem->module = m;
+	mem->slot = i;
+	atomic_store(&mem->size, initial_bytes);
+	atomic_store(&mem->magic, UFPI_MAGIC_MEMORY);
+	*out = mem;
+	return 0;
+}
+
+UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
+				  uint64_t initial_bytes, uint64_t timeout_ns,
+				  ufp_memory **out)
+{
+	struct timespec now, deadline;
+
+	if (!pool_ok(pool))
+		return -EINVAL;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (timeout_ns > (uint64_t)365 * 24 * 3600 * 1000000000ull)
+		timeout_ns = (uint64_t)365 * 24 * 3600 * 1000000000ull;
+	deadline.tv_sec = now.tv_sec + (time_t)(timeout_ns / 1000000000ull);
+	deadline.tv_nsec = now.tv_nsec + (long)(timeout_ns % 1000000000ull);
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		/* count ourselves as a waiter before trying, so that a free
+		 * between the failed try and the wait still wakes us */
+		pthread_mutex_lock(&pool->wait_lock);
+		pool->waiters++;
+		pthread_mutex_unlock(&pool->wait_lock);
+		int err = ufp_memory_alloc(pool, m, initial_bytes, out);
+		pthread_mutex_lock(&pool->wait_lock);
+		if (err == -EAGAIN && ufp_index_num_free(pool->index) == 0)
+			err = pthread_cond_timedwait(&pool->wait_cond,
+						     &pool->wait_lock,
+						     &deadline) == ETIMEDOUT
+				      ? -ETIMEDOUT
+				      : -EAGAIN;
+		pool->waiters--;
+		pthread_mutex_unlock(&pool->wait_lock);
+		if (err != -EAGAIN)
+			return err;
+	}
+}
+
+static bool memory_ok(const ufp_memory *mem)
+{
+	return mem && atomic_load(&mem->magic) == UFPI_MAGIC_MEMORY;
+}
+
+UFP_API void *ufp_memory_base(const ufp_memory *mem)
+{
+	return memory_ok(mem) ? ufpi_slot_base(&mem->pool->slots, mem->slot)
+			      : NULL;
+}
+
+UFP_API uint64_t ufp_memory_size(const ufp_memory *mem)
+{
+	return memory_ok(mem) ? atomic_load(&mem->size) : 0;
+}
+
+UFP_API uint32_t ufp_memory_slot(const ufp_memory *mem)
+{
+	return memory_ok(mem) ? mem->slot : UINT32_MAX;
+}
+
+UFP_API int ufp_memory_grow(ufp_memory *mem, uint64_t new_bytes)
+{
+	if (!memory_ok(mem) || new_bytes % UFPI_WASM_PAGE ||
+	    new_bytes < atomic_load(&mem->size))
+		return -EINVAL;
+	if (new_bytes > mem->pool->cfg.max_memory_bytes)
+		return -E2BIG;
+	if (new_bytes == atomic_load(&mem->size))
+		return 0;
+	int err = ufpi_slot_grow(&mem->pool->slots, mem->slot, new_bytes);
+	if (!err)
+		atomic_store(&mem->size, new_bytes);
+	return err;
+}
+
+UFP_API int ufp_memory_free(ufp_memory *mem)
+{
+	uint64_t want = UFPI_MAGIC_MEMORY, kept = 0;
+
+	if (!mem || !atomic_compare_exchange_strong(&mem->magic, &want,
+						    UFPI_MAGIC_DEAD))
+		return -EINVAL;
+	ufp_pool *pool = mem->pool;
+	ufp_module *m = mem->module;
+	uint32_t i = mem->slot;
+
+	/* errors are logged by the slot, which is then wiped before reuse */
+	(void)ufpi_slot_reset(&pool->slots, i, &kept);
+	UFPI_IGNORE(ufp_index_free(pool->index, i, kept));
+
+	pthread_mutex_lock(&pool->mod_lock);
+	pool->live_memories--;
+	ufpi_memory_handle_retire(pool, mem);
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (m)
+		ufpi_module_memory_freed(pool, m);
+	ufpi_pool_slot_freed(pool);
+	return 0;
+}
+
+UFP_API int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out)
+{
+	if (!pool_ok(pool) || !out)
+		return -EINVAL;
+	ufpi_counters_snapshot(&pool->ctr, out);
+	out->idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
+	return 0;
+}
+
+UFP_API int ufp_pool_resident_bytes(ufp_pool *pool, uint64_t *out)
+{
+	if (!pool_ok(pool) || !out)
+		return -EINVAL;
+	return ufpi_os_resident(pool->pagemap_fd, pool->reservation,
+				pool->reservation_len, out);
+}
+
+UFP_API int ufp_pool_info(const ufp_pool *pool, ufp_backend *backend,
+			  ufp_reclaim *reclaim, int *dirty_tracking)
+{
+	if (!pool_ok(pool))
+		return -EINVAL;
+	if (backend)
+		*backend = pool->backend;
+	if (reclaim)
+		*reclaim = ufpi_reclaim_kind(pool->reclaim);
+	if (dirty_tracking)
+		*dirty_tracking = pool->dirty_tracking;
+	return 0;
+}
+
+int ufpi_pool_check(ufp_pool *pool)
+{
+	if (!pool_ok(pool))
+		return -EINVAL;
+	int err = ufp_index_check(pool->index);
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < pool->slots.n; i++) {
+		struct ufpi_slot *slot = &pool->slots.slot[i];
+		pthread_mutex_lock(&slot->lock);
+		bool used = ufp_index_slot_in_use(pool->index, i);
+		bool bad = (slot->state == UFPI_SLOT_LIVE && !used) ||
+			   (slot->state == UFPI_SLOT_LIVE &&
+			    slot->prot_bytes != slot->accessible) ||
+			   (slot->purging && !used) ||
+			   slot->populated_hi > pool->cfg.max_memory_bytes;
+		pthread_mutex_unlock(&slot->lock);
+		if (bad)
+			return -EUCLEAN;
+	}
+	return 0;
+}

@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reclaim.c - engines that release ranges of pool memory with
+ * MADV_DONTNEED on behalf of a purge.
+ *
+ *  URING            IORING_OP_MADVISE requests, a batch per submit call
+ *                   (one io_uring_enter). The submitting thread never waits
+ *                   for the kernel; completions are reaped by the handler
+ *                   thread (the ring's eventfd is in its poll set) or by
+ *                   ufp_pool_quiesce. The kernel runs these requests in
+ *                   io-wq workers: this buys asynchrony, not fewer TLB
+ *                   flushes. At most cq_entries are in flight, so the
+ *                   completion queue can never overflow; the rest waits in
+ *                   a queue that each reap pumps.
+ *  SYNC             plain madvise() per range, in the calling thread.
+ *  PROCESS_MADVISE  process_madvise(2) on our own pidfd, up to IOV_MAX
+ *                   ranges per call (MADV_DONTNEED from Linux 6.13).
+ *
+ * Every engine reaches the same end state: a failed or short request is
+ * redone with plain madvise (repeating DONTNEED is harmless) and counted.
+ * `done` runs once per range, outside the engine's lock.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+struct ufpi_reclaim {
+	ufp_reclaim kind;
+	struct ufpi_counters *ctr;
+	const struct ufpi_log *log;
+	ufpi_reclaim_done_fn done;
+	void *done_arg;
+	pthread_mutex_t lock;
+
+	/* URING */
+	struct io_uring ring;
+	int efd;
+	unsigned cap;              /* max in flight (= CQ entries) */
+	struct ufpi_range *inf;    /* in-flight records, by user_data */
+	uint32_t *free_ids;        /* stack of unused record ids */
+	unsigned nfree;
+	struct ufpi_range *queue;  /* waiting for room in the ring */
+	size_t qhead, qlen, qcap;
+
+	/* PROCESS_MADVISE */
+	int pidfd;
+};
+
+static void redo_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+		      int why)
+{
+	UFPI_ADD(r->ctr, reclaim_fallbacks, 1);
+	ufpi_logf(r->log, UFP_LOG_DEBUG,
+		  "reclaim: range %p+%zu failed (%s), redone with madvise",
+		  rg->addr, rg->len, ufp_strerror(why));
+	int err = ufpi_os_dontneed(rg->addr, rg->len);
+	if (err)
+		ufpi_logf(r->log, UFP_LOG_ERROR,
+			  "reclaim: madvise(%p, %zu) failed: %s", rg->addr,
+			  rg->len, ufp_strerror(err));
+}
+
+int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
+			const struct ufpi_features *feat,
+			struct ufpi_counters *ctr, const struct ufpi_log *log,
+			ufpi_reclaim_done_fn done, void *done_arg,
+			struct ufpi_reclaim **out)
+{
+	struct ufpi_reclaim *r = calloc(1, sizeof(*r));
+	int err = 0;
+
+	if (!r)
+		return -ENOMEM;
+	r->kind = kind;
+	r->ctr = ctr;
+	r->log = log;
+	r->done = done;
+	r->done_arg = done_arg;
+	r->efd = -1;
+	r->pidfd = -1;
+	pthread_mutex_init(&r->lock, NULL);
+
+	switch (kind) {
+	case UFP_RECLAIM_URING:
+		if (feat->uring_madvise != 1) {
+			err = feat->uring_madvise < 0 ? feat->uring_madvise
+						      : -ENOTSUP;
+			break;
+		}
+		err = ufpi_os_uring_init(ring_entries, &r->ring);
+		if (err)
+			break;
+		r->cap = r->ring.cq.ring_entries;
+		r->inf = calloc(r->cap, sizeof(*r->inf));
+		r->free_ids = calloc(r->cap, sizeof(*r->free_ids));
+		if (!r->inf || !r->free_ids) {
+			err = -ENOMEM;
+		} else {
+			for (unsigned k = 0; k < r->cap; k++)
+				r->free_ids[r->nfree++] = r->cap - 1 - k;
+			err = ufpi_os_eventfd(&r->efd);
+		}
+		if (!err)
+			err = ufpi_os_uring_register_eventfd(&r->ring, r->efd);
+		if (err) {
+			ufpi_os_uring_exit(&r->ring);
+			ufpi_os_close(r->efd);
+			free(r->inf);
+			free(r->free_ids);
+		}
+		break;
+	case UFP_RECLAIM_PROCESS_MADVISE:
+		if (feat->process_madvise != 1) {
+			err = feat->process_madvise < 0 ? feat->process_madvise
+							: -ENOTSUP;
+			break;
+		}
+		err = ufpi_os_pidfd_self(&r->pidfd);
+		break;
+	case UFP_RECLAIM_SYNC:
+		break;
+	default:
+		err = -EINVAL;
+	}
+	if (err) {
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void ufpi_reclaim_destroy(struct ufpi_reclaim *r)
+{
+	if (!r)
+		return;
+	if (r->kind == UFP_RECLAIM_URING) {
+		/* callers quiesce first; anything still queued is finished
+		 * synchronously so no range is ever forgotten */
+		while (ufpi_reclaim_inflight(r))
+			if (!ufpi_reclaim_reap(r))
+				sched_yield();
+		ufpi_os_uring_exit(&r->ring);
+		ufpi_os_close(r->efd);
+		free(r->inf);
+		free(r->free_ids);
+		free(r->queue);
+	}
+	ufpi_os_close(r->pidfd);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+ufp_reclaim ufpi_reclaim_kind(const struct ufpi_reclaim *r)
+{
+	return r->kind;
+}
+
+int ufpi_reclaim_eventfd(const struct ufpi_reclaim *r)
+{
+	return r ? r->efd : -1;
+}
+
+/* Move queued ranges into the ring while there is room; one submit. */
+static int pump_locked(struct ufpi_reclaim *r)
+{
+	size_t n = 0;
+	while (r->qlen && r->nfree) {
+		struct ufpi_range *rg = &r->queue[r->qhead];
+		uint32_t id = r->free_ids[r->nfree - 1];
+		if (ufpi_os_uring_queue_madvise(&r->ring, rg->addr, rg->len,
+						id)) {
+			if (!n || ufpi_os_uring_submit(&r->ring))
+				break;
+			n = 0;
+			continue;
+		}
+		r->nfree--;
+		r->inf[id] = *rg;
+		r->qhead = (r->qhead + 1) % r->qcap;
+		r->qlen--;
+		n++;
+	}
+	if (!n)
+		return 0;
+	UFPI_ADD(r->ctr, purge_batches, 1);
+	UFPI_ADD(r->ctr, purge_ranges, n);
+	return ufpi_os_uring_submit(&r->ring);
+}
+
+static int enqueue_locked(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+			  size_t n)
+{
+	if (r->qlen + n > r->qcap) {
+		size_t cap = r->qcap ? r->qcap : 64;
+		while (cap < r->qlen + n)
+			cap *= 2;
+		struct ufpi_range *q = malloc(cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		for (size_t k = 0; k < r->qlen; k++)
+			q[k] = r->queue[(r->qhead + k) % r->qcap];
+		free(r->queue);
+		r->queue = q;
+		r->qcap = cap;
+		r->qhead = 0;
+	}
+	for (size_t k = 0; k < n; k++)
+		r->queue[(r->qhead + r->qlen + k) % r->qcap] = rg[k];
+	r->qlen += n;
+	return 0;
+}
+
+static void submit_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+			size_t n)
+{
+	UFPI_ADD(r->ctr, purge_batches, 1);
+	UFPI_ADD(r->ctr, purge_ranges, n);
+	for (size_t k = 0; k < n; k++) {
+		int err = ufpi_os_dontneed(rg[k].addr, rg[k].len);
+		if (err)
+			redo_sync(r, &rg[k], err);
+		r->done(r->done_arg, rg[k].tag, rg[k].len);
+	}
+}
+
+static void submit_process_madvise(struct ufpi_reclaim *r,
+				   const struct ufpi_range *rg, size_t n)
+{
+	struct iovec iov[IOV_MAX > 1024 ? 1024 : IOV_MAX];
+	const size_t maxv = sizeof(iov) / sizeof(iov[0]);
+
+	for (size_t at = 0; at < n;) {
+		size_t m = n - at < maxv ? n - at : maxv;
+		size_t want = 0;
+		for (size_t k = 0; k < m; k++) {
+			iov[k].iov_base = rg[at + k].addr;
+			iov[k].iov_len = rg[at + k].len;
+			want += rg[at + k].len;
+		}
+		long got = ufpi_os_process_dontneed(r->pidfd, iov, m);
+		UFPI_ADD(r->ctr, purge_batches, 1);
+		UFPI_ADD(r->ctr, purge_ranges, m);
+		/* the kernel advises the vector in order and reports the
+		 * bytes done: whatever lies past that is redone by hand */
+		size_t ok = got > 0 ? (size_t)got : 0;
+		for (size_t k = 0; k < m; k++) {
+			const struct ufpi_range *x = &rg[at + k];
+			if (ok >= x->len)
+				ok -= x->len;
+			else {
+				redo_sync(r, x, got < 0 ? (int)got : -EAGAIN);
+				ok = 0;
+			}
+			r->done(r->done_arg, x->tag, x->len);
+		}
+		(void)want;
+		at += m;
+	}
+}
+
+int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+			size_t n)
+{
+	int err;
+
+	if (!n)
+		return 0;
+	switch (r->kind) {
+	case UFP_RECLAIM_SYNC:
+		submit_sync(r, rg, n);
+		return 0;
+	case UFP_RECLAIM_PROCESS_MADVISE:
+		submit_process_madvise(r, rg, n);
+		return 0;
+	default:
+		break;
+	}
+	pthread_mutex_lock(&r->lock);
+	err = enqueue_locked(r, rg, n);
+	if (!err)
+		err = pump_locked(r);
+	pthread_mutex_unlock(&r->lock);
+	if (err == -ENOMEM) {
+		/* cannot even queue: do it here rather than lose it */
+		submit_sync(r, rg, n);
+		return 0;
+	}
+	if (err)
+		ufpi_logf(r->log, UFP_LOG_WARN,
+			  "reclaim: io_uring submit failed (%s); ranges stay "
+			  "queued for the next reap",
+			  ufp_strerror(err));
+	return 0;
+}
+
+size_t ufpi_reclaim_reap(struct ufpi_reclaim *r)
+{
+	struct {
+		struct ufpi_range rg;
+		int res;
+	} doneq[64];
+	size_t total = 0;
+
+	if (!r || r->kind != UFP_RECLAIM_URING)
+		return 0;
+	for (;;) {
+		size_t n = 0;
+		uint64_t id;
+		int res;
+
+		pthread_mutex_lock(&r->lock);
+		while (n < sizeof(doneq) / sizeof(doneq[0]) &&
+		       ufpi_os_uring_peek(&r->ring, &id, &res) == 0) {
+			doneq[n].rg = r->inf[id];
+			doneq[n].res = res;
+			r->free_ids[r->nfree++] = (uint32_t)id;
+			n++;
+		}
+		pump_locked(r);
+		pthread_mutex_unlock(&r->lock);
+		for (size_t k = 0; k < n; k++) {
+			if (doneq[k].res < 0)
+				redo_sync(r, &doneq[k].rg, doneq[k].res);
+			r->done(r->done_arg, doneq[k].rg.tag, doneq[k].rg.len);
+		}
+		total += n;
+		if (n < sizeof(doneq) / sizeof(doneq[0]))
+			return total;
+	}
+}
+
+size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r)
+{
+	if (!r || r->kind != UFP_RECLAIM_URING)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->cap - r->nfree + r->qlen;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slot.c - the per-slot state machine: prepare for a memory, grow, reset
+ * at free, forget after a purge.
+ *
+ * States: FREE (no memory; the handler poisons faults) and LIVE (faults
+ * filled from `image`). Invariants:
+ *  - no page at or above populated_hi is present;
+ *  - image is referenced while the slot is LIVE or has populated pages, so
+ *    a dropped module's image lives exactly as long as its pages in slots;
+ *  - a LIVE slot's prot_bytes == accessible: everything past it traps;
+ *  - a slot is handed to a different image only after everything it had
+ *    populated was dropped (so no memory ever sees another's bytes).
+ * The slot lock is held for state changes only, never while touching pool
+ * memory: the handler takes the same lock to serve a fault, and a thread
+ * faulting while it held it would wait on itself.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+int ufpi_slot_init(struct ufpi_slot *slot)
+{
+	memset(slot, 0, sizeof(*slot));
+	return -pthread_mutex_init(&slot->lock, NULL);
+}
+
+void ufpi_slot_fini(struct ufpi_slot *slot)
+{
+	ufpi_image_unref(slot->image);
+	slot->image = NULL;
+	pthread_mutex_destroy(&slot->lock);
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Drop everything the slot holds: populated pages, poison markers, the
+ * image reference. The slot is not LIVE and is owned by the caller. */
+static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	int err = ufpi_os_dontneed(ufpi_slot_base(s, i), len);
+	if (err)
+		return err;
+	pthread_mutex_lock(&slot->lock);
+	struct ufpi_image *old = slot->image;
+	slot->image = NULL;
+	slot->populated_hi = 0;
+	slot->stale = false;
+	pthread_mutex_unlock(&slot->lock);
+	ufpi_image_unref(old);
+	UFPI_ADD(s->ctr, slots_wiped, 1);
+	UFPI_ADD(s->ctr, bytes_dropped, len);
+	return 0;
+}
+
+/* Make [0, bytes) read-write and [bytes, prot_bytes) PROT_NONE. */
+static int set_protection(struct ufpi_slots *s, uint32_t i, uint64_t bytes,
+			  bool redo_all)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	int err = 0;
+
+	if (redo_all) {
+		/* the handler mprotected single pages (no POISON), or an
+		 * earlier mprotect failed half-way: start from scratch */
+		err = ufpi_os_protect(base, s->max_memory_bytes, PROT_NONE);
+		if (err)
+			return err;
+		slot->prot_bytes = 0;
+	}
+	if (bytes > slot->prot_bytes)
+		err = ufpi_os_protect(base + slot->prot_bytes,
+				      bytes - slot->prot_bytes,
+				      PROT_READ | PROT_WRITE);
+	else if (bytes < slot->prot_bytes)
+		err = ufpi_os_protect(base + bytes, slot->prot_bytes - bytes,
+				      PROT_NONE);
+	if (err) {
+		slot->prot_dirty = true;
+		return err;
+	}
+	slot->prot_bytes = bytes;
+	return 0;
+}
+
+int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
+		      struct ufpi_image *img, uint64_t bytes, bool *wiped)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	int err;
+
+	*wiped = false;
+	assert(slot->state == UFPI_SLOT_FREE && !slot->purging);
+	for (;;) {
+		pthread_mutex_lock(&slot->lock);
+		bool poisoned = slot->poisoned;
+		bool prot_dirty = slot->prot_dirty;
+		slot->poisoned = false;
+		slot->prot_dirty = false;
+		pthread_mutex_unlock(&slot->lock);
+
+		/* poison markers can sit anywhere that was read-write; they
+		 * keep raising SIGBUS until the page is zapped */
+		uint64_t len = slot->populated_hi;
+		if (poisoned)
+			len = max_u64(len, slot->prot_bytes);
+		if (poisoned || slot->stale ||
+		    (slot->populated_hi && slot->image != img)) {
+			err = wipe(s, i, len);
+			if (err) {
+				pthread_mutex_lock(&slot->lock);
+				slot->poisoned |= poisoned;
+				slot->prot_dirty |= prot_dirty;
+				pthread_mutex_unlock(&slot->lock);
+				return err;
+			}
+			*wiped = true;
+		}
+		err = set_protection(s, i, bytes, prot_dirty);
+		if (err)
+			return err;
+
+		pthread_mutex_lock(&slot->lock);
+		if (unlikely(slot->poisoned || slot->prot_dirty)) {
+			/* a stale access was poisoned while we worked */
+			pthread_mutex_unlock(&slot->lock);
+			continue;
+		}
+		if (slot->image != img) {
+			/* no populated page here (else we wiped): the old
+			 * reference, if any, has nothing left to protect */
+			struct ufpi_image *old = slot->image;
+			ufpi_image_ref(img);
+			slot->image = img;
+			pthread_mutex_unlock(&slot->lock);
+			ufpi_image_unref(old);
+			pthread_mutex_lock(&slot->lock);
+		}
+		slot->state = UFPI_SLOT_LIVE;
+		slot->gen++;
+		slot->accessible = bytes;
+		slot->seq_next = UINT64_MAX;
+		slot->win = s->window_min;
+		pthread_mutex_unlock(&slot->lock);
+		return 0;
+	}
+}
+
+int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	uint64_t old;
+
+	/* publish the size before opening the pages, so that a fault on a
+	 * new page never finds it out of bounds */
+	pthread_mutex_lock(&slot->lock);
+	old = slot->accessible;
+	slot->accessible = new_bytes;
+	pthread_mutex_unlock(&slot->lock);
+	int err = set_protection(s, i, new_bytes, false);
+	if (err) {
+		pthread_mutex_lock(&slot->lock);
+		slot->accessible = old;
+		pthread_mutex_unlock(&slot->lock);
+	}
+	return err;
+}
+
+static bool page_is_zero(const unsigned char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t k = 0; k < len / sizeof(*w); k++)
+		if (w[k])
+			return false;
+	return true;
+}
+
+/*
+ * Restore the present pages of [0, keep) to the image (or zero) in place
+ * and drop the pages of that range that are not present: a page that was
+ * swapped out is not present either, and would come back with the old
+ * instance's bytes without a fault. Returns the bytes kept resident.
+ */
+static int restore_kept(struct ufpi_slots *s, uint32_t i,
+			const struct ufpi_image *img, uint64_t keep,
+			uint64_t *kept)
+{
+	const size_t page = ufpi_page_size();
+	unsigned char *base = ufpi_slot_base(s, i);
+	size_t npages = keep / page;
+	unsigned char stackvec[1024];
+	unsigned char *vec = npages <= sizeof(stackvec) ? stackvec
+							: malloc(npages);
+	uint64_t present = 0, restored = 0;
+	int err = 0;
+
+	*kept = 0;
+	if (!vec)
+		return -ENOMEM;
+	err = ufpi_os_mincore(base, keep, vec);
+	if (err)
+		goto out;
+	for (size_t p = 0; p < npages;) {
+		if (vec[p] & 1) {
+			unsigned char *dst = base + p * page;
+			const unsigned char *src = ufpi_image_page(img, p);
+			if (src) {
+				memcpy(dst, src, page);
+				restored++;
+			} else if (!page_is_zero(dst, page)) {
+				/* reading first keeps zero-page mappings
+				 * shared instead of copying them */
+				memset(dst, 0, page);
+				restored++;
+			}
+			present++;
+			p++;
+			continue;
+		}
+		size_t q = p + 1;
+		while (q < npages && !(vec[q] & 1))
+			q++;
+		err = ufpi_os_dontneed(base + p * page, (q - p) * page);
+		if (err)
+			goto out;
+		p = q;
+	}
+	*kept = present * page;
+	UFPI_ADD(s->ctr, bytes_restored, restored * page);
+	UFPI_ADD(s->ctr, pages_restored, restored);
+out:
+	if (vec != stackvec)
+		free(vec);
+	return err;
+}
+
+int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	uint64_t keep, pop;
+	int err;
+
+	pthread_mutex_lock(&slot->lock);
+	pop = slot->populated_hi;
+	keep = s->keep_resident_bytes;
+	if (keep > slot->accessible)
+		keep = slot->accessible;
+	if (keep > pop)
+		keep = pop;
+	keep -= keep % page;
+	pthread_mutex_unlock(&slot->lock);
+
+	/* Still LIVE while restoring: a page we touch is present (mincore
+	 * said so), and were it not, the handler would serve it normally. */
+	*kept = 0;
+	err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
+
+	pthread_mutex_lock(&slot->lock);
+	slot->state = UFPI_SLOT_FREE;
+	slot->gen++;
+	slot->accessible = 0;
+	pop = slot->populated_hi;
+	pthread_mutex_unlock(&slot->lock);
+
+	if (!err)
+		err = ufpi_os_dontneed(base + keep, pop - keep);
+	UFPI_ADD(s->ctr, resets, 1);
+	if (err) {
+		/* the old instance's bytes may still be there: never let the
+		 * next memory see them */
+		pthread_mutex_lock(&slot->lock);
+		slot->stale = true;
+		pthread_mutex_unlock(&slot->lock);
+		*kept = pop;
+		ufpi_logf(s->log, UFP_LOG_ERROR,
+			  "slot %u: reset failed (%s); the slot will be wiped "
+			  "before reuse",
+			  i, ufp_strerror(err));
+		return err;
+	}
+	UFPI_ADD(s->ctr, bytes_dropped, pop - keep);
+	UFPI_ADD(s->ctr, pages_dropped, (pop - keep) / page);
+
+	struct ufpi_image *old = NULL;
+	pthread_mutex_lock(&slot->lock);
+	slot->populated_hi = keep;
+	if (!*kept) {
+		slot->populated_hi = 0;
+		old = slot->image;
+		slot->image = NULL;
+	}
+	pthread_mutex_unlock(&slot->lock);
+	ufpi_image_unref(old);
+	return 0;
+}
+
+void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	struct ufpi_image *old = slot->image;
+	slot->image = NULL;
+	slot->populated_hi = 0;
+	slot->stale = false;
+	slot->purging = false;
+	pthread_mutex_unlock(&slot->lock);
+	ufpi_image_unref(old);
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffd.c - userfaultfd: open the fd, API handshake, feature probe,
+ * registration, and the fill ioctls. The only place besides lib/os.c that
+ * talks to the kernel.
+ *
+ * Opening: the userfaultfd(2) syscall first, then /dev/userfaultfd
+ * (USERFAULTFD_IOC_NEW, Linux 6.1), whose access is governed by the file's
+ * permissions instead of vm.unprivileged_userfaultfd. Never
+ * UFFD_USER_MODE_ONLY: runtimes hand linear memory to syscalls (read(2)
+ * into wasm memory) and those kernel-mode faults must be served too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kernel_uapi.h"
+
+static int uffd_new(int *via_dev)
+{
+	const int flags = O_CLOEXEC | O_NONBLOCK;
+	int err = ufpi_fi_hit(UFPI_FI_USERFAULTFD);
+	if (err)
+		return err;
+
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+	if (fd >= 0) {
+		*via_dev = 0;
+		return fd;
+	}
+	int sys_err = -errno;
+	/* EPERM: vm.unprivileged_userfaultfd=0 without CAP_SYS_PTRACE; the
+	 * device node may still be accessible. ENOSYS: seccomp or old kernel. */
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return sys_err;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	err = -errno;
+	close(dev);
+	if (fd < 0)
+		return sys_err == -EPERM ? sys_err : err;
+	*via_dev = 1;
+	return fd;
+}
+
+int ufpi_uffd_open(uint64_t want_features, int *fd_out, uint64_t *features_out,
+		   int *via_dev)
+{
+	int saved = errno;
+	int fd = uffd_new(via_dev);
+	if (fd < 0) {
+		errno = saved;
+		return fd;
+	}
+	struct uffdio_api api = {.api = UFFD_API, .features = want_features};
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		int err = -errno;
+		close(fd);
+		errno = saved;
+		return err;
+	}
+	*fd_out = fd;
+	if (features_out)
+		*features_out = api.features;
+	errno = saved;
+	return 0;
+}
+
+/* A handshake with no feature requested reports everything the kernel
+ * offers; the fd is then useless (UFFDIO_API works once per fd). */
+int ufpi_uffd_probe(uint64_t *features, int *via_dev)
+{
+	int fd, err = ufpi_uffd_open(0, &fd, features, via_dev);
+	if (err)
+		return err;
+	ufpi_os_close(fd);
+	return 0;
+}
+
+int ufpi_uffd_register(int fd, void *addr, size_t len, bool wp,
+		       uint64_t *ioctls)
+{
+	int err = ufpi_fi_hit(UFPI_FI_UFFDIO_REGISTER);
+	if (err)
+		return err;
+	int saved = errno;
+	struct uffdio_register reg = {
+		.range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+	};
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	if (ioctls)
+		*ioctls = reg.ioctls;
+	return 0;
+}
+
+int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
+		   size_t *done)
+{
+	int err = ufpi_fi_hit(UFPI_FI_UFFDIO_COPY);
+	*done = 0;
+	if (err)
+		return err;
+	int saved = errno;
+	struct uffdio_copy c = {
+		.dst = (uint64_t)(uintptr_t)dst,
+		.src = (uint64_t)(uintptr_t)src,
+		.len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE |
+			(wp ? UFFDIO_COPY_MODE_WP : 0),
+	};
+	if (ioctl(fd, UFFDIO_COPY, &c) == 0) {
+		*done = len;
+		return 0;
+	}
+	err = -errno;
+	errno = saved;
+	/* a partial copy reports the bytes done in .copy and fails with
+	 * EAGAIN; a failure on the first page reports -errno there */
+	if (c.copy > 0)
+		*done = (size_t)c.copy;
+	return err;
+}
+
+int ufpi_uffd_zeropage(int fd, void *dst, size_t len, size_t *done)
+{
+	int saved = errno;
+	struct uffdio_zeropage z = {
+		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	*done = 0;
+	if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0) {
+		*done = len;
+		return 0;
+	}
+	int err = -errno;
+	errno = saved;
+	if (z.zeropage > 0)
+		*done = (size_t)z.zeropage;
+	return err;
+}
+
+int ufpi_uffd_poison(int fd, void *dst, size_t len)
+{
+	int saved = errno;
+	struct uffdio_poison p = {
+		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+	};
+	int r = ioctl(fd, UFFDIO_POISON, &p) < 0 ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int ufpi_uffd_wake(int fd, void *addr, size_t len)
+{
+	int saved = errno;
+	struct uffdio_range r = {.start = (uint64_t)(uintptr_t)addr,
+				 .len = len};
+	int ret = ioctl(fd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
+	errno = saved;
+	return ret;
+}
+
+int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp)
+{
+	int saved = errno;
+	struct uffdio_writeprotect w = {
+		.range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int r = ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+	errno = saved;
+	return r;
+}
