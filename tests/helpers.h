@@ -94,4 +94,70 @@ static inline uint64_t t_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/*
+ * Backends and reclaim engines that pool suites run over. Loop with
+ *   for (size_t k = 0; k < T_NBACKENDS; k++) { ufp_backend b = t_backends[k]; ... }
+ */
+static const ufp_backend t_backends[] = {UFP_BACKEND_UFFD};
+#define T_NBACKENDS (sizeof(t_backends) / sizeof(t_backends[0]))
+static const ufp_reclaim t_reclaims[] = {
+	UFP_RECLAIM_URING, UFP_RECLAIM_SYNC, UFP_RECLAIM_PROCESS_MADVISE};
+#define T_NRECLAIMS (sizeof(t_reclaims) / sizeof(t_reclaims[0]))
+static const ufp_strategy t_strategies[] = {
+	UFP_STRATEGY_NEXT_AVAILABLE, UFP_STRATEGY_RANDOM,
+	UFP_STRATEGY_REUSE_AFFINITY, UFP_STRATEGY_WARM_LRU};
+#define T_NSTRATEGIES (sizeof(t_strategies) / sizeof(t_strategies[0]))
+
+static inline const char *t_backend_name(ufp_backend b)
+{
+	static const char *n[] = {"auto", "uffd", "cow", "copy"};
+	return (unsigned)b < 4 ? n[b] : "?";
+}
+static inline const char *t_reclaim_name(ufp_reclaim r)
+{
+	static const char *n[] = {"auto", "uring", "sync", "process_madvise"};
+	return (unsigned)r < 4 ? n[r] : "?";
+}
+static inline const char *t_strategy_name(ufp_strategy s)
+{
+	static const char *n[] = {"next_available", "random", "reuse_affinity",
+				  "warm_lru"};
+	return (unsigned)s < 4 ? n[s] : "?";
+}
+
+/* A small pool config: `slots` slots of `max_bytes`, 64 KiB guards. */
+static inline void t_config(ufp_config *c, uint32_t slots, uint64_t max_bytes)
+{
+	ufp_config_init(c);
+	c->slots = slots;
+	c->max_memory_bytes = max_bytes;
+	c->guard_bytes = 64 << 10;
+}
+
+/*
+ * Create a pool; a kernel feature missing (-EPERM/-ENOSYS/-ENOTSUP from
+ * userfaultfd, io_uring or process_madvise) skips the test with the reason
+ * (fails under UFP_REQUIRE_FEATURES=1). Anything else fails.
+ */
+static inline ufp_pool *t_pool(const ufp_config *c)
+{
+	ufp_pool *p = NULL;
+	int err = ufp_pool_create(c, &p);
+	if (err == -EPERM || err == -ENOSYS || err == -ENOTSUP)
+		t_skip("pool backend %d reclaim %d: %s", (int)c->backend,
+		       (int)c->reclaim, ufp_strerror(err));
+	cr_assert_eq(err, 0, "ufp_pool_create: %s", ufp_strerror(err));
+	return p;
+}
+
+/* Fill buf with a reproducible non-zero-heavy pattern. */
+static inline void t_fill(unsigned char *buf, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (i % 8 == 0)
+			seed = t_rand(&seed);
+		buf[i] = (unsigned char)(seed >> (8 * (i % 8)));
+	}
+}
+
 #endif
