@@ -374,6 +374,7 @@ struct ufp_pool {
 	pthread_cond_t wait_cond;
 	uint32_t waiters;
 	_Atomic uint64_t purge_pending; /* slots being purged */
+	_Atomic bool purge_disabled;    /* benchmark-only: see below */
 };
 
 /* module.c (pool->mod_lock held for the handle functions) */
@@ -384,6 +385,11 @@ void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
 void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len);
 void ufpi_pool_slot_freed(ufp_pool *pool);
 void ufpi_pool_reap(void *arg);
+
+/* Benchmark-only switch: with purge disabled a dropped module's affine
+ * slots keep their pages (the behaviour before purge existed), to measure
+ * what purge saves. Never for production. */
+void ufpi_pool_set_purge_enabled(ufp_pool *pool, bool enabled);
 
 /* Walk the pool and check invariants (tests). 0 or -EUCLEAN. */
 int ufpi_pool_check(ufp_pool *pool);

@@ -191,6 +191,8 @@ void ufpi_module_purge(ufp_pool *pool, uint64_t key)
 	size_t n = 0;
 	ufp_slot_index i;
 
+	if (atomic_load(&pool->purge_disabled))
+		return;
 	UFPI_ADD(&pool->ctr, purges, 1);
 	while (ufp_index_alloc_affine_and_clear_affinity(pool->index, key, &i,
 							 NULL) == 0) {
@@ -246,6 +248,11 @@ void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len)
 	UFPI_SUB(&pool->ctr, purges_inflight, 1);
 	atomic_fetch_sub(&pool->purge_pending, 1);
 	ufpi_pool_slot_freed(pool);
+}
+
+void ufpi_pool_set_purge_enabled(ufp_pool *pool, bool enabled)
+{
+	atomic_store(&pool->purge_disabled, !enabled);
 }
 
 void ufpi_pool_reap(void *arg)
