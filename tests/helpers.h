@@ -30,7 +30,7 @@ static inline int t_require_features(void)
 #define t_skip(...)                                                           \
 	do {                                                                  \
 		if (t_require_features())                                     \
-			cr_fatal("required feature missing: " __VA_ARGS__);   \
+			cr_assert_fail("required feature missing: " __VA_ARGS__);   \
 		cr_skip_test(__VA_ARGS__);                                    \
 	} while (0)
 
