@@ -93,6 +93,7 @@ static inline int ufpi_fi_hit(enum ufpi_fi_op op)
 #endif
 
 size_t ufpi_page_size(void);
+uint64_t ufpi_now_ns(void); /* CLOCK_MONOTONIC */
 int ufpi_os_reserve(size_t len, void **out);     /* PROT_NONE, NORESERVE */
 int ufpi_os_map_anon(size_t len, void **out);    /* RW, private anon */
 int ufpi_os_unmap(void *addr, size_t len);
@@ -162,6 +163,20 @@ int ufpi_uffd_poison(int fd, void *dst, size_t len);
 int ufpi_uffd_wake(int fd, void *addr, size_t len);
 int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp);
 
+ /* ---- floor 2: written-page tracking (uffd/dirty.c) --------------------- */
+
+#define UFPI_PG_PRESENT 1u /* mapped (the shared zero page included) */
+#define UFPI_PG_WRITTEN 2u /* written since install or re-protect, not the
+			      zero page; or never populated */
+#define UFPI_PG_ZERO 4u    /* the shared zero page */
+/* Called for each run of pages with equal flags; non-zero stops the walk. */
+typedef int (*ufpi_dirty_fn)(void *arg, void *addr, size_t len,
+			     unsigned flags);
+/* Walk [addr, addr+len) with PAGEMAP_SCAN, reporting every run of pages
+ * that are present or written, until the whole range is covered. */
+int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
+		    void *arg);
+
 /* ---- floor 2: images (image.c) ----------------------------------------- */
 
 /*
@@ -222,6 +237,7 @@ struct ufpi_slot {
 	uint64_t seq_next;
 	uint64_t win;
 	uint32_t purge_pending;     /* reclaim ranges in flight */
+	uint64_t kept_bytes;        /* resident bytes kept by the last reset */
 };
 
 /* Geometry and shared context the slot and handler layers work with. */
@@ -239,6 +255,9 @@ struct ufpi_slots {
 				     backends without userfaultfd */
 	unsigned nuffd;
 	bool uffd_poison;         /* UFFDIO_POISON available */
+	bool dirty;               /* pages installed write-protected; reset
+				     restores only written pages */
+	int pagemap_fd;           /* /proc/self/pagemap, or -1 */
 };
 
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,

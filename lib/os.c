@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -90,6 +91,13 @@ size_t ufpi_page_size(void)
 		page = p > 0 ? (size_t)p : 4096;
 	}
 	return page;
+}
+
+uint64_t ufpi_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int ufpi_os_reserve(size_t len, void **out)

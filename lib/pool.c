@@ -196,6 +196,9 @@ static int open_uffds(ufp_pool *pool)
 	uint64_t want = pool->feat.uffd_features & UFFD_FEATURE_POISON;
 	int via_dev;
 
+	if (pool->dirty_tracking)
+		want |= UFFD_FEATURE_WP_ASYNC;
+
 	for (unsigned k = 0; k < c->handler_threads; k++) {
 		int err = ufpi_uffd_open(want, &pool->uffd[k], NULL, &via_dev);
 		if (err)
@@ -206,12 +209,12 @@ static int open_uffds(ufp_pool *pool)
 		return ufpi_uffd_register(pool->uffd[0], pool->slots.start,
 					  (size_t)c->slots *
 						  pool->slots.slot_bytes,
-					  false, NULL);
+					  pool->dirty_tracking, NULL);
 	for (uint32_t i = 0; i < c->slots; i++) {
 		int err = ufpi_uffd_register(pool->uffd[i % pool->nuffd],
 					     ufpi_slot_base(&pool->slots, i),
-					     pool->slots.slot_bytes, false,
-					     NULL);
+					     pool->slots.slot_bytes,
+					     pool->dirty_tracking, NULL);
 		if (err)
 			return err;
 	}
@@ -344,6 +347,25 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		goto fail;
 	}
 
+	if (cfg.dirty_tracking == UFP_DIRTY_AUTO) {
+		pool->dirty_tracking = pool->feat.wp_async &&
+				       pool->feat.pagemap_scan;
+		if (!pool->dirty_tracking)
+			ufpi_logf(&pool->log, UFP_LOG_INFO,
+				  "dirty tracking off: the kernel lacks %s "
+				  "(Linux >= 6.7); freed slots are reset by "
+				  "dropping every page",
+				  !pool->feat.wp_async
+					  ? "UFFD_FEATURE_WP_ASYNC"
+					  : "the PAGEMAP_SCAN ioctl");
+	}
+	if (pool->feat.pagemap_scan) {
+		int fd = ufpi_os_pagemap_open();
+		pool->pagemap_fd = fd >= 0 ? fd : -1;
+		if (fd < 0)
+			pool->dirty_tracking = false;
+	}
+
 	err = ufpi_os_reserve(total, (void **)&pool->reservation);
 	if (err) {
 		ufpi_logf(&pool->log, UFP_LOG_ERROR,
@@ -365,6 +387,8 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->window_max = cfg.fault_around_max_bytes;
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
+	s->dirty = pool->dirty_tracking;
+	s->pagemap_fd = pool->pagemap_fd;
 	s->slot = calloc(cfg.slots, sizeof(*s->slot));
 	if (!s->slot) {
 		err = -ENOMEM;
@@ -392,10 +416,6 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	err = resolve_reclaim(pool);
 	if (err)
 		goto fail;
-	if (pool->feat.pagemap_scan) {
-		int fd = ufpi_os_pagemap_open();
-		pool->pagemap_fd = fd >= 0 ? fd : -1;
-	}
 	err = ufpi_handler_start(s, ufpi_reclaim_eventfd(pool->reclaim),
 				 ufpi_pool_reap, pool, &pool->handler);
 	if (err)

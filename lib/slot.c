@@ -53,6 +53,7 @@ static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;
 	slot->populated_hi = 0;
+	slot->kept_bytes = 0;
 	slot->stale = false;
 	pthread_mutex_unlock(&slot->lock);
 	ufpi_image_unref(old);
@@ -145,6 +146,9 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 			ufpi_image_unref(old);
 			pthread_mutex_lock(&slot->lock);
 		}
+		if (slot->populated_hi && slot->image == img)
+			UFPI_ADD(s->ctr, faults_avoided,
+				 slot->kept_bytes / ufpi_page_size());
 		slot->state = UFPI_SLOT_LIVE;
 		slot->gen++;
 		slot->accessible = bytes;
@@ -243,6 +247,84 @@ out:
 	return err;
 }
 
+/* State of one dirty-tracking reset walk. */
+struct dirty_reset {
+	struct ufpi_slots *s;
+	uint32_t i;
+	const struct ufpi_image *img;
+	unsigned char *base;
+	uint64_t keep;
+	uint64_t kept, restored, dropped;
+};
+
+/* Restore [addr, addr+len) (present, written pages below keep) from the
+ * image, then re-arm write protection so the next write is seen again. */
+static int restore_written(struct dirty_reset *d, unsigned char *addr,
+			   size_t len)
+{
+	const size_t page = ufpi_page_size();
+	for (size_t off = 0; off < len; off += page) {
+		uint64_t p = (uint64_t)(addr + off - d->base) / page;
+		const unsigned char *src = ufpi_image_page(d->img, p);
+		if (src)
+			memcpy(addr + off, src, page);
+		else
+			memset(addr + off, 0, page);
+	}
+	d->restored += len;
+	d->kept += len;
+	return ufpi_uffd_writeprotect(d->s->uffd[d->i % d->s->nuffd], addr,
+				      len, true);
+}
+
+static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
+{
+	struct dirty_reset *d = arg;
+	unsigned char *addr = addr_;
+	uint64_t off = (uint64_t)(addr - d->base);
+
+	if (!(flags & UFPI_PG_WRITTEN)) {
+		/* clean: identical to the image, stays for the next user of
+		 * the same module (the shared zero page costs nothing) */
+		if (!(flags & UFPI_PG_ZERO))
+			d->kept += len;
+		return 0;
+	}
+	if (flags & UFPI_PG_PRESENT && off < d->keep) {
+		size_t n = d->keep - off < len ? (size_t)(d->keep - off) : len;
+		int err = restore_written(d, addr, n);
+		if (err)
+			return err;
+		addr += n;
+		len -= n;
+	}
+	/* written beyond keep, or written and not present (swapped out: it
+	 * would come back with the old instance's bytes without a fault) */
+	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
+	return ufpi_os_dontneed(addr, len);
+}
+
+static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
+		       uint64_t pop, uint64_t *kept)
+{
+	struct dirty_reset d = {
+		.s = s, .i = i, .img = s->slot[i].image,
+		.base = ufpi_slot_base(s, i), .keep = keep,
+	};
+	const size_t page = ufpi_page_size();
+	uint64_t t0 = ufpi_now_ns();
+	int err = ufpi_dirty_scan(s->pagemap_fd, d.base, pop, dirty_run, &d);
+
+	UFPI_ADD(s->ctr, dirty_scans, 1);
+	UFPI_ADD(s->ctr, dirty_scan_ns, ufpi_now_ns() - t0);
+	UFPI_ADD(s->ctr, pages_restored, d.restored / page);
+	UFPI_ADD(s->ctr, bytes_restored, d.restored);
+	UFPI_ADD(s->ctr, pages_dropped, d.dropped / page);
+	UFPI_ADD(s->ctr, bytes_dropped, d.dropped);
+	*kept = d.kept;
+	return err;
+}
+
 int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 {
 	const size_t page = ufpi_page_size();
@@ -261,26 +343,36 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	keep -= keep % page;
 	pthread_mutex_unlock(&slot->lock);
 
-	/* Still LIVE while restoring: a page we touch is present (mincore
+	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;
-	err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
+	if (s->dirty)
+		err = reset_dirty(s, i, keep, pop, kept);
+	else
+		err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
 
 	pthread_mutex_lock(&slot->lock);
 	slot->state = UFPI_SLOT_FREE;
 	slot->gen++;
 	slot->accessible = 0;
-	pop = slot->populated_hi;
+	if (!s->dirty)
+		pop = slot->populated_hi;
 	pthread_mutex_unlock(&slot->lock);
 
-	if (!err)
+	if (!err && !s->dirty) {
 		err = ufpi_os_dontneed(base + keep, pop - keep);
+		if (!err) {
+			UFPI_ADD(s->ctr, bytes_dropped, pop - keep);
+			UFPI_ADD(s->ctr, pages_dropped, (pop - keep) / page);
+		}
+	}
 	UFPI_ADD(s->ctr, resets, 1);
 	if (err) {
 		/* the old instance's bytes may still be there: never let the
 		 * next memory see them */
 		pthread_mutex_lock(&slot->lock);
 		slot->stale = true;
+		slot->kept_bytes = 0;
 		pthread_mutex_unlock(&slot->lock);
 		*kept = pop;
 		ufpi_logf(s->log, UFP_LOG_ERROR,
@@ -289,12 +381,12 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 			  i, ufp_strerror(err));
 		return err;
 	}
-	UFPI_ADD(s->ctr, bytes_dropped, pop - keep);
-	UFPI_ADD(s->ctr, pages_dropped, (pop - keep) / page);
 
 	struct ufpi_image *old = NULL;
 	pthread_mutex_lock(&slot->lock);
-	slot->populated_hi = keep;
+	/* with dirty tracking clean pages anywhere below pop stay */
+	slot->populated_hi = s->dirty ? pop : keep;
+	slot->kept_bytes = *kept;
 	if (!*kept) {
 		slot->populated_hi = 0;
 		old = slot->image;
@@ -312,6 +404,7 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;
 	slot->populated_hi = 0;
+	slot->kept_bytes = 0;
 	slot->stale = false;
 	slot->purging = false;
 	pthread_mutex_unlock(&slot->lock);

@@ -60,7 +60,7 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 
 	while (len) {
 		size_t done = 0;
-		int err = src ? ufpi_uffd_copy(fd, dst, src, len, false, &done)
+		int err = src ? ufpi_uffd_copy(fd, dst, src, len, s->dirty, &done)
 			      : ufpi_uffd_zeropage(fd, dst, len, &done);
 		if (done) {
 			if (src)

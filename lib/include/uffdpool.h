@@ -162,7 +162,8 @@ typedef struct ufp_segment {
 	X(purge_ranges, "ranges submitted in reclaim batches")                \
 	X(reclaim_fallbacks, "reclaim ranges redone with madvise")            \
 	X(purges_inflight, "slots submitted and not yet completed (gauge)")   \
-	X(dirty_scans, "PAGEMAP_SCAN calls at reset")                         \
+	X(dirty_scans, "PAGEMAP_SCAN walks at reset")                         \
+	X(dirty_scan_ns, "time spent in those walks, ns")                     \
 	X(pages_restored, "written pages restored at reset")                  \
 	X(pages_dropped, "pages dropped at reset")                            \
 	X(faults_avoided, "clean pages kept across a warm reuse")             \
