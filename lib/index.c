@@ -532,7 +532,6 @@ UFP_API int ufp_index_alloc_affine_and_clear_affinity(ufp_index *x,
 		return -ENOENT;
 	}
 	i = e->head;
-	while (x->slots[i].l[L_AFF].next != NIL) i = x->slots[i].l[L_AFF].next;
 	bytes = x->slots[i].bytes;
 	/* take() leaves the key 0: freeing the slot will not re-attach it to
 	 * the module being purged, which is what ends a purge loop. */
