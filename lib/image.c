@@ -49,6 +49,7 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	if (!img)
 		return -ENOMEM;
 	atomic_init(&img->refs, 1);
+	img->memfd = -1;
 	img->npages = (uint32_t)npages;
 	img->map = malloc((npages ? npages : 1) * sizeof(*img->map));
 	touched = calloc(npages ? npages : 1, 1);
@@ -108,6 +109,29 @@ fail:
 	return err;
 }
 
+int ufpi_image_make_memfd(struct ufpi_image *img)
+{
+	const size_t page = ufpi_page_size();
+	int fd, err;
+
+	err = ufpi_os_memfd_image("ufp-image", (size_t)img->npages * page, &fd);
+	if (err)
+		return err;
+	/* pages not written stay holes and read as zero */
+	for (uint64_t p = 0; p < img->npages && !err; p++)
+		if (img->map[p] != UFPI_IMAGE_ZERO)
+			err = ufpi_os_pwrite_all(fd, ufpi_image_page(img, p),
+						 page, p * page);
+	if (!err)
+		err = ufpi_os_seal(fd);
+	if (err) {
+		ufpi_os_close(fd);
+		return err;
+	}
+	img->memfd = fd;
+	return 0;
+}
+
 void ufpi_image_ref(struct ufpi_image *img)
 {
 	if (img)
@@ -122,6 +146,7 @@ void ufpi_image_unref(struct ufpi_image *img)
 		return;
 	if (img->data)
 		ufpi_os_unmap(img->data, img->data_len);
+	ufpi_os_close(img->memfd);
 	free(img->map);
 	free(img);
 }

@@ -115,6 +115,12 @@ int ufpi_os_pidfd_self(int *out);
 /* process_madvise(MADV_DONTNEED) of up to n ranges; returns bytes or -errno */
 long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n);
 
+int ufpi_os_memfd_image(const char *name, size_t len, int *out);
+int ufpi_os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int ufpi_os_seal(int fd);
+int ufpi_os_map_fixed_file(void *addr, size_t len, int fd);
+int ufpi_os_map_fixed_none(void *addr, size_t len);
+
 struct io_uring;
 int ufpi_os_uring_init(unsigned entries, struct io_uring *ring);
 void ufpi_os_uring_exit(struct io_uring *ring);
@@ -195,10 +201,14 @@ struct ufpi_image {
 	uint32_t *map;
 	unsigned char *data;    /* page-aligned, ndata pages */
 	size_t data_len;        /* bytes mapped at data */
+	int memfd;              /* COW backend: sealed memfd of npages pages
+				   (holes read as zero), else -1 */
 };
 
 int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out);
+/* COW backend: put the image in a sealed memfd (img->memfd). */
+int ufpi_image_make_memfd(struct ufpi_image *img);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
 static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,
@@ -238,6 +248,7 @@ struct ufpi_slot {
 	uint64_t win;
 	uint32_t purge_pending;     /* reclaim ranges in flight */
 	uint64_t kept_bytes;        /* resident bytes kept by the last reset */
+	uint64_t cow_len;           /* COW: bytes mapped from image->memfd */
 };
 
 /* Geometry and shared context the slot and handler layers work with. */
@@ -258,6 +269,7 @@ struct ufpi_slots {
 	bool dirty;               /* pages installed write-protected; reset
 				     restores only written pages */
 	int pagemap_fd;           /* /proc/self/pagemap, or -1 */
+	ufp_backend backend;      /* resolved: UFFD, COW or COPY */
 };
 
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,

@@ -98,6 +98,13 @@ UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
 				  (unsigned long long)initial_bytes);
 		return err;
 	}
+	if (pool->backend == UFP_BACKEND_COW && img->npages) {
+		err = ufpi_image_make_memfd(img);
+		if (err) {
+			ufpi_image_unref(img);
+			return err;
+		}
+	}
 
 	pthread_mutex_lock(&pool->mod_lock);
 	m = quarantine_take(&pool->dead_modules, offsetof(ufp_module, next));

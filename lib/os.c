@@ -433,3 +433,95 @@ int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res)
 		*res = injected;
 	return 0;
 }
+
+/* ---- memfd images for the COW backend ----------------------------------- */
+
+int ufpi_os_memfd_image(const char *name, size_t len, int *out)
+{
+	int saved = errno;
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		int err = -errno;
+		errno = saved;
+		return err;
+	}
+	if (ftruncate(fd, (off_t)len) < 0) {
+		int err = -errno;
+		close(fd);
+		errno = saved;
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+int ufpi_os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	int saved = errno;
+	const char *p = buf;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			int err = -errno;
+			if (err == -EINTR)
+				continue;
+			errno = saved;
+			return err;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	errno = saved;
+	return 0;
+}
+
+/* Sealed: nobody can change the image under the slots that map it. */
+int ufpi_os_seal(int fd)
+{
+	return (int)SYSCALL_RET(fcntl(fd, F_ADD_SEALS,
+				      F_SEAL_SHRINK | F_SEAL_GROW |
+					      F_SEAL_WRITE | F_SEAL_SEAL));
+}
+
+/* Map fd copy-on-write over [addr, addr+len), replacing what was there. */
+int ufpi_os_map_fixed_file(void *addr, size_t len, int fd)
+{
+	int err = ufpi_fi_hit(UFPI_FI_MMAP);
+	if (err)
+		return err;
+	int saved = errno;
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	madvise(addr, len, MADV_DONTFORK);
+	errno = saved;
+	return 0;
+}
+
+/* Replace [addr, addr+len) with fresh PROT_NONE anonymous memory: the
+ * old mapping (and its hold on a memfd) is gone. */
+int ufpi_os_map_fixed_none(void *addr, size_t len)
+{
+	if (!len)
+		return 0;
+	int err = ufpi_fi_hit(UFPI_FI_MMAP);
+	if (err)
+		return err;
+	int saved = errno;
+	void *p = mmap(addr, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		       -1, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	madvise(addr, len, MADV_DONTFORK);
+	errno = saved;
+	return 0;
+}

@@ -326,16 +326,25 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pthread_cond_init(&pool->wait_cond, NULL);
 	pool->feat = *ufpi_features_probe();
 
-	pool->backend = cfg.backend == UFP_BACKEND_AUTO ? UFP_BACKEND_UFFD
-							: cfg.backend;
-	if (pool->backend != UFP_BACKEND_UFFD) {
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
-			  "pool_create: backend %d is not built yet",
-			  (int)pool->backend);
-		err = -ENOTSUP;
-		goto fail;
+	pool->backend = cfg.backend;
+	if (pool->backend == UFP_BACKEND_AUTO) {
+		pool->backend = UFP_BACKEND_UFFD;
+		if (pool->feat.uffd_err) {
+			/* seccomp profiles and unprivileged containers forbid
+			 * userfaultfd: copy-on-write works everywhere */
+			ufpi_logf(&pool->log, UFP_LOG_WARN,
+				  "userfaultfd unavailable (%s); using the "
+				  "copy-on-write backend",
+				  pool->feat.uffd_err == -EPERM
+					  ? "EPERM - set "
+					    "vm.unprivileged_userfaultfd=1, grant "
+					    "access to /dev/userfaultfd, or run "
+					    "with CAP_SYS_PTRACE"
+					  : ufp_strerror(pool->feat.uffd_err));
+			pool->backend = UFP_BACKEND_COW;
+		}
 	}
-	if (pool->feat.uffd_err) {
+	if (pool->backend == UFP_BACKEND_UFFD && pool->feat.uffd_err) {
 		err = pool->feat.uffd_err;
 		ufpi_logf(&pool->log, UFP_LOG_ERROR,
 			  "userfaultfd: %s",
@@ -347,7 +356,8 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		goto fail;
 	}
 
-	if (cfg.dirty_tracking == UFP_DIRTY_AUTO) {
+	if (cfg.dirty_tracking == UFP_DIRTY_AUTO &&
+	    pool->backend == UFP_BACKEND_UFFD) {
 		pool->dirty_tracking = pool->feat.wp_async &&
 				       pool->feat.pagemap_scan;
 		if (!pool->dirty_tracking)
@@ -388,6 +398,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
 	s->dirty = pool->dirty_tracking;
+	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;
 	s->slot = calloc(cfg.slots, sizeof(*s->slot));
 	if (!s->slot) {
@@ -405,21 +416,27 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 			       &pool->index);
 	if (err)
 		goto fail;
-	err = open_uffds(pool);
-	s->nuffd = pool->nuffd;
-	if (err) {
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
-			  "pool_create: userfaultfd setup failed: %s",
-			  ufp_strerror(err));
-		goto fail;
+	if (pool->backend == UFP_BACKEND_UFFD) {
+		err = open_uffds(pool);
+		s->nuffd = pool->nuffd;
+		if (err) {
+			ufpi_logf(&pool->log, UFP_LOG_ERROR,
+				  "pool_create: userfaultfd setup failed: %s",
+				  ufp_strerror(err));
+			goto fail;
+		}
 	}
 	err = resolve_reclaim(pool);
 	if (err)
 		goto fail;
-	err = ufpi_handler_start(s, ufpi_reclaim_eventfd(pool->reclaim),
-				 ufpi_pool_reap, pool, &pool->handler);
-	if (err)
-		goto fail;
+	/* without userfaultfd there is no handler thread: purge completions
+	 * are reaped by the API calls and ufp_pool_quiesce */
+	if (pool->backend == UFP_BACKEND_UFFD) {
+		err = ufpi_handler_start(s, ufpi_reclaim_eventfd(pool->reclaim),
+					 ufpi_pool_reap, pool, &pool->handler);
+		if (err)
+			goto fail;
+	}
 	*out = pool;
 	return 0;
 fail:
@@ -529,6 +546,8 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 	pool->live_memories++;
 	pthread_mutex_unlock(&pool->mod_lock);
 
+	if (!pool->handler && atomic_load(&pool->purge_pending))
+		ufpi_reclaim_reap(pool->reclaim);
 	uint64_t key = m ? m->key : 0;
 	err = ufp_index_alloc(pool->index, key, &i, &prev_key);
 	if (!err) {
@@ -588,12 +607,28 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 		pthread_mutex_unlock(&pool->wait_lock);
 		int err = ufp_memory_alloc(pool, m, initial_bytes, out);
 		pthread_mutex_lock(&pool->wait_lock);
-		if (err == -EAGAIN && ufp_index_num_free(pool->index) == 0)
-			err = pthread_cond_timedwait(&pool->wait_cond,
-						     &pool->wait_lock,
-						     &deadline) == ETIMEDOUT
-				      ? -ETIMEDOUT
-				      : -EAGAIN;
+		if (err == -EAGAIN && ufp_index_num_free(pool->index) == 0) {
+			/* with no handler thread, purges complete only when
+			 * someone reaps: wake up every millisecond to do so */
+			struct timespec until = deadline;
+			bool slice = !pool->handler &&
+				     atomic_load(&pool->purge_pending);
+			if (slice) {
+				clock_gettime(CLOCK_REALTIME, &until);
+				until.tv_nsec += 1000000;
+				if (until.tv_nsec >= 1000000000) {
+					until.tv_sec++;
+					until.tv_nsec -= 1000000000;
+				}
+			}
+			int r = pthread_cond_timedwait(&pool->wait_cond,
+						       &pool->wait_lock, &until);
+			clock_gettime(CLOCK_REALTIME, &now);
+			bool past = now.tv_sec > deadline.tv_sec ||
+				    (now.tv_sec == deadline.tv_sec &&
+				     now.tv_nsec >= deadline.tv_nsec);
+			err = r == ETIMEDOUT && past ? -ETIMEDOUT : -EAGAIN;
+		}
 		pool->waiters--;
 		pthread_mutex_unlock(&pool->wait_lock);
 		if (err != -EAGAIN)

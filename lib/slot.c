@@ -46,9 +46,23 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 {
 	struct ufpi_slot *slot = &s->slot[i];
-	int err = ufpi_os_dontneed(ufpi_slot_base(s, i), len);
-	if (err)
-		return err;
+	int err;
+
+	if (s->backend == UFP_BACKEND_COW &&
+	    (slot->cow_len || slot->prot_bytes)) {
+		/* a fresh anonymous mapping over the slot drops the old one
+		 * with every page and its hold on the image's memfd */
+		len = max_u64(max_u64(len, slot->cow_len), slot->prot_bytes);
+		err = ufpi_os_map_fixed_none(ufpi_slot_base(s, i), len);
+		if (err)
+			return err;
+		slot->cow_len = 0;
+		slot->prot_bytes = 0;
+	} else {
+		err = ufpi_os_dontneed(ufpi_slot_base(s, i), len);
+		if (err)
+			return err;
+	}
 	pthread_mutex_lock(&slot->lock);
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;
@@ -93,6 +107,34 @@ static int set_protection(struct ufpi_slots *s, uint32_t i, uint64_t bytes,
 	return 0;
 }
 
+/* COPY backend: the whole image, eagerly. */
+static void copy_image(struct ufpi_slots *s, uint32_t i,
+		       const struct ufpi_image *img)
+{
+	const size_t page = ufpi_page_size();
+	unsigned char *base = ufpi_slot_base(s, i);
+	struct ufpi_slot *slot = &s->slot[i];
+
+	for (uint64_t p = 0; p < img->npages;) {
+		const unsigned char *src = ufpi_image_page(img, p);
+		uint64_t q = p + 1;
+		if (!src) {
+			p++;
+			continue;
+		}
+		while (q < img->npages && ufpi_image_page(img, q) == src + (q - p) * page)
+			q++;
+		memcpy(base + p * page, src, (q - p) * page);
+		UFPI_ADD(s->ctr, pages_copied, q - p);
+		p = q;
+	}
+	uint64_t end = (uint64_t)img->npages * page;
+	pthread_mutex_lock(&slot->lock);
+	if (end > slot->populated_hi)
+		slot->populated_hi = end;
+	pthread_mutex_unlock(&slot->lock);
+}
+
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 		      struct ufpi_image *img, uint64_t bytes, bool *wiped)
 {
@@ -115,7 +157,8 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 		if (poisoned)
 			len = max_u64(len, slot->prot_bytes);
 		if (poisoned || slot->stale ||
-		    (slot->populated_hi && slot->image != img)) {
+		    ((slot->populated_hi || slot->cow_len) &&
+		     slot->image != img)) {
 			err = wipe(s, i, len);
 			if (err) {
 				pthread_mutex_lock(&slot->lock);
@@ -126,9 +169,23 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 			}
 			*wiped = true;
 		}
+		if (s->backend == UFP_BACKEND_COW && img && img->npages &&
+		    !slot->cow_len) {
+			/* the image's pages come straight from the page cache
+			 * until written (copy-on-write) */
+			uint64_t ilen = (uint64_t)img->npages * ufpi_page_size();
+			err = ufpi_os_map_fixed_file(ufpi_slot_base(s, i), ilen,
+						     img->memfd);
+			if (err)
+				return err;
+			slot->cow_len = ilen;
+			slot->prot_bytes = ilen;
+		}
 		err = set_protection(s, i, bytes, prot_dirty);
 		if (err)
 			return err;
+		if (s->backend == UFP_BACKEND_COPY && img)
+			copy_image(s, i, img);
 
 		pthread_mutex_lock(&slot->lock);
 		if (unlikely(slot->poisoned || slot->prot_dirty)) {
@@ -334,6 +391,10 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	int err;
 
 	pthread_mutex_lock(&slot->lock);
+	/* without a handler nothing tracks what the memory touched */
+	if (s->backend != UFP_BACKEND_UFFD &&
+	    slot->populated_hi < slot->accessible)
+		slot->populated_hi = slot->accessible;
 	pop = slot->populated_hi;
 	keep = s->keep_resident_bytes;
 	if (keep > slot->accessible)
@@ -387,7 +448,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	/* with dirty tracking clean pages anywhere below pop stay */
 	slot->populated_hi = s->dirty ? pop : keep;
 	slot->kept_bytes = *kept;
-	if (!*kept) {
+	if (!*kept && !slot->cow_len) {
 		slot->populated_hi = 0;
 		old = slot->image;
 		slot->image = NULL;
@@ -400,6 +461,22 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
+
+	if (s->backend == UFP_BACKEND_COW && slot->cow_len) {
+		/* the memfd is freed once no slot maps it */
+		uint64_t len = max_u64(slot->cow_len, slot->prot_bytes);
+		if (ufpi_os_map_fixed_none(ufpi_slot_base(s, i), len)) {
+			/* keep the mapping (and the image) until the slot is
+			 * reused by someone else; nothing leaks */
+			pthread_mutex_lock(&slot->lock);
+			slot->purging = false;
+			slot->stale = true;
+			pthread_mutex_unlock(&slot->lock);
+			return;
+		}
+		slot->cow_len = 0;
+		slot->prot_bytes = 0;
+	}
 	pthread_mutex_lock(&slot->lock);
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;

@@ -98,7 +98,8 @@ static inline uint64_t t_rand(uint64_t *s)
  * Backends and reclaim engines that pool suites run over. Loop with
  *   for (size_t k = 0; k < T_NBACKENDS; k++) { ufp_backend b = t_backends[k]; ... }
  */
-static const ufp_backend t_backends[] = {UFP_BACKEND_UFFD};
+static const ufp_backend t_backends[] = {UFP_BACKEND_UFFD, UFP_BACKEND_COW,
+					  UFP_BACKEND_COPY};
 #define T_NBACKENDS (sizeof(t_backends) / sizeof(t_backends[0]))
 static const ufp_reclaim t_reclaims[] = {
 	UFP_RECLAIM_URING, UFP_RECLAIM_SYNC, UFP_RECLAIM_PROCESS_MADVISE};
@@ -107,6 +108,17 @@ static const ufp_strategy t_strategies[] = {
 	UFP_STRATEGY_NEXT_AVAILABLE, UFP_STRATEGY_RANDOM,
 	UFP_STRATEGY_REUSE_AFFINITY, UFP_STRATEGY_WARM_LRU};
 #define T_NSTRATEGIES (sizeof(t_strategies) / sizeof(t_strategies[0]))
+
+/*
+ * Behaviour only the UFFD backend has: touching a freed memory traps
+ * (SIGBUS: the handler poisons it), the handler's counters (faults,
+ * windows, pages_zeroed) move, dirty tracking exists. COW and COPY have no
+ * handler: a freed memory reads as zero or as its kept image bytes.
+ */
+static inline int t_backend_has_handler(ufp_backend b)
+{
+	return b == UFP_BACKEND_UFFD || b == UFP_BACKEND_AUTO;
+}
 
 static inline const char *t_backend_name(ufp_backend b)
 {
