@@ -92,6 +92,7 @@ struct ufp_index {
 	uint32_t nwarm;
 	uint32_t cold_next; /* WARM_LRU */
 	uint64_t unused_bytes;
+	uint32_t nres; /* free slots with bytes resident (the res list) */
 	uint64_t rng;
 	struct slot *slots;
 	uint32_t *free_arr; /* RANDOM, REUSE_AFFINITY */
@@ -298,6 +299,7 @@ static inline uint64_t take(struct ufp_index *x, ufp_slot_index i,
 	if (s->bytes) {
 		list_del(x, &x->res, L_RES, i);
 		x->unused_bytes -= s->bytes;
+		x->nres--;
 	}
 	switch (x->strategy) {
 	case UFP_STRATEGY_NEXT_AVAILABLE:
@@ -496,6 +498,7 @@ UFP_API int ufp_index_free(ufp_index *x, ufp_slot_index i,
 	if (bytes_resident) {
 		list_push_head(x, &x->res, L_RES, i);
 		x->unused_bytes += bytes_resident;
+		x->nres++;
 	}
 	switch (x->strategy) {
 	case UFP_STRATEGY_NEXT_AVAILABLE:
@@ -597,6 +600,18 @@ UFP_API uint32_t ufp_index_num_warm(const ufp_index *x)
 		return 0;
 	lock(x);
 	v = x->nwarm;
+	unlock(x);
+	return v;
+}
+
+UFP_API uint32_t ufp_index_num_resident(const ufp_index *x)
+{
+	uint32_t v;
+
+	if (!x)
+		return 0;
+	lock(x);
+	v = x->nres;
 	unlock(x);
 	return v;
 }
@@ -819,7 +834,7 @@ UFP_API int ufp_index_check(const ufp_index *cx)
 	CHECK(bytes == x->unused_bytes);
 
 	len = walk(x, x->res.head, x->res.tail, true, L_RES, ok_resident, 0);
-	CHECK(len >= 0 && (uint64_t)len == nres);
+	CHECK(len >= 0 && (uint64_t)len == nres && nres == x->nres);
 
 	switch (x->strategy) {
 	case UFP_STRATEGY_NEXT_AVAILABLE:

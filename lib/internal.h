@@ -413,6 +413,7 @@ ufp_memory *ufpi_memory_handle_new(ufp_pool *pool);
 void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem);
 void ufpi_module_purge(ufp_pool *pool, uint64_t key);
 void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
+void ufpi_pool_evict_idle(ufp_pool *pool);
 void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len);
 void ufpi_pool_slot_freed(ufp_pool *pool);
 void ufpi_pool_reap(void *arg);

@@ -191,50 +191,120 @@ void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m)
 /* liburing 2.3 truncates IORING_OP_MADVISE lengths to 32 bits */
 #define PURGE_PIECE ((size_t)1 << 30)
 
-void ufpi_module_purge(ufp_pool *pool, uint64_t key)
+/* Ranges collected for one submission: up to ring_entries at a time, so a
+ * batch is one io_uring_enter. */
+struct purge_batch {
+	struct ufpi_range *rg;
+	size_t n, cap;
+	struct ufpi_range local[64];
+};
+
+static void batch_init(ufp_pool *pool, struct purge_batch *b)
+{
+	b->n = 0;
+	b->cap = pool->cfg.ring_entries;
+	b->rg = b->cap > 64 ? malloc(b->cap * sizeof(*b->rg)) : NULL;
+	if (!b->rg) {
+		b->rg = b->local;
+		b->cap = 64;
+	}
+}
+
+static void batch_flush(ufp_pool *pool, struct purge_batch *b)
+{
+	UFPI_IGNORE(ufpi_reclaim_submit(pool->reclaim, b->rg, b->n));
+	b->n = 0;
+}
+
+static void batch_fini(ufp_pool *pool, struct purge_batch *b)
+{
+	batch_flush(pool, b);
+	if (b->rg != b->local)
+		free(b->rg);
+}
+
+/* Release what slot i (taken from the index, used with no key) has
+ * populated; the completion frees it unaffine with 0 resident bytes. */
+static void purge_slot(ufp_pool *pool, struct purge_batch *b, uint32_t i)
 {
 	struct ufpi_slots *s = &pool->slots;
-	struct ufpi_range batch[64];
-	size_t n = 0;
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+
+	pthread_mutex_lock(&slot->lock);
+	uint64_t pop = slot->populated_hi;
+	slot->purging = true;
+	slot->purge_pending = (uint32_t)((pop + PURGE_PIECE - 1) / PURGE_PIECE);
+	pthread_mutex_unlock(&slot->lock);
+
+	if (!pop) {
+		ufpi_slot_purged(s, i);
+		UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
+		ufpi_pool_slot_freed(pool);
+		return;
+	}
+	UFPI_ADD(&pool->ctr, purge_bytes, pop);
+	UFPI_ADD(&pool->ctr, purges_inflight, 1);
+	atomic_fetch_add(&pool->purge_pending, 1);
+	for (uint64_t off = 0; off < pop; off += PURGE_PIECE) {
+		size_t len = pop - off < PURGE_PIECE ? pop - off : PURGE_PIECE;
+		b->rg[b->n++] = (struct ufpi_range){base + off, len, i};
+		if (b->n == b->cap)
+			batch_flush(pool, b);
+	}
+}
+
+void ufpi_module_purge(ufp_pool *pool, uint64_t key)
+{
+	struct purge_batch b;
 	ufp_slot_index i;
 
 	if (atomic_load(&pool->purge_disabled))
 		return;
 	UFPI_ADD(&pool->ctr, purges, 1);
+	batch_init(pool, &b);
 	while (ufp_index_alloc_affine_and_clear_affinity(pool->index, key, &i,
 							 NULL) == 0) {
-		struct ufpi_slot *slot = &s->slot[i];
-		unsigned char *base = ufpi_slot_base(s, i);
-
-		pthread_mutex_lock(&slot->lock);
-		uint64_t pop = slot->populated_hi;
-		slot->purging = true;
-		slot->purge_pending = (uint32_t)((pop + PURGE_PIECE - 1) /
-						 PURGE_PIECE);
-		pthread_mutex_unlock(&slot->lock);
-
 		UFPI_ADD(&pool->ctr, slots_purged, 1);
-		if (!pop) {
-			ufpi_slot_purged(s, i);
-			UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
-			ufpi_pool_slot_freed(pool);
-			continue;
-		}
-		UFPI_ADD(&pool->ctr, purge_bytes, pop);
-		UFPI_ADD(&pool->ctr, purges_inflight, 1);
-		atomic_fetch_add(&pool->purge_pending, 1);
-		for (uint64_t off = 0; off < pop; off += PURGE_PIECE) {
-			size_t len = pop - off < PURGE_PIECE ? pop - off
-							     : PURGE_PIECE;
-			batch[n++] = (struct ufpi_range){base + off, len, i};
-			if (n == sizeof(batch) / sizeof(batch[0])) {
-				(void)ufpi_reclaim_submit(pool->reclaim, batch,
-							  n);
-				n = 0;
-			}
-		}
+		purge_slot(pool, &b, i);
 	}
-	(void)ufpi_reclaim_submit(pool->reclaim, batch, n);
+	batch_fini(pool, &b);
+}
+
+/*
+ * Bound what idle slots keep: while the bytes kept by unused slots exceed
+ * max_resident_idle_bytes, or (WARM_LRU) more than max_unused_warm_slots
+ * idle slots keep pages, release the least recently freed ones through the
+ * purge engine. Their affinity goes with their pages.
+ */
+void ufpi_pool_evict_idle(ufp_pool *pool)
+{
+	const ufp_config *c = &pool->cfg;
+	struct purge_batch b;
+	ufp_slot_index i;
+	uint64_t bytes, prev;
+	bool started = false;
+
+	for (;;) {
+		uint64_t idle = ufp_index_unused_bytes_resident(pool->index);
+		uint32_t nres = ufp_index_num_resident(pool->index);
+		bool over = (c->max_resident_idle_bytes &&
+			     idle > c->max_resident_idle_bytes) ||
+			    (c->strategy == UFP_STRATEGY_WARM_LRU &&
+			     nres > c->max_unused_warm_slots);
+		if (!over ||
+		    ufp_index_alloc_lru_resident(pool->index, &i, &prev,
+						 &bytes))
+			break;
+		if (!started) {
+			batch_init(pool, &b);
+			started = true;
+		}
+		UFPI_ADD(&pool->ctr, idle_evictions, 1);
+		purge_slot(pool, &b, i);
+	}
+	if (started)
+		batch_fini(pool, &b);
 }
 
 /* One range of a purged slot is released; the last one frees the slot. */

@@ -694,6 +694,9 @@ UFP_API int ufp_memory_free(ufp_memory *mem)
 	if (m)
 		ufpi_module_memory_freed(pool, m);
 	ufpi_pool_slot_freed(pool);
+	if (kept && (pool->cfg.max_resident_idle_bytes ||
+		     pool->cfg.strategy == UFP_STRATEGY_WARM_LRU))
+		ufpi_pool_evict_idle(pool);
 	return 0;
 }
 

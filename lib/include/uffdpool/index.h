@@ -117,6 +117,8 @@ UFP_API uint32_t ufp_index_capacity(const ufp_index *idx);
 UFP_API uint32_t ufp_index_num_free(const ufp_index *idx);
 /* Free slots that have been used at least once (warm), any affinity. */
 UFP_API uint32_t ufp_index_num_warm(const ufp_index *idx);
+/* Free slots freed with bytes_resident > 0. */
+UFP_API uint32_t ufp_index_num_resident(const ufp_index *idx);
 /* Sum of bytes_resident over free slots. */
 UFP_API uint64_t ufp_index_unused_bytes_resident(const ufp_index *idx);
 /* Number of free slots affine to `key`. */
