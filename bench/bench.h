@@ -49,6 +49,10 @@ void ufpb_emit(struct ufpb *b, const char *scenario, const char *fields_fmt,
 void ufpb_say(struct ufpb *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The bulk-copy floor: ns for one UFFDIO_COPY of len bytes from src into
+ * a fresh registered range (bench/floor.c). 0 or -errno. */
+int ufpb_copy_floor(const void *src, size_t len, double *ns_out);
+
 /* Scenarios (weak in main.c). */
 int ufpb_index(struct ufpb *b, int argc, char **argv);
 int ufpb_fault(struct ufpb *b, int argc, char **argv);

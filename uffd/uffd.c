@@ -73,7 +73,7 @@ int ufpi_uffd_open(uint64_t want_features, int *fd_out, uint64_t *features_out,
  * offers; the fd is then useless (UFFDIO_API works once per fd). */
 int ufpi_uffd_probe(uint64_t *features, int *via_dev)
 {
-	int fd, err = ufpi_uffd_open(0, &fd, features, via_dev);
+	int fd = -1, err = ufpi_uffd_open(0, &fd, features, via_dev);
 	if (err)
 		return err;
 	ufpi_os_close(fd);
