@@ -114,6 +114,9 @@ int ufpi_os_rlimit_as(uint64_t *limit); /* UINT64_MAX when unlimited */
 int ufpi_os_pidfd_self(int *out);
 /* process_madvise(MADV_DONTNEED) of up to n ranges; returns bytes or -errno */
 long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n);
+/* MADV_DONTNEED of n ranges: one process_madvise call when pidfd >= 0,
+ * what it did not do (or everything, pidfd < 0) with madvise. */
+int ufpi_os_dontneed_vec(int pidfd, const struct iovec *iov, size_t n);
 
 int ufpi_os_memfd_image(const char *name, size_t len, int *out);
 int ufpi_os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
@@ -269,6 +272,8 @@ struct ufpi_slots {
 	bool dirty;               /* pages installed write-protected; reset
 				     restores only written pages */
 	int pagemap_fd;           /* /proc/self/pagemap, or -1 */
+	int pidfd;                /* our pidfd when process_madvise accepts
+				     MADV_DONTNEED, or -1 */
 	ufp_backend backend;      /* resolved: UFFD, COW or COPY */
 };
 
@@ -391,6 +396,7 @@ struct ufp_pool {
 	struct ufpi_handler *handler;
 	struct ufpi_reclaim *reclaim;
 	int pagemap_fd;
+	int pidfd;
 
 	pthread_mutex_t mod_lock;   /* modules, handles, quarantines */
 	uint64_t next_key;

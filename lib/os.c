@@ -352,6 +352,28 @@ long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n)
 				   MADV_DONTNEED, 0));
 }
 
+int ufpi_os_dontneed_vec(int pidfd, const struct iovec *iov, size_t n)
+{
+	size_t done = 0, k = 0;
+	if (!n)
+		return 0;
+	if (pidfd >= 0) {
+		long r = ufpi_os_process_dontneed(pidfd, iov, n);
+		done = r > 0 ? (size_t)r : 0;
+	}
+	/* the kernel advises the vector in order: skip what it did */
+	for (; k < n && done >= iov[k].iov_len; k++)
+		done -= iov[k].iov_len;
+	for (; k < n; k++) {
+		int err = ufpi_os_dontneed((char *)iov[k].iov_base + done,
+					   iov[k].iov_len - done);
+		if (err)
+			return err;
+		done = 0;
+	}
+	return 0;
+}
+
 int ufpi_os_uring_init(unsigned entries, struct io_uring *ring)
 {
 	int err = ufpi_fi_hit(UFPI_FI_URING_INIT);

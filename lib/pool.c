@@ -274,6 +274,7 @@ static void pool_free(ufp_pool *pool)
 	if (pool->reservation)
 		ufpi_os_unmap(pool->reservation, pool->reservation_len);
 	ufpi_os_close(pool->pagemap_fd);
+	ufpi_os_close(pool->pidfd);
 	for (ufp_module *m = pool->modules, *nx; m; m = nx) {
 		nx = m->all_next;
 		ufpi_image_unref(m->image);
@@ -320,6 +321,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pool->cfg = cfg;
 	pool->log = log;
 	pool->pagemap_fd = -1;
+	pool->pidfd = -1;
 	pool->next_key = 1;
 	pthread_mutex_init(&pool->mod_lock, NULL);
 	pthread_mutex_init(&pool->wait_lock, NULL);
@@ -400,6 +402,10 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->dirty = pool->dirty_tracking;
 	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;
+	if (pool->feat.process_madvise == 1 &&
+	    ufpi_os_pidfd_self(&pool->pidfd))
+		pool->pidfd = -1;
+	s->pidfd = pool->pidfd;
 	s->slot = calloc(cfg.slots, sizeof(*s->slot));
 	if (!s->slot) {
 		err = -ENOMEM;

@@ -305,6 +305,7 @@ out:
 }
 
 /* State of one dirty-tracking reset walk. */
+/* State of one dirty-tracking reset walk. */
 struct dirty_reset {
 	struct ufpi_slots *s;
 	uint32_t i;
@@ -312,12 +313,25 @@ struct dirty_reset {
 	unsigned char *base;
 	uint64_t keep;
 	uint64_t kept, restored, dropped;
+	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
+	struct iovec drop[64];        /* runs to drop, one call per batch */
+	size_t ndrop;
 };
 
-/* Restore [addr, addr+len) (present, written pages below keep) from the
- * image, then re-arm write protection so the next write is seen again. */
-static int restore_written(struct dirty_reset *d, unsigned char *addr,
-			   size_t len)
+/* Each MADV_DONTNEED and each UFFDIO_WRITEPROTECT ends in a TLB flush,
+ * which on a VM is an IPI to every CPU the process ran on: tens of
+ * microseconds. So runs are collected and released with one
+ * process_madvise call (one flush per call from Linux 6.16), and write
+ * protection is re-armed with one ioctl over the span of restored pages. */
+static int flush_drops(struct dirty_reset *d)
+{
+	int err = ufpi_os_dontneed_vec(d->s->pidfd, d->drop, d->ndrop);
+	d->ndrop = 0;
+	return err;
+}
+
+static void restore_written(struct dirty_reset *d, unsigned char *addr,
+			    size_t len)
 {
 	const size_t page = ufpi_page_size();
 	for (size_t off = 0; off < len; off += page) {
@@ -328,10 +342,12 @@ static int restore_written(struct dirty_reset *d, unsigned char *addr,
 		else
 			memset(addr + off, 0, page);
 	}
+	if (!d->wp_lo || addr < d->wp_lo)
+		d->wp_lo = addr;
+	if (addr + len > d->wp_hi)
+		d->wp_hi = addr + len;
 	d->restored += len;
 	d->kept += len;
-	return ufpi_uffd_writeprotect(d->s->uffd[d->i % d->s->nuffd], addr,
-				      len, true);
 }
 
 static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
@@ -349,16 +365,18 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	}
 	if (flags & UFPI_PG_PRESENT && off < d->keep) {
 		size_t n = d->keep - off < len ? (size_t)(d->keep - off) : len;
-		int err = restore_written(d, addr, n);
-		if (err)
-			return err;
+		restore_written(d, addr, n);
 		addr += n;
 		len -= n;
 	}
+	if (!len)
+		return 0;
 	/* written beyond keep, or written and not present (swapped out: it
 	 * would come back with the old instance's bytes without a fault) */
 	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
-	return ufpi_os_dontneed(addr, len);
+	d->drop[d->ndrop++] = (struct iovec){addr, len};
+	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
+								: 0;
 }
 
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
@@ -371,6 +389,14 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	const size_t page = ufpi_page_size();
 	uint64_t t0 = ufpi_now_ns();
 	int err = ufpi_dirty_scan(s->pagemap_fd, d.base, pop, dirty_run, &d);
+	if (!err)
+		err = flush_drops(&d);
+	/* pages in the span that were not restored are write-protected
+	 * already or not present, where a marker is harmless: a MISSING
+	 * fault still reaches the handler */
+	if (!err && d.wp_lo)
+		err = ufpi_uffd_writeprotect(s->uffd[i % s->nuffd], d.wp_lo,
+					     (size_t)(d.wp_hi - d.wp_lo), true);
 
 	UFPI_ADD(s->ctr, dirty_scans, 1);
 	UFPI_ADD(s->ctr, dirty_scan_ns, ufpi_now_ns() - t0);
