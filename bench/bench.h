@@ -53,16 +53,18 @@ void ufpb_say(struct ufpb *b, const char *fmt, ...)
  * a fresh registered range (bench/floor.c). 0 or -errno. */
 int ufpb_copy_floor(const void *src, size_t len, double *ns_out);
 
-/* Scenarios (weak in main.c). */
-int ufpb_index(struct ufpb *b, int argc, char **argv);
-int ufpb_fault(struct ufpb *b, int argc, char **argv);
-int ufpb_cycle(struct ufpb *b, int argc, char **argv);
-int ufpb_threads(struct ufpb *b, int argc, char **argv);
-int ufpb_purge(struct ufpb *b, int argc, char **argv);
-int ufpb_churn(struct ufpb *b, int argc, char **argv);
-int ufpb_soak(struct ufpb *b, int argc, char **argv);
-int ufpb_wasm(struct ufpb *b, int argc, char **argv);
-int ufpb_check(struct ufpb *b, int argc, char **argv);
-int ufpb_tour(struct ufpb *b, int argc, char **argv);
+/* Scenarios: weak, so the harness links while one is being written and
+ * the tour skips what is not built. */
+#define UFPB_WEAK __attribute__((weak))
+UFPB_WEAK int ufpb_index(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_fault(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_cycle(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_threads(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_purge(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_churn(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_soak(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_wasm(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_check(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_tour(struct ufpb *b, int argc, char **argv);
 
 #endif

@@ -14,18 +14,6 @@
 
 #include "bench.h"
 
-#define WEAK __attribute__((weak))
-WEAK int ufpb_index(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_fault(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_cycle(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_threads(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_purge(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_churn(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_soak(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_wasm(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_check(struct ufpb *b, int argc, char **argv);
-WEAK int ufpb_tour(struct ufpb *b, int argc, char **argv);
-
 static const struct {
 	const char *name;
 	int (*fn)(struct ufpb *, int, char **);

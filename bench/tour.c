@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tour.c - `ufp-bench` with no arguments: a short tour for a newcomer.
+ * Runs the quick form of each scenario in turn, each preceded by a line
+ * saying what it shows; every figure is a ratio against a baseline
+ * measured in the same run. About 30-60 seconds on a 2-core machine.
+ */
+#include "bench.h"
+
+static void heading(struct ufpb *b, const char *title, const char *why)
+{
+	ufpb_say(b, "\n=== %s ===\n%s\n\n", title, why);
+}
+
+int ufpb_tour(struct ufpb *b, int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	b->quick = 1;
+	if (b->reps > 3)
+		b->reps = 3;
+	ufpb_say(b, "uffdpool %s benchmark tour on Linux %s (quick settings; "
+		    "see docs/benchmarks.md for full runs)\n",
+		 ufp_version(), b->kernel);
+	if (ufpb_check) {
+		heading(b, "what this machine offers",
+			"Kernel features probed at run time and what AUTO picks.");
+		ufpb_check(b, 0, NULL);
+	}
+	if (ufpb_index) {
+		heading(b, "slot index allocator",
+			"Bookkeeping only: one alloc+free pair per strategy. "
+			"Target <= 100 ns.");
+		ufpb_index(b, 0, NULL);
+	}
+	if (ufpb_fault) {
+		heading(b, "cold first touch",
+			"A never-touched memory faulted in through the handler, "
+			"per page, against one bulk UFFDIO_COPY (the floor).");
+		ufpb_fault(b, 0, NULL);
+	}
+	if (ufpb_cycle) {
+		heading(b, "instance cycles",
+			"alloc -> touch -> free of a 1 MiB image with 5% of pages "
+			"written: warm (affine slot) and cold, uffdpool's backends "
+			"against copy-on-write (Wasmtime's technique).");
+		ufpb_cycle(b, 0, NULL);
+	}
+	if (ufpb_wasm) {
+		heading(b, "real WebAssembly modules",
+			"The same cycle with images built from the data "
+			"segments of published .wasm files.");
+		ufpb_wasm(b, 0, NULL);
+	}
+	if (ufpb_purge) {
+		heading(b, "module drop",
+			"Dropping a module purges every slot still affine to it: "
+			"how long the dropping thread is blocked and how long "
+			"until the memory is really gone, io_uring against a "
+			"plain madvise loop.");
+		ufpb_purge(b, 0, NULL);
+	}
+	return 0;
+}
