@@ -250,6 +250,7 @@ struct ufpi_slot {
 	uint64_t seq_next;
 	uint64_t win;
 	uint32_t purge_pending;     /* reclaim ranges in flight */
+	bool purge_failed;          /* one of them could not be released */
 	uint64_t kept_bytes;        /* resident bytes kept by the last reset */
 	uint64_t cow_len;           /* COW: bytes mapped from image->memfd */
 };
@@ -295,6 +296,9 @@ int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
 int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept);
 /* After a purge released [0, populated_hi): forget the image. */
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
+/* A purge or prepare could not release the slot's pages: it keeps them and
+ * its image reference and is wiped before its next use. */
+void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 
 /* ---- floor 4: handler (uffd/handler.c) --------------------------------- */
 
@@ -317,8 +321,10 @@ struct ufpi_range {
 };
 
 /* Called once per completed range (after a madvise fallback if it failed),
- * outside every engine lock. */
-typedef void (*ufpi_reclaim_done_fn)(void *arg, uint64_t tag, size_t len);
+ * outside every engine lock; err != 0 if the range could not be released
+ * at all (its pages may still be there). */
+typedef void (*ufpi_reclaim_done_fn)(void *arg, uint64_t tag, size_t len,
+				     int err);
 
 struct ufpi_reclaim;
 int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
@@ -420,7 +426,7 @@ void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem);
 void ufpi_module_purge(ufp_pool *pool, uint64_t key);
 void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
 void ufpi_pool_evict_idle(ufp_pool *pool);
-void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len);
+void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err);
 void ufpi_pool_slot_freed(ufp_pool *pool);
 void ufpi_pool_reap(void *arg);
 

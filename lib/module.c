@@ -307,8 +307,11 @@ void ufpi_pool_evict_idle(ufp_pool *pool)
 		batch_fini(pool, &b);
 }
 
-/* One range of a purged slot is released; the last one frees the slot. */
-void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len)
+/* One range of a purged slot is released; the last one frees the slot.
+ * If a range could not be released even by plain madvise, the slot keeps
+ * its pages and is wiped before its next use instead of being called
+ * clean. */
+void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err)
 {
 	ufp_pool *pool = arg;
 	uint32_t i = (uint32_t)tag;
@@ -316,11 +319,18 @@ void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len)
 	(void)len;
 
 	pthread_mutex_lock(&slot->lock);
+	slot->purge_failed |= err != 0;
 	bool last = --slot->purge_pending == 0;
+	bool failed = slot->purge_failed;
+	if (last)
+		slot->purge_failed = false;
 	pthread_mutex_unlock(&slot->lock);
 	if (!last)
 		return;
-	ufpi_slot_purged(&pool->slots, i);
+	if (failed)
+		ufpi_slot_mark_stale(&pool->slots, i);
+	else
+		ufpi_slot_purged(&pool->slots, i);
 	UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
 	UFPI_SUB(&pool->ctr, purges_inflight, 1);
 	atomic_fetch_sub(&pool->purge_pending, 1);

@@ -171,8 +171,9 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 		return -E2BIG;
 	}
 	/* each live memory splits its slot into a read-write and a
-	 * PROT_NONE mapping; with several uffds each slot is its own VMA */
-	uint64_t need = 2 * (uint64_t)c->slots +
+	 * PROT_NONE mapping (COW: plus the image's file mapping); with
+	 * several uffds each slot is its own VMA */
+	uint64_t need = 3 * (uint64_t)c->slots +
 			(c->handler_threads > 1 ? c->slots : 0) + 64;
 	if (ufpi_os_max_map_count(&maxmap, &used) == 0 &&
 	    used + need > maxmap) {
@@ -563,6 +564,8 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			ufpi_logf(&pool->log, UFP_LOG_ERROR,
 				  "memory_alloc: slot %u: %s", i,
 				  ufp_strerror(err));
+			/* what the slot held may still be there */
+			ufpi_slot_mark_stale(&pool->slots, i);
 			UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
 			ufpi_pool_slot_freed(pool);
 		}

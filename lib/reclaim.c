@@ -18,7 +18,8 @@
  *
  * Every engine reaches the same end state: a failed or short request is
  * redone with plain madvise (repeating DONTNEED is harmless) and counted.
- * `done` runs once per range, outside the engine's lock.
+ * `done` runs once per range, outside the engine's lock, with the error
+ * if even the madvise fallback failed (the range may still hold pages).
  */
 #include <errno.h>
 #include <limits.h>
@@ -55,8 +56,8 @@ struct ufpi_reclaim {
 	int pidfd;
 };
 
-static void redo_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
-		      int why)
+static int redo_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
+		     int why)
 {
 	UFPI_ADD(r->ctr, reclaim_fallbacks, 1);
 	ufpi_logf(r->log, UFP_LOG_DEBUG,
@@ -67,6 +68,7 @@ static void redo_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 		ufpi_logf(r->log, UFP_LOG_ERROR,
 			  "reclaim: madvise(%p, %zu) failed: %s", rg->addr,
 			  rg->len, ufp_strerror(err));
+	return err;
 }
 
 int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
@@ -172,6 +174,13 @@ int ufpi_reclaim_eventfd(const struct ufpi_reclaim *r)
 }
 
 /* Move queued ranges into the ring while there is room; one submit. */
+static int submit_locked(struct ufpi_reclaim *r, size_t n)
+{
+	UFPI_ADD(r->ctr, purge_batches, 1);
+	UFPI_ADD(r->ctr, purge_ranges, n);
+	return ufpi_os_uring_submit(&r->ring);
+}
+
 static int pump_locked(struct ufpi_reclaim *r)
 {
 	size_t n = 0;
@@ -180,7 +189,8 @@ static int pump_locked(struct ufpi_reclaim *r)
 		uint32_t id = r->free_ids[r->nfree - 1];
 		if (ufpi_os_uring_queue_madvise(&r->ring, rg->addr, rg->len,
 						id)) {
-			if (!n || ufpi_os_uring_submit(&r->ring))
+			/* submission queue full: send it, then go on */
+			if (!n || submit_locked(r, n))
 				break;
 			n = 0;
 			continue;
@@ -191,11 +201,7 @@ static int pump_locked(struct ufpi_reclaim *r)
 		r->qlen--;
 		n++;
 	}
-	if (!n)
-		return 0;
-	UFPI_ADD(r->ctr, purge_batches, 1);
-	UFPI_ADD(r->ctr, purge_ranges, n);
-	return ufpi_os_uring_submit(&r->ring);
+	return n ? submit_locked(r, n) : 0;
 }
 
 static int enqueue_locked(struct ufpi_reclaim *r, const struct ufpi_range *rg,
@@ -229,8 +235,8 @@ static void submit_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 	for (size_t k = 0; k < n; k++) {
 		int err = ufpi_os_dontneed(rg[k].addr, rg[k].len);
 		if (err)
-			redo_sync(r, &rg[k], err);
-		r->done(r->done_arg, rg[k].tag, rg[k].len);
+			err = redo_sync(r, &rg[k], err);
+		r->done(r->done_arg, rg[k].tag, rg[k].len, err);
 	}
 }
 
@@ -256,13 +262,14 @@ static void submit_process_madvise(struct ufpi_reclaim *r,
 		size_t ok = got > 0 ? (size_t)got : 0;
 		for (size_t k = 0; k < m; k++) {
 			const struct ufpi_range *x = &rg[at + k];
+			int err = 0;
 			if (ok >= x->len)
 				ok -= x->len;
 			else {
-				redo_sync(r, x, got < 0 ? (int)got : -EAGAIN);
+				err = redo_sync(r, x, got < 0 ? (int)got : -EAGAIN);
 				ok = 0;
 			}
-			r->done(r->done_arg, x->tag, x->len);
+			r->done(r->done_arg, x->tag, x->len, err);
 		}
 		(void)want;
 		at += m;
@@ -330,9 +337,11 @@ size_t ufpi_reclaim_reap(struct ufpi_reclaim *r)
 		pump_locked(r);
 		pthread_mutex_unlock(&r->lock);
 		for (size_t k = 0; k < n; k++) {
+			int err = 0;
 			if (doneq[k].res < 0)
-				redo_sync(r, &doneq[k].rg, doneq[k].res);
-			r->done(r->done_arg, doneq[k].rg.tag, doneq[k].rg.len);
+				err = redo_sync(r, &doneq[k].rg, doneq[k].res);
+			r->done(r->done_arg, doneq[k].rg.tag, doneq[k].rg.len,
+				err);
 		}
 		total += n;
 		if (n < sizeof(doneq) / sizeof(doneq[0]))

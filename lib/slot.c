@@ -313,6 +313,9 @@ struct dirty_reset {
 	unsigned char *base;
 	uint64_t keep;
 	uint64_t kept, restored, dropped;
+	bool mapped;                  /* some page stays mapped (even the
+					 shared zero page, which costs
+					 nothing but is not missing) */
 	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
 	struct iovec drop[64];        /* runs to drop, one call per batch */
 	size_t ndrop;
@@ -348,6 +351,7 @@ static void restore_written(struct dirty_reset *d, unsigned char *addr,
 		d->wp_hi = addr + len;
 	d->restored += len;
 	d->kept += len;
+	d->mapped = true;
 }
 
 static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
@@ -361,6 +365,7 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 		 * the same module (the shared zero page costs nothing) */
 		if (!(flags & UFPI_PG_ZERO))
 			d->kept += len;
+		d->mapped |= (flags & UFPI_PG_PRESENT) != 0;
 		return 0;
 	}
 	if (flags & UFPI_PG_PRESENT && off < d->keep) {
@@ -380,7 +385,7 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 }
 
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
-		       uint64_t pop, uint64_t *kept)
+		       uint64_t pop, uint64_t *kept, bool *mapped)
 {
 	struct dirty_reset d = {
 		.s = s, .i = i, .img = s->slot[i].image,
@@ -405,6 +410,7 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	UFPI_ADD(s->ctr, pages_dropped, d.dropped / page);
 	UFPI_ADD(s->ctr, bytes_dropped, d.dropped);
 	*kept = d.kept;
+	*mapped = d.mapped;
 	return err;
 }
 
@@ -433,10 +439,12 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;
+	bool mapped = false;
 	if (s->dirty)
-		err = reset_dirty(s, i, keep, pop, kept);
+		err = reset_dirty(s, i, keep, pop, kept, &mapped);
 	else
 		err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
+	mapped |= *kept != 0;
 
 	pthread_mutex_lock(&slot->lock);
 	slot->state = UFPI_SLOT_FREE;
@@ -471,10 +479,15 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 
 	struct ufpi_image *old = NULL;
 	pthread_mutex_lock(&slot->lock);
-	/* with dirty tracking clean pages anywhere below pop stay */
-	slot->populated_hi = s->dirty ? pop : keep;
+	/* with dirty tracking clean pages anywhere below pop stay (and
+	 * populated_hi only ever grew) */
+	if (!s->dirty)
+		slot->populated_hi = keep;
 	slot->kept_bytes = *kept;
-	if (!*kept && !slot->cow_len) {
+	/* a slot with any page still mapped must be wiped before another
+	 * image uses it: a zero page left there would hide that image's
+	 * data from its next memory */
+	if (!mapped && !slot->cow_len) {
 		slot->populated_hi = 0;
 		old = slot->image;
 		slot->image = NULL;
@@ -482,6 +495,16 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	pthread_mutex_unlock(&slot->lock);
 	ufpi_image_unref(old);
 	return 0;
+}
+
+void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	slot->stale = true;
+	slot->purging = false;
+	slot->kept_bytes = 0;
+	pthread_mutex_unlock(&slot->lock);
 }
 
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
@@ -493,11 +516,8 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 		uint64_t len = max_u64(slot->cow_len, slot->prot_bytes);
 		if (ufpi_os_map_fixed_none(ufpi_slot_base(s, i), len)) {
 			/* keep the mapping (and the image) until the slot is
-			 * reused by someone else; nothing leaks */
-			pthread_mutex_lock(&slot->lock);
-			slot->purging = false;
-			slot->stale = true;
-			pthread_mutex_unlock(&slot->lock);
+			 * wiped before its next use; nothing leaks */
+			ufpi_slot_mark_stale(s, i);
 			return;
 		}
 		slot->cow_len = 0;

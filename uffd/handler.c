@@ -178,10 +178,13 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 		ufpi_logf(s->log, UFP_LOG_ERROR,
 			  "handler: slot %u offset %llu: fill failed: %s", i,
 			  (unsigned long long)in, ufp_strerror(err));
-		/* never leave the faulting thread hanging: if its page could
-		 * not be filled it gets SIGBUS instead */
-		if (s->uffd_poison)
-			ufpi_uffd_poison(fd, fault, page);
+		/* never leave the faulting thread hanging, nor faulting
+		 * again forever: if its page could not be filled it gets
+		 * SIGBUS (poison) or SIGSEGV (PROT_NONE) instead */
+		if (!s->uffd_poison || ufpi_uffd_poison(fd, fault, page) == -EINVAL) {
+			slot->prot_dirty = true;
+			ufpi_os_protect(fault, page, PROT_NONE);
+		}
 	}
 	ufpi_uffd_wake(fd, base + start, end - start);
 	pthread_mutex_unlock(&slot->lock);
