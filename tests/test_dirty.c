@@ -24,6 +24,7 @@
  */
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/swap.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -839,7 +840,49 @@ Test(resident, written_beyond_keep_dropped_plain)
 
 /* ---- a written page that is not present must be dropped ----------------- */
 
-Test(regression, swapped_out_written_page_is_dropped)
+/*
+ * Without swap, MADV_PAGEOUT cannot make an anonymous page non-present. As
+ * root we can give the machine a small temporary swap file for the test;
+ * it is removed again at the end. Returns the path to remove, or NULL when
+ * swap was already there (or could not be set up: the caller skips).
+ */
+static const char *temp_swap_on(void)
+{
+	static char path[] = "/var/tmp/ufp-test-swap-XXXXXX";
+	char cmd[256];
+	FILE *f = fopen("/proc/swaps", "r");
+	int lines = 0, ch;
+	while (f && (ch = fgetc(f)) != EOF)
+		lines += ch == '\n';
+	if (f)
+		fclose(f);
+	if (lines > 1 || geteuid() != 0)
+		return NULL;
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return NULL;
+	int ok = ftruncate(fd, 0) == 0;
+	static char zero[1 << 16];
+	for (int k = 0; ok && k < 512; k++) /* 32 MiB, no holes */
+		ok = write(fd, zero, sizeof(zero)) == (ssize_t)sizeof(zero);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "mkswap -q %s >/dev/null 2>&1", path);
+	if (!ok || system(cmd) != 0 || swapon(path, 0) != 0) {
+		unlink(path);
+		return NULL;
+	}
+	return path;
+}
+
+static void temp_swap_off(const char *path)
+{
+	if (path) {
+		swapoff(path);
+		unlink(path);
+	}
+}
+
+Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 {
 	const size_t page = pagesz();
 	ufp_config c;
@@ -847,6 +890,7 @@ Test(regression, swapped_out_written_page_is_dropped)
 	ufp_pool *p = pool_new(&c);
 	struct mod a;
 	mod_full(p, 256 * KIB, 256 * KIB, 11, &a);
+	const char *swap = temp_swap_on();
 
 	ufp_memory *mem = mem_alloc(p, &a, 0);
 	read_all(mem);
@@ -859,9 +903,15 @@ Test(regression, swapped_out_written_page_is_dropped)
 		mem_free(mem);
 		mod_fini(&a);
 		UFPI_IGNORE(ufp_pool_destroy(p));
-		t_skip("no swap: cannot make a written page non-present "
-		       "(MADV_PAGEOUT %s)",
-		       rc ? strerror(errno) : "left it resident");
+		temp_swap_off(swap);
+		/* Not a kernel feature the library needs but a property of
+		 * the machine (no swap, or a memory cgroup that forbids it;
+		 * on our VMs MADV_PAGEOUT leaves the page resident even with
+		 * a swap file): a plain skip, also under
+		 * UFP_REQUIRE_FEATURES. */
+		cr_skip_test("cannot make a written page non-present here "
+			     "(MADV_PAGEOUT %s)",
+			     rc ? strerror(errno) : "left it resident");
 	}
 	mem_free(mem);
 	mem = mem_alloc(p, &a, 0);
@@ -869,6 +919,7 @@ Test(regression, swapped_out_written_page_is_dropped)
 	mem_free(mem);
 	mod_fini(&a);
 	pool_done(p);
+	temp_swap_off(swap);
 }
 
 /* ---- the scan walks the whole range ------------------------------------- */
