@@ -473,8 +473,8 @@ UFP_API int ufp_index_alloc(ufp_index *x, uint64_t key, ufp_slot_index *slot,
 	return 0;
 }
 
-UFP_API int ufp_index_free(ufp_index *x, ufp_slot_index i,
-			   uint64_t bytes_resident)
+static int free_slot(ufp_index *x, ufp_slot_index i, uint64_t bytes_resident,
+		     bool set_key, uint64_t key)
 {
 	struct slot *s;
 
@@ -489,6 +489,8 @@ UFP_API int ufp_index_free(ufp_index *x, ufp_slot_index i,
 		return -EINVAL;
 	}
 	s = &x->slots[i];
+	if (set_key)
+		s->key = key;
 	s->state = S_WARM;
 	s->bytes = bytes_resident;
 	x->nwarm++;
@@ -513,6 +515,18 @@ UFP_API int ufp_index_free(ufp_index *x, ufp_slot_index i,
 	}
 	unlock(x);
 	return 0;
+}
+
+UFP_API int ufp_index_free(ufp_index *x, ufp_slot_index i,
+			   uint64_t bytes_resident)
+{
+	return free_slot(x, i, bytes_resident, false, 0);
+}
+
+UFP_API int ufp_index_free_affine(ufp_index *x, ufp_slot_index i, uint64_t key,
+				  uint64_t bytes_resident)
+{
+	return free_slot(x, i, bytes_resident, true, key);
 }
 
 UFP_API int ufp_index_alloc_affine_and_clear_affinity(ufp_index *x,

@@ -564,9 +564,13 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			ufpi_logf(&pool->log, UFP_LOG_ERROR,
 				  "memory_alloc: slot %u: %s", i,
 				  ufp_strerror(err));
-			/* what the slot held may still be there */
+			/* What the slot held may still be there: it stays
+			 * affine to the module that left it, so that module's
+			 * purge still finds it, and is wiped before reuse. */
+			uint64_t kept = pool->slots.slot[i].kept_bytes;
 			ufpi_slot_mark_stale(&pool->slots, i);
-			UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
+			UFPI_IGNORE(ufp_index_free_affine(pool->index, i,
+							  prev_key, kept));
 			ufpi_pool_slot_freed(pool);
 		}
 	}

@@ -84,7 +84,10 @@ const struct ufpi_features *ufpi_features_probe(void)
 		f.uring_madvise = ufpi_os_uring_has_madvise();
 		f.process_madvise = probe_process_madvise();
 		feat = f;
-		probed = true;
+		/* EMFILE, ENOMEM and the like say nothing about the kernel:
+		 * only a definite answer is kept for the next pool */
+		probed = !f.uffd_err || f.uffd_err == -EPERM ||
+			 f.uffd_err == -ENOSYS || f.uffd_err == -EACCES;
 	}
 	pthread_mutex_unlock(&probe_lock);
 	return &feat;

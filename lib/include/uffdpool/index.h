@@ -89,6 +89,15 @@ UFP_API UFP_WUR int ufp_index_free(ufp_index *idx, ufp_slot_index slot,
 				   uint64_t bytes_resident);
 
 /*
+ * Like ufp_index_free, but the slot becomes affine to `key` (0: none)
+ * whatever it was allocated for: for a caller that could not use the slot
+ * and must leave it to the module whose pages it still holds.
+ * Returns 0, -EINVAL (as ufp_index_free).
+ */
+UFP_API UFP_WUR int ufp_index_free_affine(ufp_index *idx, ufp_slot_index slot,
+					  uint64_t key, uint64_t bytes_resident);
+
+/*
  * Take a free slot affine to `key` (most recently freed first) and mark it
  * used with no key, so that freeing it leaves it unaffine. Never returns a
  * cold slot or a slot affine to another key. Works under every strategy.
