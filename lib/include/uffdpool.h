@@ -288,9 +288,14 @@ UFP_API UFP_WUR int ufp_memory_grow(ufp_memory *mem, uint64_t new_bytes);
 
 /*
  * Free a memory: reset its slot (the first keep_resident_bytes restored in
- * place and kept, the rest of what was populated dropped), keep the slot
- * affine to the module. Touching the memory afterwards is a bug that traps
- * (SIGBUS on untouched pages).
+ * place and kept, the rest of what was populated dropped; with dirty
+ * tracking, clean pages are kept too and only written ones restored or
+ * dropped), keep the slot affine to the module. Touching the memory
+ * afterwards is a bug: with the UFFD backend a dropped page traps (SIGBUS),
+ * a kept page reads as the module's image, and a write to a kept page is
+ * seen by the next memory of the same module in that slot, as with any
+ * allocator's use after free (keep_resident_bytes = 0 with dirty_tracking
+ * OFF makes every such access trap). COW and COPY never trap.
  * Returns 0, -EINVAL (NULL or not a live memory: double free is detected
  * while the handle's storage has not been reused). Errors of the reset
  * itself are logged and counted; the slot is then wiped before reuse.
