@@ -5,6 +5,9 @@
 # find_package. Usage: install_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
+# CMake hands the sanitizer flags over as a list ("a;b;c")
+san=${UFP_SAN_FLAGS:-}
+san=${san//;/ }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
@@ -15,7 +18,7 @@ cat > "$tmp/hello.c" <<'C'
 int main(void) { ufp_config c; ufp_config_init(&c); return printf("uffdpool %s slots=%u\n", ufp_version(), c.slots) < 0; }
 C
 # shellcheck disable=SC2086
-${CC:-cc} ${UFP_SAN_FLAGS:-} "$tmp/hello.c" -o "$tmp/hello" $(pkg-config --cflags --libs uffdpool)
+${CC:-cc} $san "$tmp/hello.c" -o "$tmp/hello" $(pkg-config --cflags --libs uffdpool)
 libdir=$(pkg-config --variable=libdir uffdpool)
 out=$(LD_LIBRARY_PATH="$libdir" "$tmp/hello")
 echo "$out"
@@ -31,7 +34,7 @@ add_executable(hello ../hello.c)
 target_link_libraries(hello uffdpool::uffdpool)
 CM
 cmake -S "$tmp/cm" -B "$tmp/cm/b" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-      -DCMAKE_C_FLAGS="${UFP_SAN_FLAGS:-}" >/dev/null
+      -DCMAKE_C_FLAGS="$san" >/dev/null
 cmake --build "$tmp/cm/b" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cm/b/hello"
 echo "1 passed, 0 failed"
