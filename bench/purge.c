@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * purge.c - `ufp-bench purge`: dropping a module with K affine slots, each
+ * holding B populated bytes, per reclaim engine.
+ *
+ *   blocked  how long ufp_module_drop() keeps the dropping thread (wall
+ *            time), next to that thread's own CPU time in the call and, in
+ *            the JSON, its involuntary context switches: with io_uring on
+ *            a 2-core machine the io-wq worker the drop wakes can preempt
+ *            the dropping thread, which is then blocked without working;
+ *   reclaim  drop + ufp_pool_quiesce(): until every page is really gone.
+ *
+ * Baseline: the SYNC engine (a plain madvise loop in the dropping thread),
+ * measured in the same run. Targets (docs/design.md, "How performance is
+ * judged"): blocked(URING) <= 0.1 x total(SYNC); reclaim(URING) no slower
+ * than SYNC; resident bytes after drop + quiesce equal to the pool's
+ * baseline before the module existed.
+ *
+ * Slots are populated cheaply: keep_resident_bytes = B, a module whose
+ * image covers B, K memories allocated at once, one byte written per page,
+ * all freed: K affine slots that keep their B bytes. Dirty tracking is off
+ * so that populating costs no write-protect faults; it has no part in the
+ * purge. Engines are interleaved rep by rep so a noisy neighbour hits them
+ * alike; each engine keeps its own pool across reps.
+ *
+ *   ufp-bench [--json] [--quick] [--reps N] purge [--max-total-mib N]
+ *             [--slots K] [--kib B]
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench.h"
+#include "internal.h"
+
+#define KIB ((uint64_t)1 << 10)
+#define MIB ((uint64_t)1 << 20)
+/* Populated bytes per engine and combination beyond which reps shrink. */
+#define REP_BUDGET (1024 * MIB)
+
+static const ufp_reclaim engines[] = {UFP_RECLAIM_URING, UFP_RECLAIM_SYNC,
+				      UFP_RECLAIM_PROCESS_MADVISE};
+static const char *const engine_names[] = {"uring", "sync",
+					   "process_madvise"};
+#define NENG (sizeof(engines) / sizeof(engines[0]))
+
+struct eng_result {
+	int err;           /* pool creation or a run failed */
+	double *blocked;   /* ns per rep */
+	double *reclaim;   /* ns per rep */
+	double *cpu;       /* ns of the dropping thread's CPU time in drop */
+	double *ivcsw;     /* involuntary context switches during the drop */
+	int n;
+	uint64_t baseline;
+	uint64_t before;   /* resident before the drop (last rep) */
+	uint64_t after;    /* resident after quiesce (last rep) */
+	int after_ok;      /* every rep came back to the baseline exactly */
+	uint64_t batches, ranges, fallbacks;
+	uint64_t populate_ns; /* all reps: not measured, but the run's cost */
+};
+
+/* CPU time of the calling thread: with io_uring, the drop's wall time can
+ * include being preempted by the io-wq worker it just woke (2 cores). */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Involuntary context switches of the calling thread so far. */
+static long thread_ivcsw(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
+/* One rep: populate K slots of pool with B bytes each, drop, quiesce. */
+static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
+		    const unsigned char *img, ufp_memory **mem,
+		    struct eng_result *r)
+{
+	const size_t page = ufpi_page_size();
+	ufp_segment seg = {0, img, bytes};
+	ufp_module *m;
+	ufp_stats s0, s1;
+	uint64_t tp = ufpb_now_ns();
+	int err = ufp_module_create(pool, &seg, 1, bytes, &m);
+	if (err)
+		return err;
+	uint32_t n = 0;
+	for (; n < k; n++) {
+		err = ufp_memory_alloc(pool, m, 0, &mem[n]);
+		if (err)
+			break;
+		volatile unsigned char *b = ufp_memory_base(mem[n]);
+		for (uint64_t o = 0; o < bytes; o += page)
+			b[o] = (unsigned char)(n | 1);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		UFPI_IGNORE(ufp_memory_free(mem[i]));
+	if (err) {
+		UFPI_IGNORE(ufp_module_drop(m));
+		UFPI_IGNORE(ufp_pool_quiesce(pool));
+		return err;
+	}
+	r->populate_ns += ufpb_now_ns() - tp;
+	err = ufp_pool_resident_bytes(pool, &r->before);
+	if (err)
+		return err;
+	UFPI_IGNORE(ufp_pool_stats(pool, &s0));
+
+	long v0 = thread_ivcsw();
+	uint64_t c0 = thread_cpu_ns(), t0 = ufpb_now_ns();
+	err = ufp_module_drop(m);
+	uint64_t t1 = ufpb_now_ns(), c1 = thread_cpu_ns();
+	long v1 = thread_ivcsw();
+	if (!err)
+		err = ufp_pool_quiesce(pool);
+	uint64_t t2 = ufpb_now_ns();
+	if (err)
+		return err;
+
+	UFPI_IGNORE(ufp_pool_stats(pool, &s1));
+	err = ufp_pool_resident_bytes(pool, &r->after);
+	if (err)
+		return err;
+	r->blocked[r->n] = (double)(t1 - t0);
+	r->reclaim[r->n] = (double)(t2 - t0);
+	r->cpu[r->n] = (double)(c1 - c0);
+	r->ivcsw[r->n] = (double)(v1 - v0);
+	r->n++;
+	if (r->after != r->baseline)
+		r->after_ok = 0;
+	r->batches += s1.purge_batches - s0.purge_batches;
+	r->ranges += s1.purge_ranges - s0.purge_ranges;
+	r->fallbacks += s1.reclaim_fallbacks - s0.reclaim_fallbacks;
+	return 0;
+}
+
+static int make_pool(ufp_reclaim e, uint32_t k, uint64_t bytes,
+		     ufp_pool **out)
+{
+	ufp_config c;
+	ufp_config_init(&c);
+	c.slots = k;
+	c.max_memory_bytes = bytes;
+	c.guard_bytes = 64 * KIB;
+	c.backend = UFP_BACKEND_UFFD;
+	c.strategy = UFP_STRATEGY_REUSE_AFFINITY;
+	c.keep_resident_bytes = bytes;
+	c.dirty_tracking = UFP_DIRTY_OFF;
+	c.reclaim = e;
+	return ufp_pool_create(&c, out);
+}
+
+static void fmt_bytes(char *buf, size_t cap, uint64_t v)
+{
+	if (v >= MIB * 1024 && v % (MIB * 1024) == 0)
+		snprintf(buf, cap, "%llu GiB", (unsigned long long)(v >> 30));
+	else if (v >= MIB)
+		snprintf(buf, cap, "%.1f MiB", (double)v / (double)MIB);
+	else
+		snprintf(buf, cap, "%llu KiB", (unsigned long long)(v >> 10));
+}
+
+/* One (K, B) combination for every engine; prints rows and the ratios. */
+static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
+		  int *met_blocked, int *met_reclaim, int *met_resident,
+		  uint64_t *populate_ns)
+{
+	struct eng_result res[NENG];
+	ufp_pool *pool[NENG] = {0};
+	unsigned char *img = malloc(bytes);
+	ufp_memory **mem = calloc(k, sizeof(*mem));
+	char per[32], total[32];
+
+	memset(res, 0, sizeof(res));
+	if (!img || !mem) {
+		ufpb_say(b, "  out of memory\n");
+		free(img);
+		free(mem);
+		return;
+	}
+	/* non-zero bytes on every page: every populated page is a real one */
+	for (uint64_t o = 0; o < bytes; o++)
+		img[o] = (unsigned char)((o * 131 + 7) | 1);
+
+	for (size_t e = 0; e < NENG; e++) {
+		struct eng_result *r = &res[e];
+		r->after_ok = 1;
+		r->blocked = calloc((size_t)reps, sizeof(double));
+		r->reclaim = calloc((size_t)reps, sizeof(double));
+		r->cpu = calloc((size_t)reps, sizeof(double));
+		r->ivcsw = calloc((size_t)reps, sizeof(double));
+		if (!r->blocked || !r->reclaim || !r->cpu || !r->ivcsw) {
+			r->err = -ENOMEM;
+			continue;
+		}
+		r->err = make_pool(engines[e], k, bytes, &pool[e]);
+		if (!r->err)
+			r->err = ufp_pool_resident_bytes(pool[e], &r->baseline);
+	}
+	for (int rep = 0; rep < reps; rep++)
+		for (size_t e = 0; e < NENG; e++)
+			if (!res[e].err)
+				res[e].err = run_once(pool[e], k, bytes, img,
+						      mem, &res[e]);
+
+	fmt_bytes(per, sizeof(per), bytes);
+	fmt_bytes(total, sizeof(total), (uint64_t)k * bytes);
+	double sync_total = 0, uring_blocked = 0, uring_reclaim = 0,
+	       pm_reclaim = 0;
+	int resident_ok = 1;
+	for (size_t e = 0; e < NENG; e++) {
+		struct eng_result *r = &res[e];
+		if (r->err || !r->n) {
+			ufpb_say(b, "  %6u %9s %9s  %-16s unavailable: %s\n", k,
+				 per, total, engine_names[e],
+				 ufp_strerror(r->err));
+			if (r->err == -ENOTSUP || r->err == -ENOSYS ||
+			    r->err == -EPERM)
+				continue;
+			resident_ok = 0;
+			continue;
+		}
+		double bm = ufpb_median(r->blocked, (size_t)r->n);
+		double bp = ufpb_percentile(r->blocked, (size_t)r->n, 99);
+		double rm = ufpb_median(r->reclaim, (size_t)r->n);
+		double rp = ufpb_percentile(r->reclaim, (size_t)r->n, 99);
+		double cm = ufpb_median(r->cpu, (size_t)r->n);
+		double vm = ufpb_median(r->ivcsw, (size_t)r->n);
+		ufpb_say(b,
+			 "  %6u %9s %9s  %-16s %10.1f %10.1f %9.1f %10.1f "
+			 "%10.1f %9.1f %9.1f %6llu %4s\n",
+			 k, per, total, engine_names[e], bm / 1000, bp / 1000,
+			 cm / 1000, rm / 1000, rp / 1000,
+			 (double)r->before / (double)MIB,
+			 (double)r->after / (double)MIB,
+			 (unsigned long long)(r->batches / (uint64_t)r->n),
+			 r->after_ok ? "yes" : "NO");
+		ufpb_emit(b, "purge",
+			  "\"engine\": \"%s\", \"slots\": %u, "
+			  "\"bytes_per_slot\": %llu, \"reps\": %d, "
+			  "\"blocked_ns_median\": %.0f, "
+			  "\"blocked_ns_p99\": %.0f, "
+			  "\"blocked_cpu_ns_median\": %.0f, "
+			  "\"blocked_preemptions_median\": %.1f, "
+			  "\"reclaim_ns_median\": %.0f, "
+			  "\"reclaim_ns_p99\": %.0f, "
+			  "\"resident_before\": %llu, "
+			  "\"resident_after\": %llu, \"baseline\": %llu, "
+			  "\"resident_after_is_baseline\": %s, "
+			  "\"batches_per_drop\": %.1f, "
+			  "\"ranges_per_drop\": %.1f, \"fallbacks\": %llu",
+			  engine_names[e], k, (unsigned long long)bytes, r->n,
+			  bm, bp, cm, vm, rm, rp,
+			  (unsigned long long)r->before,
+			  (unsigned long long)r->after,
+			  (unsigned long long)r->baseline,
+			  r->after_ok ? "true" : "false",
+			  (double)r->batches / r->n, (double)r->ranges / r->n,
+			  (unsigned long long)r->fallbacks);
+		resident_ok &= r->after_ok;
+		if (engines[e] == UFP_RECLAIM_SYNC)
+			sync_total = rm;
+		if (engines[e] == UFP_RECLAIM_URING) {
+			uring_blocked = bm;
+			uring_reclaim = rm;
+		}
+		if (engines[e] == UFP_RECLAIM_PROCESS_MADVISE)
+			pm_reclaim = rm;
+	}
+	if (sync_total && uring_reclaim) {
+		double rb = uring_blocked / sync_total;
+		double rr = uring_reclaim / sync_total;
+		*met_blocked &= rb <= 0.1;
+		*met_reclaim &= rr <= 1.0;
+		ufpb_say(b,
+			 "  %6s %9s %9s  => blocked(uring)/total(sync) %.3f "
+			 "(target <= 0.1: %s); reclaim(uring)/reclaim(sync) "
+			 "%.2f (target <= 1.0: %s)",
+			 "", "", "", rb, rb <= 0.1 ? "met" : "MISSED", rr,
+			 rr <= 1.0 ? "met" : "MISSED");
+		if (pm_reclaim)
+			ufpb_say(b, "; process_madvise/sync %.2f",
+				 pm_reclaim / sync_total);
+		ufpb_say(b, "\n");
+		ufpb_emit(b, "purge_ratio",
+			  "\"slots\": %u, \"bytes_per_slot\": %llu, "
+			  "\"blocked_uring_over_total_sync\": %.4f, "
+			  "\"reclaim_uring_over_reclaim_sync\": %.4f, "
+			  "\"reclaim_pm_over_reclaim_sync\": %.4f, "
+			  "\"resident_after_is_baseline\": %s",
+			  k, (unsigned long long)bytes, rb, rr,
+			  pm_reclaim ? pm_reclaim / sync_total : 0.0,
+			  resident_ok ? "true" : "false");
+	}
+	*met_resident &= resident_ok;
+
+	for (size_t e = 0; e < NENG; e++) {
+		*populate_ns += res[e].populate_ns;
+		if (pool[e])
+			UFPI_IGNORE(ufp_pool_destroy(pool[e]));
+		free(res[e].blocked);
+		free(res[e].reclaim);
+		free(res[e].cpu);
+		free(res[e].ivcsw);
+	}
+	free(mem);
+	free(img);
+}
+
+int ufpb_purge(struct ufpb *b, int argc, char **argv)
+{
+	static const uint32_t all_k[] = {16, 64, 256, 1024};
+	static const uint64_t all_bytes[] = {64 * KIB, MIB, 8 * MIB};
+	static const uint32_t quick_k[] = {16, 256};
+	static const uint64_t quick_bytes[] = {64 * KIB, MIB};
+	const uint32_t *ks = all_k;
+	const uint64_t *bs = all_bytes;
+	size_t nk = 4, nb = 3;
+	/* 24 GiB of RAM, 2 cores: populating is the slow part (every rep
+	 * faults the whole total in again), so bound it */
+	uint64_t max_total = 4096 * MIB;
+	int reps = b->reps;
+	uint32_t one_k[1] = {UINT32_MAX};
+	uint64_t one_bytes[1] = {0};
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			b->json = 1;
+		else if (!strcmp(argv[i], "--quick"))
+			b->quick = 1;
+		else if (!strcmp(argv[i], "--max-total-mib") && i + 1 < argc)
+			max_total = strtoull(argv[++i], NULL, 0) * MIB;
+		else if (!strcmp(argv[i], "--slots") && i + 1 < argc)
+			one_k[0] = (uint32_t)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--kib") && i + 1 < argc)
+			one_bytes[0] = strtoull(argv[++i], NULL, 0) * KIB;
+		else {
+			fprintf(stderr,
+				"usage: ufp-bench purge [--quick] [--json] "
+				"[--max-total-mib N] [--slots K] [--kib B]\n"
+				"  --slots, --kib: one K or B instead of the "
+				"default lists (B a multiple of 64)\n");
+			return 2;
+		}
+	}
+	if (one_bytes[0] % (64 * KIB) || one_k[0] == 0) {
+		fprintf(stderr, "ufp-bench purge: --kib must be a non-zero "
+				"multiple of 64, --slots non-zero\n");
+		return 2;
+	}
+	if (b->quick) {
+		ks = quick_k;
+		bs = quick_bytes;
+		nk = nb = 2;
+		if (reps > 3)
+			reps = 3;
+	}
+	if (one_k[0] != UINT32_MAX) {
+		ks = one_k;
+		nk = 1;
+	}
+	if (one_bytes[0]) {
+		bs = one_bytes;
+		nb = 1;
+	}
+
+	ufpb_say(b,
+		 "purge: drop a module with K affine slots each keeping B "
+		 "populated bytes.\n"
+		 "  blocked = ufp_module_drop() duration (cpu = the dropping "
+		 "thread's own CPU time in it); reclaim = drop + "
+		 "ufp_pool_quiesce(); medians and p99 over %d reps (us; "
+		 "fewer, >= 3, for the biggest totals).\n"
+		 "  batch = reclaim batches (submissions) per drop.\n"
+		 "  resident = ufp_pool_resident_bytes before the drop and "
+		 "after quiesce (MiB); base = after equals the baseline "
+		 "measured before the module existed.\n\n",
+		 reps);
+	ufpb_say(b, "  %6s %9s %9s  %-16s %10s %10s %9s %10s %10s %9s %9s %6s %4s\n",
+		 "K", "B/slot", "total", "engine", "blocked", "p99", "cpu",
+		 "reclaim", "p99", "res.bef", "res.aft", "batch", "base");
+
+	int met_blocked = 1, met_reclaim = 1, met_resident = 1;
+	uint64_t populate_ns = 0, t_start = ufpb_now_ns();
+	for (size_t bi = 0; bi < nb; bi++)
+		for (size_t ki = 0; ki < nk; ki++) {
+			uint64_t total = (uint64_t)ks[ki] * bs[bi];
+			if (total > max_total) {
+				char t[32], cap[32];
+				fmt_bytes(t, sizeof(t), total);
+				fmt_bytes(cap, sizeof(cap), max_total);
+				ufpb_say(b,
+					 "  %6u %9llu KiB: skipped, %s in total "
+					 "is above the %s cap "
+					 "(--max-total-mib)\n",
+					 ks[ki],
+					 (unsigned long long)(bs[bi] >> 10), t,
+					 cap);
+				ufpb_emit(b, "purge",
+					  "\"slots\": %u, \"bytes_per_slot\": "
+					  "%llu, \"skipped\": \"total above "
+					  "%llu bytes\"",
+					  ks[ki], (unsigned long long)bs[bi],
+					  (unsigned long long)max_total);
+				continue;
+			}
+			/* every rep faults the whole total in again: big
+			 * totals get fewer reps, never fewer than 3 */
+			int r = reps;
+			if (total > REP_BUDGET && r > 3) {
+				r = (int)(REP_BUDGET / total);
+				r = r < 3 ? 3 : r;
+			}
+			combo(b, ks[ki], bs[bi], r, &met_blocked,
+			      &met_reclaim, &met_resident, &populate_ns);
+		}
+	ufpb_say(b,
+		 "\n  summary: blocked(uring) <= 0.1 x total(sync) %s; "
+		 "reclaim(uring) <= reclaim(sync) %s; resident after "
+		 "quiesce == baseline %s\n",
+		 met_blocked ? "everywhere" : "NOT everywhere",
+		 met_reclaim ? "everywhere" : "NOT everywhere",
+		 met_resident ? "everywhere" : "NOT everywhere");
+	ufpb_say(b,
+		 "  run took %.1f s, %.1f s of it populating slots (not "
+		 "measured); reps shrink to >= 3 above %llu MiB per drop\n",
+		 (double)(ufpb_now_ns() - t_start) / 1e9,
+		 (double)populate_ns / 1e9,
+		 (unsigned long long)(REP_BUDGET / MIB));
+	return met_resident ? 0 : 1;
+}
