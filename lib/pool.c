@@ -547,7 +547,9 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 		pthread_mutex_unlock(&pool->mod_lock);
 		return -ENOMEM;
 	}
+	/* our own reference: a concurrent drop releases the module's */
 	struct ufpi_image *img = m ? m->image : NULL;
+	ufpi_image_ref(img);
 	if (m)
 		m->live++;
 	pool->live_memories++;
@@ -574,6 +576,7 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			ufpi_pool_slot_freed(pool);
 		}
 	}
+	ufpi_image_unref(img); /* the slot holds its own now */
 	if (err) {
 		pthread_mutex_lock(&pool->mod_lock);
 		pool->live_memories--;
