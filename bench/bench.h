@@ -53,6 +53,9 @@ void ufpb_say(struct ufpb *b, const char *fmt, ...)
  * a fresh registered range (bench/floor.c). 0 or -errno. */
 int ufpb_copy_floor(const void *src, size_t len, double *ns_out);
 
+/* The affinity-hit-rate break-even against COW (part of churn). */
+int ufpb_churn_breakeven(struct ufpb *b);
+
 /* Scenarios: weak, so the harness links while one is being written and
  * the tour skips what is not built. */
 #define UFPB_WEAK __attribute__((weak))

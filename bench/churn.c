@@ -343,5 +343,7 @@ int ufpb_churn(struct ufpb *b, int argc, char **argv)
 			rc = 1;
 		free(run[k].r);
 	}
+	if (!csv && ufpb_churn_breakeven(b))
+		rc = 1;
 	return rc;
 }
