@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Run every ufp-bench scenario (release build) and keep the readable tables
-# and the JSON lines side by side, for docs/benchmarks.md.
+# for docs/benchmarks.md (add --json to any scenario for machine output).
 # Usage: bench/run_all.sh OUTDIR [REPS]   (from the repository root)
 set -euo pipefail
 out=${1:?usage: bench/run_all.sh OUTDIR [REPS]}
@@ -16,7 +16,6 @@ for s in index fault cycle threads wasm purge churn; do
   echo "== $s" >&2
   start=$(date +%s)
   "$bench" --reps "$reps" "$s" > "$out/$s.txt" 2>&1
-  "$bench" --json --reps "$reps" --quick "$s" > "$out/$s.quick.jsonl" 2>&1 || true
   echo "   $(( $(date +%s) - start )) s" >&2
 done
 "$bench" churn --csv "$out/churn.csv" > /dev/null 2>&1 || true
