@@ -165,7 +165,7 @@ static int leb(struct cursor *c, unsigned bits, int is_signed, uint64_t *out,
 
 static int u32(struct cursor *c, uint32_t *out, const char *what)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int r = leb(c, 32, 0, &v, what);
 	if (!r)
 		*out = (uint32_t)v;

@@ -779,7 +779,8 @@ struct logcap {
 	size_t len;
 };
 
-static void log_cb(void *arg, ufp_log_level level, const char *msg)
+__attribute__((unused)) static void log_cb(void *arg, ufp_log_level level,
+					   const char *msg)
 {
 	struct logcap *c = arg;
 	pthread_mutex_lock(&c->lock);
