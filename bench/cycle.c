@@ -273,9 +273,9 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 			}
 			if (best_dirty && best_cow && on_same && off_same)
 				ufpb_say(b,
-					 "  => warm: dirty tracking %.1fx faster "
+					 "  => warm: dirty tracking %.2fx faster "
 					 "than without (same keep; target >= 5x "
-					 "at 1 MiB/5%%); best uffd %.1fx faster "
+					 "at 1 MiB/5%%); best uffd %.2fx faster "
 					 "than best cow (target >= 3x)\n\n",
 					 off_same / on_same,
 					 best_cow / best_dirty);
