@@ -100,14 +100,14 @@ uint64_t ufpi_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int ufpi_os_reserve(size_t len, void **out)
+static int map_anon(size_t len, int prot, int flags, void **out)
 {
 	int err = ufpi_fi_hit(UFPI_FI_MMAP);
 	if (err)
 		return err;
 	int saved = errno;
-	void *p = mmap(NULL, len, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1,
+		       0);
 	if (p == MAP_FAILED) {
 		err = -errno;
 		errno = saved;
@@ -117,21 +117,14 @@ int ufpi_os_reserve(size_t len, void **out)
 	return 0;
 }
 
+int ufpi_os_reserve(size_t len, void **out)
+{
+	return map_anon(len, PROT_NONE, MAP_NORESERVE, out);
+}
+
 int ufpi_os_map_anon(size_t len, void **out)
 {
-	int err = ufpi_fi_hit(UFPI_FI_MMAP);
-	if (err)
-		return err;
-	int saved = errno;
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		err = -errno;
-		errno = saved;
-		return err;
-	}
-	*out = p;
-	return 0;
+	return map_anon(len, PROT_READ | PROT_WRITE, 0, out);
 }
 
 int ufpi_os_unmap(void *addr, size_t len)
