@@ -179,7 +179,9 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 			if (err)
 				return err;
 			slot->cow_len = ilen;
-			slot->prot_bytes = ilen;
+			/* [ilen, prot_bytes) may still be read-write from an
+			 * earlier memory: set_protection trims it below */
+			slot->prot_bytes = max_u64(slot->prot_bytes, ilen);
 		}
 		err = set_protection(s, i, bytes, prot_dirty);
 		if (err)

@@ -85,6 +85,19 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 		 * retrying is what the kernel asks for, but boundedly */
 		if (err == -EAGAIN && (done || ++again < 1000))
 			continue;
+		/* ENOENT: the range is not inside one VMA. Adjacent
+		 * read-write ranges of a slot can stay separate VMAs (mprotect
+		 * does not merge anonymous VMAs with different anon_vmas), so
+		 * a window may straddle two: fill it page by page. */
+		if (err == -ENOENT && len > page) {
+			for (size_t off = 0; off < len; off += page) {
+				int e = fill_run(s, fd, dst + off,
+						 src ? src + off : NULL, page);
+				if (e)
+					return e;
+			}
+			return 0;
+		}
 		return err;
 	}
 	return 0;
