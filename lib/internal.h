@@ -270,6 +270,7 @@ struct ufpi_slots {
 				     backends without userfaultfd */
 	unsigned nuffd;
 	bool uffd_poison;         /* UFFDIO_POISON available */
+	const unsigned char *zero_page; /* one page of zeros (handler) */
 	bool dirty;               /* pages installed write-protected; reset
 				     restores only written pages */
 	int pagemap_fd;           /* /proc/self/pagemap, or -1 */

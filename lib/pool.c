@@ -270,6 +270,8 @@ static void pool_free(ufp_pool *pool)
 		free(pool->slots.slot);
 	}
 	ufp_index_destroy(pool->index);
+	if (pool->slots.zero_page)
+		ufpi_os_unmap((void *)pool->slots.zero_page, ufpi_page_size());
 	for (unsigned k = 0; k < pool->nuffd; k++)
 		ufpi_os_close(pool->uffd[k]);
 	if (pool->reservation)
@@ -400,6 +402,9 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->window_max = cfg.fault_around_max_bytes;
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
+	err = ufpi_os_map_anon(ufpi_page_size(), (void **)&s->zero_page);
+	if (err)
+		goto fail;
 	s->dirty = pool->dirty_tracking;
 	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;

@@ -635,3 +635,47 @@ Test(handler_race, writer_and_readers_lose_no_write, .timeout = 120)
 		race(t_backends[k], 64 * KiB, modes, 3);
 	}
 }
+
+/*
+ * Regression: UFFDIO_ZEROPAGE refuses a pte holding a uffd-wp marker (the
+ * dirty reset re-protects the span of restored pages, and with
+ * WP_UNPOPULATED that puts markers on the missing pages inside it), while
+ * a fault on such a pte still reaches the handler as MISSING: the handler
+ * answered EEXIST forever and the thread faulted in a loop (found by the
+ * multi-threaded model test as a hang).
+ */
+Test(regression, zeropage_over_wp_marker_does_not_livelock, .timeout = 30)
+{
+	const size_t page = ufpi_page_size();
+	ufp_config c;
+	ufp_pool *pool;
+	ufp_memory *mem;
+	int dirty = 0;
+
+	t_config(&c, 1, 64 << 10);
+	c.backend = UFP_BACKEND_UFFD;
+	c.keep_resident_bytes = 64 << 10;
+	c.fault_around_bytes = c.fault_around_max_bytes = page;
+	pool = t_pool(&c);
+	cr_assert_eq(ufp_pool_info(pool, NULL, NULL, &dirty), 0);
+	if (!dirty)
+		t_skip("dirty tracking unavailable (WP_ASYNC + PAGEMAP_SCAN)");
+
+	/* pages 0 and 2 written, page 1 never touched */
+	cr_assert_eq(ufp_memory_alloc(pool, NULL, 64 << 10, &mem), 0);
+	unsigned char *b = ufp_memory_base(mem);
+	b[0] = 1;
+	b[2 * page] = 2;
+	cr_assert_eq(ufp_memory_free(mem), 0);
+
+	/* the reset restored 0 and 2 and write-protected [0, 3 pages) */
+	cr_assert_eq(ufp_memory_alloc(pool, NULL, 64 << 10, &mem), 0);
+	b = ufp_memory_base(mem);
+	cr_assert_eq(b[page + 7], 0, "page 1 must read zero");
+	cr_assert_eq(b[0], 0);
+	cr_assert_eq(b[2 * page], 0);
+	b[page] = 3; /* and it is writable */
+	cr_assert_eq(b[page], 3);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	cr_assert_eq(ufp_pool_destroy(pool), 0);
+}

@@ -75,7 +75,19 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 		if (!err)
 			return 0;
 		if (err == -EEXIST && !done) {
-			UFPI_ADD(s->ctr, eexist_races, 1);
+			/* UFFDIO_ZEROPAGE refuses a pte that holds a uffd-wp
+			 * marker (left by MADV_DONTNEED or UFFDIO_WRITEPROTECT
+			 * of a missing page once WP_UNPOPULATED is on), while
+			 * the fault path treats the marker as missing: the
+			 * thread would fault forever. UFFDIO_COPY accepts a
+			 * marker, so copy a page of zeros instead. */
+			size_t d2;
+			if (!src && s->zero_page &&
+			    ufpi_uffd_copy(fd, dst, s->zero_page, page, s->dirty,
+					   &d2) == 0)
+				UFPI_ADD(s->ctr, pages_zeroed, 1);
+			else
+				UFPI_ADD(s->ctr, eexist_races, 1);
 			dst += page;
 			src = src ? src + page : NULL;
 			len -= page;
