@@ -19,10 +19,10 @@
 #include "uffdpool.h"
 
 struct ufpb {
-	int json;       /* --json: one JSON object per line */
-	int quick;      /* --quick: fewer repetitions (smoke runs, CI) */
-	int reps;       /* --reps N: repetitions for medians (default 5) */
-	FILE *out;      /* stdout */
+	int json;  /* --json: one JSON object per line */
+	int quick; /* --quick: fewer repetitions (smoke runs, CI) */
+	int reps;  /* --reps N: repetitions for medians (default 5) */
+	FILE *out; /* stdout */
 	char kernel[128];
 };
 

@@ -67,7 +67,8 @@ static int be_run(const struct be_setting *st, const unsigned char *data,
 			UFPI_IGNORE(ufp_pool_stats(pool, &s0));
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
 		if ((rng >> 33) % 1000 >= permille)
-			cur = (cur + 1 + (int)((rng >> 20) % (BE_MODULES - 1))) %
+			cur = (cur + 1 +
+			       (int)((rng >> 20) % (BE_MODULES - 1))) %
 			      BE_MODULES;
 		ufp_memory *mem;
 		uint64_t t0 = ufpb_now_ns();
@@ -107,10 +108,11 @@ int ufpb_churn_breakeven(struct ufpb *b)
 		return 1;
 	for (size_t k = 0; k < BE_IMAGE + BE_MODULES * 4096; k++)
 		data[k] = (unsigned char)(k * 37 + k / 4096) | 1;
-	ufpb_say(b, "\nbreak-even: 1 slot, %d modules with 1 MiB images; a "
-		    "cycle reads every page and writes 5%%;\n  the next cycle "
-		    "reuses the last module (affinity hit) with probability h. "
-		    "Mean cycle over %d cycles, median of %d reps.\n\n",
+	ufpb_say(b,
+		 "\nbreak-even: 1 slot, %d modules with 1 MiB images; a "
+		 "cycle reads every page and writes 5%%;\n  the next cycle "
+		 "reuses the last module (affinity hit) with probability h. "
+		 "Mean cycle over %d cycles, median of %d reps.\n\n",
 		 BE_MODULES, cycles, b->reps);
 	ufpb_say(b, "  %-8s %14s %14s %10s\n", "h target", "uffd+dirty us",
 		 "cow us", "hit rate");
@@ -126,8 +128,7 @@ int ufpb_churn_breakeven(struct ufpb *b)
 			hit[s][r] = ufpb_median(h, (size_t)n);
 		}
 		ufpb_say(b, "  %7u%% %14.1f %14.1f %9.0f%%\n", rates[r] / 10,
-			 mean[0][r] / 1000, mean[1][r] / 1000,
-			 hit[0][r] * 100);
+			 mean[0][r] / 1000, mean[1][r] / 1000, hit[0][r] * 100);
 		ufpb_emit(b, "breakeven",
 			  "\"hit_target_permille\": %u, \"hit_rate\": %.3f, "
 			  "\"uffd_dirty_ns_mean\": %.0f, \"cow_ns_mean\": %.0f",
@@ -142,14 +143,16 @@ int ufpb_churn_breakeven(struct ufpb *b)
 				be = hit[0][0];
 			} else {
 				double d0 = mean[0][r - 1] - mean[1][r - 1];
-				be = hit[0][r - 1] + (hit[0][r] - hit[0][r - 1]) *
-							     d0 / (d0 - d);
+				be = hit[0][r - 1] +
+				     (hit[0][r] - hit[0][r - 1]) * d0 /
+					     (d0 - d);
 			}
 		}
 	}
 	if (be >= 0)
-		ufpb_say(b, "  => uffd+dirty overtakes cow at an affinity hit "
-			    "rate of about %.0f%% (goal <= 50%%: %s)\n",
+		ufpb_say(b,
+			 "  => uffd+dirty overtakes cow at an affinity hit "
+			 "rate of about %.0f%% (goal <= 50%%: %s)\n",
 			 be * 100, be <= 0.5 ? "met" : "MISSED");
 	else
 		ufpb_say(b, "  => uffd+dirty never overtakes cow here (goal: "

@@ -59,7 +59,7 @@ static const struct churn_mode modes[] = {
 
 struct churn_round {
 	uint64_t resident;    /* ufp_pool_resident_bytes after drop+quiesce */
-	uint64_t rss;         /* the process's resident set (images too) */
+	uint64_t rss;	      /* the process's resident set (images too) */
 	uint32_t images_held; /* distinct images referenced by unused slots */
 };
 
@@ -188,7 +188,8 @@ static void run_mode(const struct churn_mode *md, uint32_t slots, int rounds,
 		if (out->err)
 			break;
 		for (int w = 0; w < WAVES && !out->err; w++)
-			out->err = wave(pool, m, KMIN + (uint32_t)(splitmix(&rng) %
+			out->err = wave(pool, m,
+					KMIN + (uint32_t)(splitmix(&rng) %
 							  (KMAX - KMIN + 1)));
 		if (!out->err)
 			out->err = wave(pool, host, KMIN);
@@ -239,8 +240,10 @@ int ufpb_churn(struct ufpb *b, int argc, char **argv)
 	if (b->quick && rounds > 20)
 		rounds = 20;
 	if (rounds < 1 || slots < KMAX + KMIN) {
-		fprintf(stderr, "ufp-bench churn: need --rounds >= 1 and "
-				"--slots >= %d\n", KMAX + KMIN);
+		fprintf(stderr,
+			"ufp-bench churn: need --rounds >= 1 and "
+			"--slots >= %d\n",
+			KMAX + KMIN);
 		return 2;
 	}
 
@@ -253,19 +256,21 @@ int ufpb_churn(struct ufpb *b, int argc, char **argv)
 		run_mode(&modes[k], slots, rounds, &run[k]);
 	}
 
-	ufpb_say(b,
-		 "churn: %d rounds; each creates a module (256 KiB image), runs "
-		 "%d waves of %d-%d concurrent instances\n"
-		 "  across a %u-slot REUSE_AFFINITY pool (keep_resident_bytes "
-		 "256 KiB), drops it and quiesces;\n"
-		 "  a long-lived host module serves %d instances per round. "
-		 "Resident = ufp_pool_resident_bytes after each round.\n\n",
-		 rounds, WAVES, KMIN, KMAX, slots, KMIN);
+	ufpb_say(
+		b,
+		"churn: %d rounds; each creates a module (256 KiB image), runs "
+		"%d waves of %d-%d concurrent instances\n"
+		"  across a %u-slot REUSE_AFFINITY pool (keep_resident_bytes "
+		"256 KiB), drops it and quiesces;\n"
+		"  a long-lived host module serves %d instances per round. "
+		"Resident = ufp_pool_resident_bytes after each round.\n\n",
+		rounds, WAVES, KMIN, KMAX, slots, KMIN);
 	for (size_t k = 0; k < NMODES; k++)
 		for (int r = 0; r < run[k].n; r++)
 			ufpb_emit(b, "churn",
 				  "\"mode\": \"%s\", \"round\": %d, "
-				  "\"resident_bytes\": %llu, \"rss_bytes\": %llu, "
+				  "\"resident_bytes\": %llu, \"rss_bytes\": "
+				  "%llu, "
 				  "\"images_held\": %u, \"baseline\": %llu",
 				  modes[k].name, r + 1,
 				  (unsigned long long)run[k].r[r].resident,
@@ -313,9 +318,10 @@ int ufpb_churn(struct ufpb *b, int argc, char **argv)
 			  (unsigned long long)cr->st.slots_purged);
 	}
 	if (final_mib[0] > 0 && final_mib[1] > 0)
-		ufpb_say(b, "  => after %d rounds purge keeps %.1fx less "
-			    "resident (%.2f vs %.2f MiB; the host's floor is "
-			    "what remains with purge on)\n",
+		ufpb_say(b,
+			 "  => after %d rounds purge keeps %.1fx less "
+			 "resident (%.2f vs %.2f MiB; the host's floor is "
+			 "what remains with purge on)\n",
 			 rounds, final_mib[1] / final_mib[0], final_mib[0],
 			 final_mib[1]);
 	ufpb_say(b, "  images = dropped or live images still referenced by "
@@ -333,8 +339,12 @@ int ufpb_churn(struct ufpb *b, int argc, char **argv)
 			int n = run[0].n < run[1].n ? run[0].n : run[1].n;
 			for (int r = 0; r < n; r++)
 				fprintf(f, "%d,%llu,%llu\n", r + 1,
-					(unsigned long long)run[0].r[r].resident,
-					(unsigned long long)run[1].r[r].resident);
+					(unsigned long long)run[0]
+						.r[r]
+						.resident,
+					(unsigned long long)run[1]
+						.r[r]
+						.resident);
 			fclose(f);
 		}
 	}

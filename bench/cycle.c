@@ -40,7 +40,7 @@ static const struct setting settings[] = {
 #define NSET (sizeof(settings) / sizeof(settings[0]))
 
 struct result {
-	double *ns;        /* per-cycle times, all reps */
+	double *ns; /* per-cycle times, all reps */
 	size_t n, cap;
 	uint64_t faults;   /* over all measured cycles */
 	uint64_t resident; /* pool resident bytes after the last free */
@@ -80,15 +80,14 @@ static int make_module(ufp_pool *pool, const unsigned char *data, size_t len,
 		       ufp_module **m)
 {
 	ufp_segment seg = {0, data, len};
-	uint64_t initial = (len + UFPI_WASM_PAGE - 1) / UFPI_WASM_PAGE *
-			   UFPI_WASM_PAGE;
+	uint64_t initial =
+		(len + UFPI_WASM_PAGE - 1) / UFPI_WASM_PAGE * UFPI_WASM_PAGE;
 	return ufp_module_create(pool, &seg, 1, initial, m);
 }
 
 /* One rep of `cycles` cycles with one setting; appends to r. */
-static void run(const struct setting *st, const unsigned char *data,
-		size_t len, unsigned permille, int cold, int cycles,
-		struct result *r)
+static void run(const struct setting *st, const unsigned char *data, size_t len,
+		unsigned permille, int cold, int cycles, struct result *r)
 {
 	const size_t page = ufpi_page_size();
 	uint64_t pages = len / page;
@@ -99,8 +98,8 @@ static void run(const struct setting *st, const unsigned char *data,
 
 	ufp_config_init(&c);
 	c.slots = 1;
-	c.max_memory_bytes = (len + UFPI_WASM_PAGE - 1) / UFPI_WASM_PAGE *
-			     UFPI_WASM_PAGE;
+	c.max_memory_bytes =
+		(len + UFPI_WASM_PAGE - 1) / UFPI_WASM_PAGE * UFPI_WASM_PAGE;
 	c.guard_bytes = 64 << 10;
 	c.backend = st->backend;
 	c.dirty_tracking = st->dirty;
@@ -164,14 +163,15 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 		nsizes = nperm = 1;
 		reps = reps > 3 ? 3 : reps;
 	}
-	ufpb_say(b, "cycle: alloc -> read every page, write some -> free, one "
-		    "thread, one slot.\n"
-		    "  warm = same module back in its affine slot; cold = two "
-		    "modules alternate (every alloc starts from the other's "
-		    "slot).\n"
-		    "  median/p99 per cycle over %d reps; faults per cycle; "
-		    "resident = pool bytes left after free.\n\n",
-		    reps);
+	ufpb_say(b,
+		 "cycle: alloc -> read every page, write some -> free, one "
+		 "thread, one slot.\n"
+		 "  warm = same module back in its affine slot; cold = two "
+		 "modules alternate (every alloc starts from the other's "
+		 "slot).\n"
+		 "  median/p99 per cycle over %d reps; faults per cycle; "
+		 "resident = pool bytes left after free.\n\n",
+		 reps);
 
 	for (size_t si = 0; si < nsizes; si++) {
 		size_t len = sizes[si];
@@ -203,9 +203,10 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 
 		for (size_t pi = 0; pi < nperm; pi++) {
 			unsigned pm = permilles[pi];
-			ufpb_say(b, "image %zu KiB, %u%% of pages written "
-				    "(bulk-copy floor %.1f us)\n",
-				    len >> 10, pm / 10, floor_ns / 1000);
+			ufpb_say(b,
+				 "image %zu KiB, %u%% of pages written "
+				 "(bulk-copy floor %.1f us)\n",
+				 len >> 10, pm / 10, floor_ns / 1000);
 			ufpb_say(b, "  %-22s %10s %10s %8s %10s | %10s %8s\n",
 				 "setting", "warm us", "p99 us", "faults",
 				 "resid KiB", "cold us", "x floor");
@@ -222,10 +223,12 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 			for (size_t k = 0; k < NSET; k++) {
 				const struct setting *st = &settings[k];
 				if (warm[k].err || cold[k].err) {
-					ufpb_say(b, "  %-22s %s\n", st->name,
-						 ufp_strerror(warm[k].err
-								      ? warm[k].err
-								      : cold[k].err));
+					ufpb_say(
+						b, "  %-22s %s\n", st->name,
+						ufp_strerror(
+							warm[k].err
+								? warm[k].err
+								: cold[k].err));
 					continue;
 				}
 				double wm = median_of(&warm[k]);
@@ -234,28 +237,31 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 				double cm = median_of(&cold[k]);
 				double cp = ufpb_percentile(cold[k].ns,
 							    cold[k].n, 99);
-				double fpc = (double)warm[k].faults /
-					     (double)(warm[k].n ? warm[k].n : 1);
+				double fpc =
+					(double)warm[k].faults /
+					(double)(warm[k].n ? warm[k].n : 1);
 				ufpb_say(b,
 					 "  %-22s %10.1f %10.1f %8.1f %10llu | "
 					 "%10.1f %8.2f\n",
 					 st->name, wm / 1000, wp / 1000, fpc,
 					 (unsigned long long)warm[k].resident >>
 						 10,
-					 cm / 1000, floor_ns ? cm / floor_ns : 0);
-				ufpb_emit(b, "cycle",
-					  "\"setting\": \"%s\", \"image_bytes\": "
-					  "%zu, \"write_permille\": %u, "
-					  "\"warm_ns_median\": %.0f, "
-					  "\"warm_ns_p99\": %.0f, "
-					  "\"warm_faults_per_cycle\": %.2f, "
-					  "\"resident_after_free\": %llu, "
-					  "\"cold_ns_median\": %.0f, "
-					  "\"cold_ns_p99\": %.0f, "
-					  "\"floor_ns\": %.0f, \"cycles\": %zu",
-					  st->name, len, pm, wm, wp, fpc,
-					  (unsigned long long)warm[k].resident,
-					  cm, cp, floor_ns, warm[k].n);
+					 cm / 1000,
+					 floor_ns ? cm / floor_ns : 0);
+				ufpb_emit(
+					b, "cycle",
+					"\"setting\": \"%s\", \"image_bytes\": "
+					"%zu, \"write_permille\": %u, "
+					"\"warm_ns_median\": %.0f, "
+					"\"warm_ns_p99\": %.0f, "
+					"\"warm_faults_per_cycle\": %.2f, "
+					"\"resident_after_free\": %llu, "
+					"\"cold_ns_median\": %.0f, "
+					"\"cold_ns_p99\": %.0f, "
+					"\"floor_ns\": %.0f, \"cycles\": %zu",
+					st->name, len, pm, wm, wp, fpc,
+					(unsigned long long)warm[k].resident,
+					cm, cp, floor_ns, warm[k].n);
 				if (st->backend == UFP_BACKEND_UFFD &&
 				    st->dirty == UFP_DIRTY_AUTO &&
 				    (!best_dirty || wm < best_dirty))
@@ -272,13 +278,15 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 				}
 			}
 			if (best_dirty && best_cow && on_same && off_same)
-				ufpb_say(b,
-					 "  => warm: dirty tracking %.2fx faster "
-					 "than without (same keep; target >= 5x "
-					 "at 1 MiB/5%%); best uffd %.2fx faster "
-					 "than best cow (target >= 3x)\n\n",
-					 off_same / on_same,
-					 best_cow / best_dirty);
+				ufpb_say(
+					b,
+					"  => warm: dirty tracking %.2fx "
+					"faster "
+					"than without (same keep; target >= 5x "
+					"at 1 MiB/5%%); best uffd %.2fx faster "
+					"than best cow (target >= 3x)\n\n",
+					off_same / on_same,
+					best_cow / best_dirty);
 			for (size_t k = 0; k < NSET; k++) {
 				free(warm[k].ns);
 				free(cold[k].ns);

@@ -19,24 +19,35 @@ static const struct {
 	int (*fn)(struct ufpb *, int, char **);
 	const char *what;
 } scenarios[] = {
-	{"index", ufpb_index, "slot index allocator: alloc+free pairs per strategy"},
-	{"fault", ufpb_fault, "cold first touch through the handler vs bulk UFFDIO_COPY floor"},
-	{"cycle", ufpb_cycle, "alloc -> touch -> free cycles, warm and cold, per backend"},
-	{"threads", ufpb_threads, "N threads instantiating and touching concurrently"},
-	{"purge", ufpb_purge, "module drop: blocked time and full reclaim per engine"},
-	{"churn", ufpb_churn, "modules created, used, dropped: resident bytes over time"},
-	{"wasm", ufpb_wasm, "real .wasm modules: instantiate + touch image pages + free"},
-	{"soak", ufpb_soak, "randomized model run for --seconds N (not a benchmark)"},
-	{"check", ufpb_check, "probed kernel features, permissions, AUTO choices"},
+	{"index", ufpb_index,
+	 "slot index allocator: alloc+free pairs per strategy"},
+	{"fault", ufpb_fault,
+	 "cold first touch through the handler vs bulk UFFDIO_COPY floor"},
+	{"cycle", ufpb_cycle,
+	 "alloc -> touch -> free cycles, warm and cold, per backend"},
+	{"threads", ufpb_threads,
+	 "N threads instantiating and touching concurrently"},
+	{"purge", ufpb_purge,
+	 "module drop: blocked time and full reclaim per engine"},
+	{"churn", ufpb_churn,
+	 "modules created, used, dropped: resident bytes over time"},
+	{"wasm", ufpb_wasm,
+	 "real .wasm modules: instantiate + touch image pages + free"},
+	{"soak", ufpb_soak,
+	 "randomized model run for --seconds N (not a benchmark)"},
+	{"check", ufpb_check,
+	 "probed kernel features, permissions, AUTO choices"},
 	{"tour", ufpb_tour, "the default: a short tour of everything above"},
 };
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: ufp-bench [--json] [--quick] [--reps N] [SCENARIO [ARGS...]]\n"
+	fprintf(f, "usage: ufp-bench [--json] [--quick] [--reps N] [SCENARIO "
+		   "[ARGS...]]\n"
 		   "       ufp-bench --check\nscenarios:\n");
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-		fprintf(f, "  %-8s %s%s\n", scenarios[i].name, scenarios[i].what,
+		fprintf(f, "  %-8s %s%s\n", scenarios[i].name,
+			scenarios[i].what,
 			scenarios[i].fn ? "" : " (not built)");
 	return f == stdout ? 0 : 2;
 }
@@ -70,7 +81,9 @@ int main(int argc, char **argv)
 		if (strcmp(scenarios[k].name, name))
 			continue;
 		if (!scenarios[k].fn) {
-			fprintf(stderr, "ufp-bench: scenario %s is not built yet\n", name);
+			fprintf(stderr,
+				"ufp-bench: scenario %s is not built yet\n",
+				name);
 			return 2;
 		}
 		return scenarios[k].fn(&b, argc - i, argv + i);

@@ -41,21 +41,20 @@
 
 static const ufp_reclaim engines[] = {UFP_RECLAIM_URING, UFP_RECLAIM_SYNC,
 				      UFP_RECLAIM_PROCESS_MADVISE};
-static const char *const engine_names[] = {"uring", "sync",
-					   "process_madvise"};
+static const char *const engine_names[] = {"uring", "sync", "process_madvise"};
 #define NENG (sizeof(engines) / sizeof(engines[0]))
 
 struct eng_result {
-	int err;           /* pool creation or a run failed */
-	double *blocked;   /* ns per rep */
-	double *reclaim;   /* ns per rep */
-	double *cpu;       /* ns of the dropping thread's CPU time in drop */
-	double *ivcsw;     /* involuntary context switches during the drop */
+	int err;	 /* pool creation or a run failed */
+	double *blocked; /* ns per rep */
+	double *reclaim; /* ns per rep */
+	double *cpu;	 /* ns of the dropping thread's CPU time in drop */
+	double *ivcsw;	 /* involuntary context switches during the drop */
 	int n;
 	uint64_t baseline;
-	uint64_t before;   /* resident before the drop (last rep) */
-	uint64_t after;    /* resident after quiesce (last rep) */
-	int after_ok;      /* every rep came back to the baseline exactly */
+	uint64_t before; /* resident before the drop (last rep) */
+	uint64_t after;	 /* resident after quiesce (last rep) */
+	int after_ok;	 /* every rep came back to the baseline exactly */
 	uint64_t batches, ranges, fallbacks;
 	uint64_t populate_ns; /* all reps: not measured, but the run's cost */
 };
@@ -139,8 +138,7 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 	return 0;
 }
 
-static int make_pool(ufp_reclaim e, uint32_t k, uint64_t bytes,
-		     ufp_pool **out)
+static int make_pool(ufp_reclaim e, uint32_t k, uint64_t bytes, ufp_pool **out)
 {
 	ufp_config c;
 	ufp_config_init(&c);
@@ -255,8 +253,7 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 			  "\"batches_per_drop\": %.1f, "
 			  "\"ranges_per_drop\": %.1f, \"fallbacks\": %llu",
 			  engine_names[e], k, (unsigned long long)bytes, r->n,
-			  bm, bp, cm, vm, rm, rp,
-			  (unsigned long long)r->before,
+			  bm, bp, cm, vm, rm, rp, (unsigned long long)r->before,
 			  (unsigned long long)r->after,
 			  (unsigned long long)r->baseline,
 			  r->after_ok ? "true" : "false",
@@ -384,7 +381,9 @@ int ufpb_purge(struct ufpb *b, int argc, char **argv)
 		 "after quiesce (MiB); base = after equals the baseline "
 		 "measured before the module existed.\n\n",
 		 reps);
-	ufpb_say(b, "  %6s %9s %9s  %-16s %10s %10s %9s %10s %10s %9s %9s %6s %4s\n",
+	ufpb_say(b,
+		 "  %6s %9s %9s  %-16s %10s %10s %9s %10s %10s %9s %9s %6s "
+		 "%4s\n",
 		 "K", "B/slot", "total", "engine", "blocked", "p99", "cpu",
 		 "reclaim", "p99", "res.bef", "res.aft", "batch", "base");
 
@@ -397,13 +396,14 @@ int ufpb_purge(struct ufpb *b, int argc, char **argv)
 				char t[32], cap[32];
 				fmt_bytes(t, sizeof(t), total);
 				fmt_bytes(cap, sizeof(cap), max_total);
-				ufpb_say(b,
-					 "  %6u %9llu KiB: skipped, %s in total "
-					 "is above the %s cap (--max-total-mib "
-					 "N raises it; 4096 is plenty)\n",
-					 ks[ki],
-					 (unsigned long long)(bs[bi] >> 10), t,
-					 cap);
+				ufpb_say(
+					b,
+					"  %6u %9llu KiB: skipped, %s in total "
+					"is above the %s cap (--max-total-mib "
+					"N raises it; 4096 is plenty)\n",
+					ks[ki],
+					(unsigned long long)(bs[bi] >> 10), t,
+					cap);
 				ufpb_emit(b, "purge",
 					  "\"slots\": %u, \"bytes_per_slot\": "
 					  "%llu, \"skipped\": \"total above "
@@ -419,8 +419,8 @@ int ufpb_purge(struct ufpb *b, int argc, char **argv)
 				r = (int)(REP_BUDGET / total);
 				r = r < 3 ? 3 : r;
 			}
-			combo(b, ks[ki], bs[bi], r, &met_blocked,
-			      &met_reclaim, &met_resident, &populate_ns);
+			combo(b, ks[ki], bs[bi], r, &met_blocked, &met_reclaim,
+			      &met_resident, &populate_ns);
 		}
 	ufpb_say(b,
 		 "\n  summary: blocked(uring) <= 0.1 x total(sync) %s; "

@@ -104,8 +104,13 @@ static int run(const struct tsetting *st, unsigned nthreads,
 		abort();
 	pthread_barrier_init(&start, NULL, nthreads + 1);
 	for (unsigned t = 0; t < nthreads; t++) {
-		w[t] = (struct worker){pool, m, len / ufpi_page_size(), cycles,
-				       ns + (size_t)t * cycles, 0, &start};
+		w[t] = (struct worker){pool,
+				       m,
+				       len / ufpi_page_size(),
+				       cycles,
+				       ns + (size_t)t * cycles,
+				       0,
+				       &start};
 		pthread_create(&tid[t], NULL, worker_main, &w[t]);
 	}
 	pthread_barrier_wait(&start);
@@ -138,11 +143,12 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 	for (size_t k = 0; k < len; k++)
 		data[k] = (unsigned char)(k * 131 + 7) | 1;
 
-	ufpb_say(b, "threads: N threads run alloc -> read 1 MiB image, write "
-		    "5%% of pages -> free of one shared module, 2N slots, "
-		    "%d cycles each;\n  cycles/s over all threads (median of "
-		    "%d reps) and median cycle.\n\n",
-		    cycles, b->reps);
+	ufpb_say(b,
+		 "threads: N threads run alloc -> read 1 MiB image, write "
+		 "5%% of pages -> free of one shared module, 2N slots, "
+		 "%d cycles each;\n  cycles/s over all threads (median of "
+		 "%d reps) and median cycle.\n\n",
+		 cycles, b->reps);
 	ufpb_say(b, "  %-22s %3s %12s %12s\n", "setting", "N", "cycles/s",
 		 "cycle us");
 	for (size_t si = 0; si < sizeof(tsettings) / sizeof(tsettings[0]);
@@ -158,8 +164,9 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 				n++;
 			}
 			if (err) {
-				ufpb_say(b, "  %-22s %3u %s\n", tsettings[si].name,
-					 counts[ci], ufp_strerror(err));
+				ufpb_say(b, "  %-22s %3u %s\n",
+					 tsettings[si].name, counts[ci],
+					 ufp_strerror(err));
 				continue;
 			}
 			double rm = ufpb_median(rate, (size_t)n);

@@ -18,12 +18,14 @@ int ufpb_tour(struct ufpb *b, int argc, char **argv)
 	b->quick = 1;
 	if (b->reps > 3)
 		b->reps = 3;
-	ufpb_say(b, "uffdpool %s benchmark tour on Linux %s (quick settings; "
-		    "see docs/benchmarks.md for full runs)\n",
+	ufpb_say(b,
+		 "uffdpool %s benchmark tour on Linux %s (quick settings; "
+		 "see docs/benchmarks.md for full runs)\n",
 		 ufp_version(), b->kernel);
 	if (ufpb_check) {
 		heading(b, "what this machine offers",
-			"Kernel features probed at run time and what AUTO picks.");
+			"Kernel features probed at run time and what AUTO "
+			"picks.");
 		ufpb_check(b, 0, NULL);
 	}
 	if (ufpb_index) {
@@ -34,14 +36,17 @@ int ufpb_tour(struct ufpb *b, int argc, char **argv)
 	}
 	if (ufpb_fault) {
 		heading(b, "cold first touch",
-			"A never-touched memory faulted in through the handler, "
+			"A never-touched memory faulted in through the "
+			"handler, "
 			"per page, against one bulk UFFDIO_COPY (the floor).");
 		ufpb_fault(b, 0, NULL);
 	}
 	if (ufpb_cycle) {
 		heading(b, "instance cycles",
-			"alloc -> touch -> free of a 1 MiB image with 5% of pages "
-			"written: warm (affine slot) and cold, uffdpool's backends "
+			"alloc -> touch -> free of a 1 MiB image with 5% of "
+			"pages "
+			"written: warm (affine slot) and cold, uffdpool's "
+			"backends "
 			"against copy-on-write (Wasmtime's technique).");
 		ufpb_cycle(b, 0, NULL);
 	}
@@ -53,7 +58,8 @@ int ufpb_tour(struct ufpb *b, int argc, char **argv)
 	}
 	if (ufpb_purge) {
 		heading(b, "module drop",
-			"Dropping a module purges every slot still affine to it: "
+			"Dropping a module purges every slot still affine to "
+			"it: "
 			"how long the dropping thread is blocked and how long "
 			"until the memory is really gone, io_uring against a "
 			"plain madvise loop.");

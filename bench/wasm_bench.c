@@ -50,7 +50,8 @@ static uint32_t *image_pages(const struct ufpw_module *w, uint64_t initial,
 	for (size_t i = 0; i < w->nsegs; i++)
 		if (w->segs[i].len)
 			for (uint64_t p = w->segs[i].offset / page;
-			     p <= (w->segs[i].offset + w->segs[i].len - 1) / page &&
+			     p <= (w->segs[i].offset + w->segs[i].len - 1) /
+					     page &&
 			     p < npages;
 			     p++)
 				hit[p] = 1;
@@ -65,8 +66,8 @@ static uint32_t *image_pages(const struct ufpw_module *w, uint64_t initial,
 }
 
 static int run(const struct wsetting *st, const struct ufpw_module *w,
-	       uint64_t initial, const uint32_t *pages, size_t npages,
-	       int cold, int cycles, double *ns)
+	       uint64_t initial, const uint32_t *pages, size_t npages, int cold,
+	       int cycles, double *ns)
 {
 	const size_t page = ufpi_page_size();
 	ufp_config c;
@@ -158,24 +159,28 @@ static int bench_file(struct ufpb *b, const char *path)
 			double med = ufpb_median(ns, (size_t)n);
 			double p99 = ufpb_percentile(ns, (size_t)n, 99);
 			(c ? cold : warm)[k] = med;
-			ufpb_emit(b, "wasm",
-				  "\"module\": \"%s\", \"setting\": \"%s\", "
-				  "\"mode\": \"%s\", \"image_pages\": %zu, "
-				  "\"initial_bytes\": %llu, \"ns_median\": %.0f, "
-				  "\"ns_p99\": %.0f, \"cycles\": %d",
-				  name, wsettings[k].name, c ? "cold" : "warm",
-				  npages, (unsigned long long)initial, med, p99,
-				  n);
+			ufpb_emit(
+				b, "wasm",
+				"\"module\": \"%s\", \"setting\": \"%s\", "
+				"\"mode\": \"%s\", \"image_pages\": %zu, "
+				"\"initial_bytes\": %llu, \"ns_median\": %.0f, "
+				"\"ns_p99\": %.0f, \"cycles\": %d",
+				name, wsettings[k].name, c ? "cold" : "warm",
+				npages, (unsigned long long)initial, med, p99,
+				n);
 		}
 		ufpb_say(b, "  %-12s warm %9.1f us   cold %9.1f us\n",
 			 wsettings[k].name, warm[k] / 1000, cold[k] / 1000);
 	}
 	if (warm[0] && warm[2])
-		ufpb_say(b, "  => warm: uffd+dirty %.2fx %s than cow; cold: "
-			    "cow %.2fx %s than uffd+dirty\n\n",
-			 warm[0] < warm[2] ? warm[2] / warm[0] : warm[0] / warm[2],
+		ufpb_say(b,
+			 "  => warm: uffd+dirty %.2fx %s than cow; cold: "
+			 "cow %.2fx %s than uffd+dirty\n\n",
+			 warm[0] < warm[2] ? warm[2] / warm[0]
+					   : warm[0] / warm[2],
 			 warm[0] < warm[2] ? "faster" : "SLOWER",
-			 cold[2] < cold[0] ? cold[0] / cold[2] : cold[2] / cold[0],
+			 cold[2] < cold[0] ? cold[0] / cold[2]
+					   : cold[2] / cold[0],
 			 cold[2] < cold[0] ? "faster" : "slower");
 	free(ns);
 	free(pages);
@@ -217,17 +222,19 @@ int ufpb_wasm(struct ufpb *b, int argc, char **argv)
 		if (d)
 			closedir(d);
 		if (!n) {
-			ufpb_say(b, "wasm: no .wasm files given and none in %s\n",
+			ufpb_say(b,
+				 "wasm: no .wasm files given and none in %s\n",
 				 dir);
 			return 0;
 		}
 		qsort(files, (size_t)n, sizeof(files[0]), cmp_str);
 	}
-	ufpb_say(b, "wasm: real modules; a cycle = instantiate, read every page "
-		    "the data segments cover (5%% written), free; median over "
-		    "%d reps.\n  warm = same module back in its slot; cold = "
-		    "the slot held another module.\n\n",
-		    b->reps);
+	ufpb_say(b,
+		 "wasm: real modules; a cycle = instantiate, read every page "
+		 "the data segments cover (5%% written), free; median over "
+		 "%d reps.\n  warm = same module back in its slot; cold = "
+		 "the slot held another module.\n\n",
+		 b->reps);
 	for (int i = 0; i < n; i++) {
 		bench_file(b, files[i]);
 		free(files[i]);

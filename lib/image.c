@@ -76,7 +76,8 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 			memcpy(scratch + segs[i].offset, segs[i].bytes,
 			       segs[i].len);
 			for (uint64_t p = segs[i].offset / page;
-			     p <= (segs[i].offset + segs[i].len - 1) / page; p++)
+			     p <= (segs[i].offset + segs[i].len - 1) / page;
+			     p++)
 				touched[p] = 1;
 		}
 	}

@@ -25,10 +25,10 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Ignore a warn_unused_result value on purpose (gcc ignores a cast). */
-#define UFPI_IGNORE(x)                                                        \
-	do {                                                                  \
-		if (x) {                                                      \
-		}                                                             \
+#define UFPI_IGNORE(x)   \
+	do {             \
+		if (x) { \
+		}        \
 	} while (0)
 
 #define UFPI_WASM_PAGE ((uint64_t)65536)
@@ -42,11 +42,11 @@ struct ufpi_counters {
 #undef UFPI_COUNTER
 };
 
-#define UFPI_ADD(c, name, n)                                                  \
-	atomic_fetch_add_explicit(&(c)->name, (uint64_t)(n),                  \
+#define UFPI_ADD(c, name, n)                                 \
+	atomic_fetch_add_explicit(&(c)->name, (uint64_t)(n), \
 				  memory_order_relaxed)
-#define UFPI_SUB(c, name, n)                                                  \
-	atomic_fetch_sub_explicit(&(c)->name, (uint64_t)(n),                  \
+#define UFPI_SUB(c, name, n)                                 \
+	atomic_fetch_sub_explicit(&(c)->name, (uint64_t)(n), \
 				  memory_order_relaxed)
 
 void ufpi_counters_snapshot(const struct ufpi_counters *c, ufp_stats *out);
@@ -57,8 +57,8 @@ struct ufpi_log {
 	void *arg;
 	ufp_log_level level;
 };
-void ufpi_logf(const struct ufpi_log *log, ufp_log_level level,
-	       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ufpi_logf(const struct ufpi_log *log, ufp_log_level level, const char *fmt,
+	       ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- floor 1: the syscall boundary (os.c) ------------------------------ */
 /*
@@ -93,15 +93,15 @@ static inline int ufpi_fi_hit(enum ufpi_fi_op op)
 #endif
 
 size_t ufpi_page_size(void);
-uint64_t ufpi_now_ns(void); /* CLOCK_MONOTONIC */
-int ufpi_os_reserve(size_t len, void **out);     /* PROT_NONE, NORESERVE */
-int ufpi_os_map_anon(size_t len, void **out);    /* RW, private anon */
+uint64_t ufpi_now_ns(void);		      /* CLOCK_MONOTONIC */
+int ufpi_os_reserve(size_t len, void **out);  /* PROT_NONE, NORESERVE */
+int ufpi_os_map_anon(size_t len, void **out); /* RW, private anon */
 int ufpi_os_unmap(void *addr, size_t len);
 int ufpi_os_protect(void *addr, size_t len, int prot);
 int ufpi_os_dontneed(void *addr, size_t len);
 int ufpi_os_dontfork(void *addr, size_t len);
 int ufpi_os_mincore(void *addr, size_t len, unsigned char *vec);
-int ufpi_os_pagemap_open(void);                  /* fd of /proc/self/pagemap */
+int ufpi_os_pagemap_open(void); /* fd of /proc/self/pagemap */
 int ufpi_os_close(int fd);
 int ufpi_os_eventfd(int *out);
 int ufpi_os_eventfd_signal(int fd);
@@ -140,14 +140,14 @@ int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res);
 /* ---- floor 2: kernel features (probe.c via uffd/uffd.c, os.c) ---------- */
 
 struct ufpi_features {
-	int uffd_err;          /* 0 if a userfaultfd could be opened, else -errno */
-	int uffd_via_dev;      /* opened through /dev/userfaultfd */
+	int uffd_err;	  /* 0 if a userfaultfd could be opened, else -errno */
+	int uffd_via_dev; /* opened through /dev/userfaultfd */
 	uint64_t uffd_features; /* UFFD_FEATURE_* offered by the kernel */
-	bool poison;           /* UFFDIO_POISON (6.6) */
-	bool wp_async;         /* UFFD_FEATURE_WP_ASYNC (6.7) */
-	bool pagemap_scan;     /* PAGEMAP_SCAN ioctl (6.7) */
-	int uring_madvise;     /* 1 yes, 0 no, <0 io_uring unusable (-errno) */
-	int process_madvise;   /* 1 if process_madvise accepts MADV_DONTNEED on
+	bool poison;		/* UFFDIO_POISON (6.6) */
+	bool wp_async;		/* UFFD_FEATURE_WP_ASYNC (6.7) */
+	bool pagemap_scan;	/* PAGEMAP_SCAN ioctl (6.7) */
+	int uring_madvise;	/* 1 yes, 0 no, <0 io_uring unusable (-errno) */
+	int process_madvise;	/* 1 if process_madvise accepts MADV_DONTNEED on
 				  ourselves, 0 no, <0 -errno */
 };
 
@@ -172,15 +172,15 @@ int ufpi_uffd_poison(int fd, void *dst, size_t len);
 int ufpi_uffd_wake(int fd, void *addr, size_t len);
 int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp);
 
- /* ---- floor 2: written-page tracking (uffd/dirty.c) --------------------- */
+/* ---- floor 2: written-page tracking (uffd/dirty.c) --------------------- */
 
 #define UFPI_PG_PRESENT 1u /* mapped (the shared zero page included) */
-#define UFPI_PG_WRITTEN 2u /* written since install or re-protect, not the
+#define UFPI_PG_WRITTEN \
+	2u		/* written since install or re-protect, not the
 			      zero page; or never populated */
-#define UFPI_PG_ZERO 4u    /* the shared zero page */
+#define UFPI_PG_ZERO 4u /* the shared zero page */
 /* Called for each run of pages with equal flags; non-zero stops the walk. */
-typedef int (*ufpi_dirty_fn)(void *arg, void *addr, size_t len,
-			     unsigned flags);
+typedef int (*ufpi_dirty_fn)(void *arg, void *addr, size_t len, unsigned flags);
 /* Walk [addr, addr+len) with PAGEMAP_SCAN, reporting every run of pages
  * that are present or written, until the whole range is covered. */
 int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
@@ -199,12 +199,12 @@ int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
 #define UFPI_IMAGE_ZERO UINT32_MAX
 struct ufpi_image {
 	_Atomic uint32_t refs;
-	uint32_t npages;        /* pages covered by map */
-	uint32_t ndata;         /* pages stored in data */
+	uint32_t npages; /* pages covered by map */
+	uint32_t ndata;	 /* pages stored in data */
 	uint32_t *map;
-	unsigned char *data;    /* page-aligned, ndata pages */
-	size_t data_len;        /* bytes mapped at data */
-	int memfd;              /* COW backend: sealed memfd of npages pages
+	unsigned char *data; /* page-aligned, ndata pages */
+	size_t data_len;     /* bytes mapped at data */
+	int memfd;	     /* COW backend: sealed memfd of npages pages
 				   (holes read as zero), else -1 */
 };
 
@@ -237,46 +237,46 @@ enum ufpi_slot_state {
 struct ufpi_slot {
 	pthread_mutex_t lock;
 	enum ufpi_slot_state state;
-	uint32_t gen;               /* bumped on every state change */
-	struct ufpi_image *image;   /* referenced while LIVE or populated */
-	uint64_t accessible;        /* LIVE: bytes read-write for the memory */
-	uint64_t prot_bytes;        /* bytes currently PROT_READ|WRITE */
-	uint64_t populated_hi;      /* no page at or above this is present */
-	bool poisoned;              /* a fault was poisoned while FREE */
-	bool prot_dirty;            /* protection unknown: reapply all */
-	bool stale;                 /* a reset failed: wipe before reuse */
-	bool purging;               /* debug invariant: mid-purge */
+	uint32_t gen;		  /* bumped on every state change */
+	struct ufpi_image *image; /* referenced while LIVE or populated */
+	uint64_t accessible;	  /* LIVE: bytes read-write for the memory */
+	uint64_t prot_bytes;	  /* bytes currently PROT_READ|WRITE */
+	uint64_t populated_hi;	  /* no page at or above this is present */
+	bool poisoned;		  /* a fault was poisoned while FREE */
+	bool prot_dirty;	  /* protection unknown: reapply all */
+	bool stale;		  /* a reset failed: wipe before reuse */
+	bool purging;		  /* debug invariant: mid-purge */
 	/* fault-around window state (handler only, under lock) */
 	uint64_t seq_next;
 	uint64_t win;
-	uint32_t purge_pending;     /* reclaim ranges in flight */
-	bool purge_failed;          /* one of them could not be released */
-	uint64_t kept_bytes;        /* resident bytes kept by the last reset */
-	uint64_t cow_len;           /* COW: bytes mapped from image->memfd */
+	uint32_t purge_pending; /* reclaim ranges in flight */
+	bool purge_failed;	/* one of them could not be released */
+	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
+	uint64_t cow_len;	/* COW: bytes mapped from image->memfd */
 };
 
 /* Geometry and shared context the slot and handler layers work with. */
 struct ufpi_slots {
-	unsigned char *start;     /* address of slot 0 */
-	size_t slot_bytes;        /* max_memory_bytes + guard, page-rounded */
+	unsigned char *start; /* address of slot 0 */
+	size_t slot_bytes;    /* max_memory_bytes + guard, page-rounded */
 	uint64_t max_memory_bytes;
 	uint32_t n;
-	struct ufpi_slot *slot;   /* n slots */
+	struct ufpi_slot *slot; /* n slots */
 	struct ufpi_counters *ctr;
 	const struct ufpi_log *log;
 	uint64_t keep_resident_bytes;
 	uint64_t window_min, window_max;
-	int *uffd;                /* uffd of slot i: uffd[i % nuffd]; NULL for
+	int *uffd; /* uffd of slot i: uffd[i % nuffd]; NULL for
 				     backends without userfaultfd */
 	unsigned nuffd;
-	bool uffd_poison;         /* UFFDIO_POISON available */
+	bool uffd_poison;		/* UFFDIO_POISON available */
 	const unsigned char *zero_page; /* one page of zeros (handler) */
-	bool dirty;               /* pages installed write-protected; reset
+	bool dirty;	     /* pages installed write-protected; reset
 				     restores only written pages */
-	int pagemap_fd;           /* /proc/self/pagemap, or -1 */
-	int pidfd;                /* our pidfd when process_madvise accepts
+	int pagemap_fd;	     /* /proc/self/pagemap, or -1 */
+	int pidfd;	     /* our pidfd when process_madvise accepts
 				     MADV_DONTNEED, or -1 */
-	ufp_backend backend;      /* resolved: UFFD, COW or COPY */
+	ufp_backend backend; /* resolved: UFFD, COW or COPY */
 };
 
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
@@ -288,8 +288,8 @@ static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
 int ufpi_slot_init(struct ufpi_slot *slot);
 void ufpi_slot_fini(struct ufpi_slot *slot);
 /* Make slot i ready for a memory of `bytes` backed by img (NULL: zeros). */
-int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
-		      struct ufpi_image *img, uint64_t bytes, bool *wiped);
+int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
+		      uint64_t bytes, bool *wiped);
 /* Grow a LIVE slot's accessible size. */
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
 /* Reset at free: restore and keep what keep_resident_bytes allows, drop the
@@ -306,9 +306,8 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 struct ufpi_handler;
 /* Called by handler 0 when the reclaim eventfd is readable. */
 typedef void (*ufpi_reap_fn)(void *arg);
-int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd,
-		       ufpi_reap_fn reap, void *reap_arg,
-		       struct ufpi_handler **out);
+int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd, ufpi_reap_fn reap,
+		       void *reap_arg, struct ufpi_handler **out);
 void ufpi_handler_stop(struct ufpi_handler *h);
 /* Serve one fault at addr (exposed for tests of the fill logic). */
 void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr);
@@ -348,10 +347,10 @@ size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r);
 
 /* ---- floor 5: pool, modules, memories (pool.c, module.c) -------------- */
 
-#define UFPI_MAGIC_POOL 0x75667020706f6f6cULL   /* "ufp pool" */
+#define UFPI_MAGIC_POOL 0x75667020706f6f6cULL	/* "ufp pool" */
 #define UFPI_MAGIC_MODULE 0x7566706d6f64756cULL /* "ufpmodul" */
 #define UFPI_MAGIC_MEMORY 0x7566706d656d6f72ULL /* "ufpmemor" */
-#define UFPI_MAGIC_DEAD 0x6465616464656164ULL   /* "deaddead" */
+#define UFPI_MAGIC_DEAD 0x6465616464656164ULL	/* "deaddead" */
 
 /* Dead handles are recycled FIFO only after this many more died, so a
  * double free or double drop is detected in the meantime. */
@@ -360,11 +359,11 @@ size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r);
 struct ufp_module {
 	_Atomic uint64_t magic;
 	ufp_pool *pool;
-	uint64_t key;            /* never reused within a pool */
+	uint64_t key;		  /* never reused within a pool */
 	struct ufpi_image *image; /* the module's own reference */
 	uint64_t initial_bytes;
-	uint32_t live;           /* live memories (pool->mod_lock) */
-	bool dropped;            /* (pool->mod_lock) */
+	uint32_t live;		 /* live memories (pool->mod_lock) */
+	bool dropped;		 /* (pool->mod_lock) */
 	struct ufp_module *next; /* all-modules list / quarantine FIFO */
 	struct ufp_module *all_next;
 };
@@ -389,9 +388,9 @@ struct ufp_pool {
 	ufp_config cfg;
 	struct ufpi_log log;
 	struct ufpi_counters ctr;
-	struct ufpi_features feat;  /* copy of the process-wide probe */
-	ufp_backend backend;        /* resolved */
-	bool dirty_tracking;        /* resolved */
+	struct ufpi_features feat; /* copy of the process-wide probe */
+	ufp_backend backend;	   /* resolved */
+	bool dirty_tracking;	   /* resolved */
 
 	unsigned char *reservation; /* pre_guard + slots * slot_bytes */
 	size_t reservation_len;
@@ -405,7 +404,7 @@ struct ufp_pool {
 	int pagemap_fd;
 	int pidfd;
 
-	pthread_mutex_t mod_lock;   /* modules, handles, quarantines */
+	pthread_mutex_t mod_lock; /* modules, handles, quarantines */
 	uint64_t next_key;
 	struct ufp_module *modules; /* every module struct (all_next) */
 	struct ufpi_quarantine dead_modules;
@@ -418,7 +417,7 @@ struct ufp_pool {
 	pthread_cond_t wait_cond;
 	uint32_t waiters;
 	_Atomic uint64_t purge_pending; /* slots being purged */
-	_Atomic bool purge_disabled;    /* benchmark-only: see below */
+	_Atomic bool purge_disabled;	/* benchmark-only: see below */
 };
 
 /* module.c (pool->mod_lock held for the handle functions) */

@@ -148,8 +148,7 @@ UFP_API int ufp_module_drop(ufp_module *m)
 
 	if (!m)
 		return -EINVAL;
-	if (!atomic_compare_exchange_strong(&m->magic, &want,
-					    UFPI_MAGIC_DEAD))
+	if (!atomic_compare_exchange_strong(&m->magic, &want, UFPI_MAGIC_DEAD))
 		return want == UFPI_MAGIC_DEAD ? -EALREADY : -EINVAL;
 	pool = m->pool;
 
@@ -292,9 +291,8 @@ void ufpi_pool_evict_idle(ufp_pool *pool)
 			     idle > c->max_resident_idle_bytes) ||
 			    (c->strategy == UFP_STRATEGY_WARM_LRU &&
 			     nres > c->max_unused_warm_slots);
-		if (!over ||
-		    ufp_index_alloc_lru_resident(pool->index, &i, &prev,
-						 &bytes))
+		if (!over || ufp_index_alloc_lru_resident(pool->index, &i,
+							  &prev, &bytes))
 			break;
 		if (!started) {
 			batch_init(pool, &b);

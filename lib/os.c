@@ -36,8 +36,8 @@ static struct {
 
 int ufpi_fi_hit(enum ufpi_fi_op op)
 {
-	unsigned n = atomic_load_explicit(&fi[op].countdown,
-					  memory_order_relaxed);
+	unsigned n =
+		atomic_load_explicit(&fi[op].countdown, memory_order_relaxed);
 	while (n) {
 		if (atomic_compare_exchange_weak(&fi[op].countdown, &n, n - 1))
 			return n == 1 ? atomic_load(&fi[op].err) : 0;
@@ -73,14 +73,14 @@ void ufpi_fi_reset(void)
 
 /* Run `expr` (a syscall returning -1 on error) and turn it into -errno,
  * preserving errno. */
-#define SYSCALL_RET(expr)                                                     \
-	({                                                                    \
-		int saved_ = errno;                                           \
-		long r_ = (long)(expr);                                       \
-		if (r_ == -1)                                                 \
-			r_ = -errno;                                          \
-		errno = saved_;                                               \
-		r_;                                                           \
+#define SYSCALL_RET(expr)               \
+	({                              \
+		int saved_ = errno;     \
+		long r_ = (long)(expr); \
+		if (r_ == -1)           \
+			r_ = -errno;    \
+		errno = saved_;         \
+		r_;                     \
 	})
 
 size_t ufpi_page_size(void)
@@ -166,7 +166,8 @@ int ufpi_os_mincore(void *addr, size_t len, unsigned char *vec)
 
 int ufpi_os_pagemap_open(void)
 {
-	return (int)SYSCALL_RET(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+	return (int)SYSCALL_RET(
+		open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
 }
 
 int ufpi_os_close(int fd)
@@ -341,8 +342,8 @@ long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n)
 	int err = ufpi_fi_hit(UFPI_FI_MADVISE);
 	if (err)
 		return err;
-	return SYSCALL_RET(syscall(SYS_process_madvise, pidfd, iov, n,
-				   MADV_DONTNEED, 0));
+	return SYSCALL_RET(
+		syscall(SYS_process_madvise, pidfd, iov, n, MADV_DONTNEED, 0));
 }
 
 int ufpi_os_dontneed_vec(int pidfd, const struct iovec *iov, size_t n)

@@ -97,17 +97,18 @@ UFP_API const char *ufp_strerror(int err)
 	case -EMFILE:
 		return "too many open files (EMFILE)";
 	default:
-		return err < 0 ? "system error (see errno.h)" : "not an error code";
+		return err < 0 ? "system error (see errno.h)"
+			       : "not an error code";
 	}
 }
 
 static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 {
 	const uint64_t page = ufpi_page_size();
-#define BAD(...)                                                              \
-	do {                                                                  \
-		ufpi_logf(log, UFP_LOG_ERROR, "pool_create: " __VA_ARGS__);   \
-		return -EINVAL;                                               \
+#define BAD(...)                                                            \
+	do {                                                                \
+		ufpi_logf(log, UFP_LOG_ERROR, "pool_create: " __VA_ARGS__); \
+		return -EINVAL;                                             \
 	} while (0)
 	if (c->reserved)
 		BAD("reserved field must be 0");
@@ -230,12 +231,13 @@ static int resolve_reclaim(ufp_pool *pool)
 	if (kind == UFP_RECLAIM_AUTO) {
 		kind = UFP_RECLAIM_URING;
 		if (pool->feat.uring_madvise != 1) {
-			ufpi_logf(&pool->log, UFP_LOG_INFO,
-				  "reclaim: io_uring IORING_OP_MADVISE %s; "
-				  "using plain madvise",
-				  pool->feat.uring_madvise < 0
-					  ? ufp_strerror(pool->feat.uring_madvise)
-					  : "not supported");
+			ufpi_logf(
+				&pool->log, UFP_LOG_INFO,
+				"reclaim: io_uring IORING_OP_MADVISE %s; "
+				"using plain madvise",
+				pool->feat.uring_madvise < 0
+					? ufp_strerror(pool->feat.uring_madvise)
+					: "not supported");
 			kind = UFP_RECLAIM_SYNC;
 		}
 	}
@@ -337,34 +339,36 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		if (pool->feat.uffd_err) {
 			/* seccomp profiles and unprivileged containers forbid
 			 * userfaultfd: copy-on-write works everywhere */
-			ufpi_logf(&pool->log, UFP_LOG_WARN,
-				  "userfaultfd unavailable (%s); using the "
-				  "copy-on-write backend",
-				  pool->feat.uffd_err == -EPERM
-					  ? "EPERM - set "
-					    "vm.unprivileged_userfaultfd=1, grant "
-					    "access to /dev/userfaultfd, or run "
-					    "with CAP_SYS_PTRACE"
-					  : ufp_strerror(pool->feat.uffd_err));
+			ufpi_logf(
+				&pool->log, UFP_LOG_WARN,
+				"userfaultfd unavailable (%s); using the "
+				"copy-on-write backend",
+				pool->feat.uffd_err == -EPERM
+					? "EPERM - set "
+					  "vm.unprivileged_userfaultfd=1, "
+					  "grant "
+					  "access to /dev/userfaultfd, or run "
+					  "with CAP_SYS_PTRACE"
+					: ufp_strerror(pool->feat.uffd_err));
 			pool->backend = UFP_BACKEND_COW;
 		}
 	}
 	if (pool->backend == UFP_BACKEND_UFFD && pool->feat.uffd_err) {
 		err = pool->feat.uffd_err;
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
-			  "userfaultfd: %s",
-			  err == -EPERM
-				  ? "EPERM - set vm.unprivileged_userfaultfd=1, "
-				    "grant access to /dev/userfaultfd, or run "
-				    "with CAP_SYS_PTRACE"
-				  : ufp_strerror(err));
+		ufpi_logf(
+			&pool->log, UFP_LOG_ERROR, "userfaultfd: %s",
+			err == -EPERM
+				? "EPERM - set vm.unprivileged_userfaultfd=1, "
+				  "grant access to /dev/userfaultfd, or run "
+				  "with CAP_SYS_PTRACE"
+				: ufp_strerror(err));
 		goto fail;
 	}
 
 	if (cfg.dirty_tracking == UFP_DIRTY_AUTO &&
 	    pool->backend == UFP_BACKEND_UFFD) {
-		pool->dirty_tracking = pool->feat.wp_async &&
-				       pool->feat.pagemap_scan;
+		pool->dirty_tracking =
+			pool->feat.wp_async && pool->feat.pagemap_scan;
 		if (!pool->dirty_tracking)
 			ufpi_logf(&pool->log, UFP_LOG_INFO,
 				  "dirty tracking off: the kernel lacks %s "
@@ -408,8 +412,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->dirty = pool->dirty_tracking;
 	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;
-	if (pool->feat.process_madvise == 1 &&
-	    ufpi_os_pidfd_self(&pool->pidfd))
+	if (pool->feat.process_madvise == 1 && ufpi_os_pidfd_self(&pool->pidfd))
 		pool->pidfd = -1;
 	s->pidfd = pool->pidfd;
 	s->slot = calloc(cfg.slots, sizeof(*s->slot));
@@ -642,8 +645,8 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 					until.tv_nsec -= 1000000000;
 				}
 			}
-			int r = pthread_cond_timedwait(&pool->wait_cond,
-						       &pool->wait_lock, &until);
+			int r = pthread_cond_timedwait(
+				&pool->wait_cond, &pool->wait_lock, &until);
 			clock_gettime(CLOCK_REALTIME, &now);
 			bool past = now.tv_sec > deadline.tv_sec ||
 				    (now.tv_sec == deadline.tv_sec &&

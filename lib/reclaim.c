@@ -45,11 +45,11 @@ struct ufpi_reclaim {
 	/* URING */
 	struct io_uring ring;
 	int efd;
-	unsigned cap;              /* max in flight (= CQ entries) */
-	struct ufpi_range *inf;    /* in-flight records, by user_data */
-	uint32_t *free_ids;        /* stack of unused record ids */
+	unsigned cap;		/* max in flight (= CQ entries) */
+	struct ufpi_range *inf; /* in-flight records, by user_data */
+	uint32_t *free_ids;	/* stack of unused record ids */
 	unsigned nfree;
-	struct ufpi_range *queue;  /* waiting for room in the ring */
+	struct ufpi_range *queue; /* waiting for room in the ring */
 	size_t qhead, qlen, qcap;
 
 	/* PROCESS_MADVISE */
@@ -266,7 +266,8 @@ static void submit_process_madvise(struct ufpi_reclaim *r,
 			if (ok >= x->len)
 				ok -= x->len;
 			else {
-				err = redo_sync(r, x, got < 0 ? (int)got : -EAGAIN);
+				err = redo_sync(r, x,
+						got < 0 ? (int)got : -EAGAIN);
 				ok = 0;
 			}
 			r->done(r->done_arg, x->tag, x->len, err);

@@ -122,7 +122,8 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
 			p++;
 			continue;
 		}
-		while (q < img->npages && ufpi_image_page(img, q) == src + (q - p) * page)
+		while (q < img->npages &&
+		       ufpi_image_page(img, q) == src + (q - p) * page)
 			q++;
 		memcpy(base + p * page, src, (q - p) * page);
 		UFPI_ADD(s->ctr, pages_copied, q - p);
@@ -135,8 +136,8 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
 	pthread_mutex_unlock(&slot->lock);
 }
 
-int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
-		      struct ufpi_image *img, uint64_t bytes, bool *wiped)
+int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
+		      uint64_t bytes, bool *wiped)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	int err;
@@ -173,7 +174,8 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i,
 		    !slot->cow_len) {
 			/* the image's pages come straight from the page cache
 			 * until written (copy-on-write) */
-			uint64_t ilen = (uint64_t)img->npages * ufpi_page_size();
+			uint64_t ilen =
+				(uint64_t)img->npages * ufpi_page_size();
 			err = ufpi_os_map_fixed_file(ufpi_slot_base(s, i), ilen,
 						     img->memfd);
 			if (err)
@@ -261,8 +263,8 @@ static int restore_kept(struct ufpi_slots *s, uint32_t i,
 	unsigned char *base = ufpi_slot_base(s, i);
 	size_t npages = keep / page;
 	unsigned char stackvec[1024];
-	unsigned char *vec = npages <= sizeof(stackvec) ? stackvec
-							: malloc(npages);
+	unsigned char *vec =
+		npages <= sizeof(stackvec) ? stackvec : malloc(npages);
 	uint64_t present = 0, restored = 0;
 	int err = 0;
 
@@ -315,11 +317,11 @@ struct dirty_reset {
 	unsigned char *base;
 	uint64_t keep;
 	uint64_t kept, restored, dropped;
-	bool mapped;                  /* some page stays mapped (even the
+	bool mapped;		      /* some page stays mapped (even the
 					 shared zero page, which costs
 					 nothing but is not missing) */
 	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
-	struct iovec drop[64];        /* runs to drop, one call per batch */
+	struct iovec drop[64];	      /* runs to drop, one call per batch */
 	size_t ndrop;
 };
 
@@ -390,8 +392,11 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		       uint64_t pop, uint64_t *kept, bool *mapped)
 {
 	struct dirty_reset d = {
-		.s = s, .i = i, .img = s->slot[i].image,
-		.base = ufpi_slot_base(s, i), .keep = keep,
+		.s = s,
+		.i = i,
+		.img = s->slot[i].image,
+		.base = ufpi_slot_base(s, i),
+		.keep = keep,
 	};
 	const size_t page = ufpi_page_size();
 	uint64_t t0 = ufpi_now_ns();

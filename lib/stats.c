@@ -15,7 +15,7 @@ void ufpi_counters_snapshot(const struct ufpi_counters *c, ufp_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->size = sizeof(*out);
-#define SNAP(name, doc)                                                       \
+#define SNAP(name, doc) \
 	out->name = atomic_load_explicit(&c->name, memory_order_relaxed);
 	UFP_STATS_LIST(SNAP)
 #undef SNAP
@@ -28,8 +28,8 @@ static size_t append(char *buf, size_t cap, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
-			  fmt, ap);
+	int n = vsnprintf(len < cap ? buf + len : NULL,
+			  len < cap ? cap - len : 0, fmt, ap);
 	va_end(ap);
 	return len + (n > 0 ? (size_t)n : 0);
 }
@@ -48,13 +48,13 @@ UFP_API size_t ufp_stats_format(const ufp_stats *st, int json, char *buf,
 		cap = 0;
 	if (json)
 		len = append(buf, cap, len, "{");
-#define FMT(name, doc)                                                        \
-	if (json)                                                             \
-		len = append(buf, cap, len, "%s\"%s\": %llu", sep, #name,     \
-			     (unsigned long long)st->name);                   \
-	else                                                                  \
-		len = append(buf, cap, len, "%-20s %llu\n", #name,            \
-			     (unsigned long long)st->name);                   \
+#define FMT(name, doc)                                                    \
+	if (json)                                                         \
+		len = append(buf, cap, len, "%s\"%s\": %llu", sep, #name, \
+			     (unsigned long long)st->name);               \
+	else                                                              \
+		len = append(buf, cap, len, "%-20s %llu\n", #name,        \
+			     (unsigned long long)st->name);               \
 	sep = ", ";
 	UFP_STATS_LIST(FMT)
 #undef FMT
@@ -63,8 +63,8 @@ UFP_API size_t ufp_stats_format(const ufp_stats *st, int json, char *buf,
 	return len;
 }
 
-void ufpi_logf(const struct ufpi_log *log, ufp_log_level level,
-	       const char *fmt, ...)
+void ufpi_logf(const struct ufpi_log *log, ufp_log_level level, const char *fmt,
+	       ...)
 {
 	char msg[512];
 	va_list ap;

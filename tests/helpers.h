@@ -27,16 +27,16 @@ static inline int t_require_features(void)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
-#define t_skip(...)                                                           \
-	do {                                                                  \
-		if (t_require_features())                                     \
-			cr_assert_fail("required feature missing: " __VA_ARGS__);   \
-		cr_skip_test(__VA_ARGS__);                                    \
+#define t_skip(...)                                                        \
+	do {                                                               \
+		if (t_require_features())                                  \
+			cr_assert_fail(                                    \
+				"required feature missing: " __VA_ARGS__); \
+		cr_skip_test(__VA_ARGS__);                                 \
 	} while (0)
 
 /* Path of ../shared/wasm/NAME, or NULL when the folder is absent. */
-static inline const char *t_shared_wasm(const char *name, char *buf,
-					size_t cap)
+static inline const char *t_shared_wasm(const char *name, char *buf, size_t cap)
 {
 	const char *dir = getenv("UFP_SHARED_WASM");
 	if (!dir)
@@ -78,8 +78,7 @@ static inline int t_is_mapped(const void *addr)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo &&
-		    a < hi)
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi)
 			found = 1;
 	fclose(f);
 	return found;
@@ -99,10 +98,10 @@ static inline uint64_t t_rand(uint64_t *s)
  *   for (size_t k = 0; k < T_NBACKENDS; k++) { ufp_backend b = t_backends[k]; ... }
  */
 static const ufp_backend t_backends[] = {UFP_BACKEND_UFFD, UFP_BACKEND_COW,
-					  UFP_BACKEND_COPY};
+					 UFP_BACKEND_COPY};
 #define T_NBACKENDS (sizeof(t_backends) / sizeof(t_backends[0]))
-static const ufp_reclaim t_reclaims[] = {
-	UFP_RECLAIM_URING, UFP_RECLAIM_SYNC, UFP_RECLAIM_PROCESS_MADVISE};
+static const ufp_reclaim t_reclaims[] = {UFP_RECLAIM_URING, UFP_RECLAIM_SYNC,
+					 UFP_RECLAIM_PROCESS_MADVISE};
 #define T_NRECLAIMS (sizeof(t_reclaims) / sizeof(t_reclaims[0]))
 static const ufp_strategy t_strategies[] = {
 	UFP_STRATEGY_NEXT_AVAILABLE, UFP_STRATEGY_RANDOM,

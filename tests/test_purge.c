@@ -44,10 +44,10 @@ struct mod {
 	ufp_module *m;
 	unsigned char *img; /* the bytes the image was built from */
 	uint64_t len;
-	uint64_t key;       /* saved: the handle is dead after drop */
-	void *data;         /* the image's own buffer (unmapped by purge) */
-	dev_t memfd_dev;    /* COW: identity of the image's memfd (closed by */
-	ino_t memfd_ino;    /* purge), 0 when there is none */
+	uint64_t key;	 /* saved: the handle is dead after drop */
+	void *data;	 /* the image's own buffer (unmapped by purge) */
+	dev_t memfd_dev; /* COW: identity of the image's memfd (closed by */
+	ino_t memfd_ino; /* purge), 0 when there is none */
 };
 
 /* A module whose image covers `len` bytes with a non-zero byte on every
@@ -82,8 +82,7 @@ static int mod_make(ufp_pool *p, uint64_t len, uint64_t seed, struct mod *md)
 	return 0;
 }
 
-static void mod_create(ufp_pool *p, uint64_t len, uint64_t seed,
-		       struct mod *md)
+static void mod_create(ufp_pool *p, uint64_t len, uint64_t seed, struct mod *md)
 {
 	int err = mod_make(p, len, seed, md);
 	cr_assert_eq(err, 0, "module_create: %s", ufp_strerror(err));
@@ -268,8 +267,10 @@ static int file_held(dev_t dev, ino_t ino)
 	cr_assert_not_null(d);
 	while ((e = readdir(d)))
 		if (e->d_name[0] != '.' &&
-		    snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name) > 0 &&
-		    stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+		    snprintf(path, sizeof(path), "/proc/self/fd/%s",
+			     e->d_name) > 0 &&
+		    stat(path, &st) == 0 && st.st_dev == dev &&
+		    st.st_ino == ino)
 			held = 1;
 	closedir(d);
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -278,9 +279,10 @@ static int file_held(dev_t dev, ino_t ino)
 		unsigned long long lo, hi, off, inode;
 		char perms[8];
 		unsigned maj, min;
-		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perms,
-			   &off, &maj, &min, &inode) == 7 &&
-		    inode == (unsigned long long)ino && makedev(maj, min) == dev)
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi,
+			   perms, &off, &maj, &min, &inode) == 7 &&
+		    inode == (unsigned long long)ino &&
+		    makedev(maj, min) == dev)
 			held = 1;
 	}
 	fclose(f);
@@ -401,8 +403,8 @@ static void end_state(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	/* one submission per ring_entries ranges (one io_uring_enter each);
 	 * the io_uring engine may need more when its queue is full */
 	uint32_t ring = p->cfg.ring_entries;
-	cr_assert_geq(s1.purge_batches - s0.purge_batches, (naff + ring - 1) / ring,
-		      "%s", what);
+	cr_assert_geq(s1.purge_batches - s0.purge_batches,
+		      (naff + ring - 1) / ring, "%s", what);
 	cr_assert_leq(s1.purge_batches - s0.purge_batches, naff, "%s", what);
 	cr_assert_eq(s1.purges_inflight, 0, "%s", what);
 	cr_assert_eq(s1.reclaim_fallbacks, s0.reclaim_fallbacks, "%s", what);
@@ -501,8 +503,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	/* A is gone, B is exactly where it was */
 	uint64_t r = resident(p);
 	cr_assert_eq(r, base + bsum, "%s: resident %llu, want %llu", what,
-		     (unsigned long long)r,
-		     (unsigned long long)(base + bsum));
+		     (unsigned long long)r, (unsigned long long)(base + bsum));
 	cr_assert_eq(ufp_index_num_affine(p->index, a.key), 0, "%s", what);
 	cr_assert_not(key_listed(p, a.key), "%s", what);
 	cr_assert_eq(t_is_mapped(a.data), 0, "%s", what);
@@ -628,8 +629,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	cr_assert_eq(s1.purges, s0.purges, "%s", what);
 	cr_assert_eq(s1.slots_purged, s0.slots_purged, "%s", what);
 	cr_assert_eq(resident(p), res0, "%s", what);
-	cr_assert_eq(ufp_index_num_affine(p->index, a.key), naff0, "%s",
-		     what);
+	cr_assert_eq(ufp_index_num_affine(p->index, a.key), naff0, "%s", what);
 	cr_assert_eq(t_is_mapped(a.data), 1, "%s: image gone too early", what);
 	for (uint32_t k = nmem / 2; k < nmem; k++) {
 		long d = first_diff(v[k], &a);
@@ -943,8 +943,8 @@ Test(purge, stats_affine_slots_without_pages)
 struct conc {
 	ufp_pool *pool;
 	struct mod lived[2];
-	int rounds;     /* dropper rounds */
-	int iters;      /* worker iterations */
+	int rounds; /* dropper rounds */
+	int iters;  /* worker iterations */
 	uint64_t seed;
 	_Atomic int failed;
 	pthread_mutex_t lock;
@@ -1058,8 +1058,9 @@ static void *conc_dropper(void *arg)
 			if (ufp_pool_quiesce(c->pool))
 				conc_fail(c, "quiesce failed");
 			if (ufp_index_num_affine(c->pool->index, md.key))
-				conc_fail(c, "dropped key %llu still affine "
-					     "after quiesce",
+				conc_fail(c,
+					  "dropped key %llu still affine "
+					  "after quiesce",
 					  (unsigned long long)md.key);
 			conc_check(c, "dropper");
 		}
@@ -1069,10 +1070,11 @@ static void *conc_dropper(void *arg)
 
 static void concurrency(ufp_reclaim rc, ufp_strategy st, uint64_t seed)
 {
-	struct conc c = {.rounds = 40, .iters = 150, .seed = seed,
+	struct conc c = {.rounds = 40,
+			 .iters = 150,
+			 .seed = seed,
 			 .lock = PTHREAD_MUTEX_INITIALIZER};
-	c.pool = mk_pool(UFP_BACKEND_UFFD, st, rc, 16, 2 * CONC_LEN,
-			 CONC_LEN);
+	c.pool = mk_pool(UFP_BACKEND_UFFD, st, rc, 16, 2 * CONC_LEN, CONC_LEN);
 	uint64_t base = resident(c.pool);
 	mod_create(c.pool, CONC_LEN, seed + 1, &c.lived[0]);
 	mod_create(c.pool, CONC_LEN, seed + 2, &c.lived[1]);
@@ -1166,8 +1168,10 @@ static void concurrent_drops(ufp_reclaim rc)
 		pthread_barrier_init(&bar, NULL, 2);
 		struct dropper2 da = {&bar, a.m, 1}, db = {&bar, b.m, 1};
 		pthread_t ta, tb;
-		cr_assert_eq(pthread_create(&ta, NULL, drop_at_barrier, &da), 0);
-		cr_assert_eq(pthread_create(&tb, NULL, drop_at_barrier, &db), 0);
+		cr_assert_eq(pthread_create(&ta, NULL, drop_at_barrier, &da),
+			     0);
+		cr_assert_eq(pthread_create(&tb, NULL, drop_at_barrier, &db),
+			     0);
 		pthread_join(ta, NULL);
 		pthread_join(tb, NULL);
 		pthread_barrier_destroy(&bar);

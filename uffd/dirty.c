@@ -23,8 +23,8 @@
 #include "internal.h"
 #include "kernel_uapi.h"
 
-int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len,
-		    ufpi_dirty_fn fn, void *arg)
+int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
+		    void *arg)
 {
 	struct page_region regs[128];
 	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
@@ -38,7 +38,8 @@ int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len,
 			.vec = (uint64_t)(uintptr_t)regs,
 			.vec_len = sizeof(regs) / sizeof(regs[0]),
 			/* every page that is present or written */
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_WRITTEN,
+			.category_anyof_mask =
+				PAGE_IS_PRESENT | PAGE_IS_WRITTEN,
 			.return_mask = PAGE_IS_PRESENT | PAGE_IS_WRITTEN |
 				       PAGE_IS_PFNZERO,
 		};

@@ -60,8 +60,9 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 
 	while (len) {
 		size_t done = 0;
-		int err = src ? ufpi_uffd_copy(fd, dst, src, len, s->dirty, &done)
-			      : ufpi_uffd_zeropage(fd, dst, len, &done);
+		int err =
+			src ? ufpi_uffd_copy(fd, dst, src, len, s->dirty, &done)
+			    : ufpi_uffd_zeropage(fd, dst, len, &done);
 		if (done) {
 			if (src)
 				UFPI_ADD(s->ctr, pages_copied, done / page);
@@ -83,8 +84,8 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 			 * marker, so copy a page of zeros instead. */
 			size_t d2;
 			if (!src && s->zero_page &&
-			    ufpi_uffd_copy(fd, dst, s->zero_page, page, s->dirty,
-					   &d2) == 0)
+			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
+					   s->dirty, &d2) == 0)
 				UFPI_ADD(s->ctr, pages_zeroed, 1);
 			else
 				UFPI_ADD(s->ctr, eexist_races, 1);
@@ -115,8 +116,8 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 	return 0;
 }
 
-static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot,
-			  int fd, unsigned char *page_addr)
+static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+			  unsigned char *page_addr)
 {
 	const size_t page = ufpi_page_size();
 	int err;
@@ -143,7 +144,8 @@ static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot,
 void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 {
 	const size_t page = ufpi_page_size();
-	unsigned char *fault = (unsigned char *)(uintptr_t)(addr & ~(uint64_t)(page - 1));
+	unsigned char *fault =
+		(unsigned char *)(uintptr_t)(addr & ~(uint64_t)(page - 1));
 	uint64_t off = (uint64_t)(fault - s->start);
 
 	UFPI_ADD(s->ctr, faults, 1);
@@ -206,7 +208,8 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 		/* never leave the faulting thread hanging, nor faulting
 		 * again forever: if its page could not be filled it gets
 		 * SIGBUS (poison) or SIGSEGV (PROT_NONE) instead */
-		if (!s->uffd_poison || ufpi_uffd_poison(fd, fault, page) == -EINVAL) {
+		if (!s->uffd_poison ||
+		    ufpi_uffd_poison(fd, fault, page) == -EINVAL) {
 			slot->prot_dirty = true;
 			ufpi_os_protect(fault, page, PROT_NONE);
 		}
@@ -225,8 +228,8 @@ static void drain_faults(struct ufpi_slots *s, int fd)
 			return; /* EAGAIN: drained; EINTR: poll again */
 		for (size_t k = 0; k < (size_t)n / sizeof(msg[0]); k++)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
-				ufpi_handler_fault(s, fd,
-						   msg[k].arg.pagefault.address);
+				ufpi_handler_fault(
+					s, fd, msg[k].arg.pagefault.address);
 	}
 }
 
@@ -257,9 +260,8 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
-int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd,
-		       ufpi_reap_fn reap, void *reap_arg,
-		       struct ufpi_handler **out)
+int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd, ufpi_reap_fn reap,
+		       void *reap_arg, struct ufpi_handler **out)
 {
 	struct ufpi_handler *h = calloc(1, sizeof(*h));
 	sigset_t all, old;

@@ -87,31 +87,31 @@ typedef void (*ufp_log_fn)(void *arg, ufp_log_level level, const char *msg);
  * tell which version of the struct the caller was built with.
  */
 typedef struct ufp_config {
-	uint32_t size;     /* sizeof(ufp_config), set by ufp_config_init */
+	uint32_t size;	   /* sizeof(ufp_config), set by ufp_config_init */
 	uint32_t reserved; /* must be 0 */
 
-	uint32_t slots;            /* number of slots; > 0 (default 100) */
+	uint32_t slots;		   /* number of slots; > 0 (default 100) */
 	uint64_t max_memory_bytes; /* usable bytes per slot; multiple of 64 KiB,
 				      > 0 (default 4 GiB, wasm32) */
-	uint64_t guard_bytes;      /* PROT_NONE bytes after each slot; page
+	uint64_t guard_bytes;	   /* PROT_NONE bytes after each slot; page
 				      multiple (default 2 GiB, the wasm32
 				      bounds-check-elimination guard) */
 	uint64_t pre_guard_bytes;  /* PROT_NONE bytes before slot 0; page
 				      multiple (default 64 KiB) */
 
-	ufp_strategy strategy;          /* default REUSE_AFFINITY */
+	ufp_strategy strategy;		/* default REUSE_AFFINITY */
 	uint32_t max_unused_warm_slots; /* WARM_LRU only (default 100) */
-	uint64_t random_seed;           /* RANDOM / REUSE_AFFINITY (default 1) */
+	uint64_t random_seed; /* RANDOM / REUSE_AFFINITY (default 1) */
 
-	ufp_backend backend;       /* default AUTO */
-	uint32_t handler_threads;  /* userfaultfd fds and threads (default 1,
+	ufp_backend backend;	     /* default AUTO */
+	uint32_t handler_threads;    /* userfaultfd fds and threads (default 1,
 				      at most 64) */
-	uint64_t fault_around_bytes;     /* window filled per isolated fault;
+	uint64_t fault_around_bytes; /* window filled per isolated fault;
 					    page multiple (default 64 KiB) */
 	uint64_t fault_around_max_bytes; /* the window doubles on sequential
 					    faults up to this (default 1 MiB;
 					    = fault_around_bytes disables) */
-	uint64_t keep_resident_bytes;    /* restored in place and kept at free
+	uint64_t keep_resident_bytes;	 /* restored in place and kept at free
 					    (default 0) */
 
 	ufp_reclaim reclaim;   /* default AUTO */
@@ -120,8 +120,8 @@ typedef struct ufp_config {
 	uint64_t max_resident_idle_bytes;  /* bound on bytes kept by unused
 					      slots; 0 = unbounded (default) */
 
-	ufp_log_fn log;          /* NULL: silent */
-	void *log_arg;           /* passed to log */
+	ufp_log_fn log;		 /* NULL: silent */
+	void *log_arg;		 /* passed to log */
 	ufp_log_level log_level; /* most verbose level delivered (default
 				    UFP_LOG_WARN) */
 } ufp_config;
@@ -141,33 +141,33 @@ typedef struct ufp_segment {
  * (UFP_STATS_LIST) that also drives ufp_stats_format(). Fields are only ever
  * appended.
  */
-#define UFP_STATS_LIST(X)                                                     \
-	X(faults, "userfaultfd faults served")                                \
-	X(pages_copied, "pages installed with UFFDIO_COPY")                   \
-	X(pages_zeroed, "pages installed with UFFDIO_ZEROPAGE")               \
-	X(windows, "fault-around windows filled")                             \
-	X(eexist_races, "pages found already present (EEXIST)")               \
-	X(poisoned_faults, "faults in slots without a live memory")           \
-	X(fault_errors, "unexpected errors while serving a fault")            \
-	X(allocs, "memories allocated")                                       \
-	X(affinity_hits, "allocations that reused an affine slot")            \
-	X(resets, "slots reset at free")                                      \
-	X(bytes_restored, "bytes restored in place at reset")                 \
-	X(bytes_dropped, "bytes released with MADV_DONTNEED at reset")        \
-	X(slots_wiped, "slots wiped for a different module")                  \
-	X(purges, "module purges started")                                    \
-	X(slots_purged, "affine slots purged")                                \
-	X(purge_bytes, "bytes released by purges")                            \
-	X(purge_batches, "reclaim batches submitted")                         \
-	X(purge_ranges, "ranges submitted in reclaim batches")                \
-	X(reclaim_fallbacks, "reclaim ranges redone with madvise")            \
-	X(purges_inflight, "slots submitted and not yet completed (gauge)")   \
-	X(dirty_scans, "PAGEMAP_SCAN walks at reset")                         \
-	X(dirty_scan_ns, "time spent in those walks, ns")                     \
-	X(pages_restored, "written pages restored at reset")                  \
-	X(pages_dropped, "pages dropped at reset")                            \
-	X(faults_avoided, "clean pages kept across a warm reuse")             \
-	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes")   \
+#define UFP_STATS_LIST(X)                                                   \
+	X(faults, "userfaultfd faults served")                              \
+	X(pages_copied, "pages installed with UFFDIO_COPY")                 \
+	X(pages_zeroed, "pages installed with UFFDIO_ZEROPAGE")             \
+	X(windows, "fault-around windows filled")                           \
+	X(eexist_races, "pages found already present (EEXIST)")             \
+	X(poisoned_faults, "faults in slots without a live memory")         \
+	X(fault_errors, "unexpected errors while serving a fault")          \
+	X(allocs, "memories allocated")                                     \
+	X(affinity_hits, "allocations that reused an affine slot")          \
+	X(resets, "slots reset at free")                                    \
+	X(bytes_restored, "bytes restored in place at reset")               \
+	X(bytes_dropped, "bytes released with MADV_DONTNEED at reset")      \
+	X(slots_wiped, "slots wiped for a different module")                \
+	X(purges, "module purges started")                                  \
+	X(slots_purged, "affine slots purged")                              \
+	X(purge_bytes, "bytes released by purges")                          \
+	X(purge_batches, "reclaim batches submitted")                       \
+	X(purge_ranges, "ranges submitted in reclaim batches")              \
+	X(reclaim_fallbacks, "reclaim ranges redone with madvise")          \
+	X(purges_inflight, "slots submitted and not yet completed (gauge)") \
+	X(dirty_scans, "PAGEMAP_SCAN walks at reset")                       \
+	X(dirty_scan_ns, "time spent in those walks, ns")                   \
+	X(pages_restored, "written pages restored at reset")                \
+	X(pages_dropped, "pages dropped at reset")                          \
+	X(faults_avoided, "clean pages kept across a warm reuse")           \
+	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes") \
 	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")
 
 typedef struct ufp_stats {

@@ -110,8 +110,9 @@ static void crs_vreport(const char *file, unsigned line, const char *dflt,
 	char out[4096 + 512];
 	vsnprintf(msg, sizeof(msg), xfmt, ap);
 	const char *text = msg[1] ? msg + 1 : dflt; /* skip the "x" */
-	int n = snprintf(out, sizeof(out), "[----] %s:%u: Assertion failed: %s\n",
-			 file, line, text);
+	int n = snprintf(out, sizeof(out),
+			 "[----] %s:%u: Assertion failed: %s\n", file, line,
+			 text);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(out))
@@ -161,7 +162,8 @@ static _Noreturn void crs_skip_with(const char *file, unsigned line,
 				    const char *msg)
 {
 	if (!crs_cur) {
-		fprintf(stderr, "%s:%u: cr_skip_test outside a test\n", file, line);
+		fprintf(stderr, "%s:%u: cr_skip_test outside a test\n", file,
+			line);
 		abort();
 	}
 	if (!atomic_exchange(&crs_cur->skipped, 1))
@@ -199,7 +201,9 @@ _Noreturn void criterion_abort_test(void)
 	crs_leave();
 }
 
-void criterion_continue_test(void) {}
+void criterion_continue_test(void)
+{
+}
 
 void criterion_test_die(const char *msg, ...)
 {
@@ -245,18 +249,19 @@ void cr_log(enum criterion_severity severity, const char *msg, ...)
 	int n = snprintf(line, sizeof(line), "%s %s\n",
 			 tag[(unsigned)severity < 3 ? severity : 2], text);
 	if (n > 0)
-		(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n
-							      : sizeof(line) - 1);
+		(void)!write(2, line,
+			     (size_t)n < sizeof(line) ? (size_t)n
+						      : sizeof(line) - 1);
 }
 
 /* ---- the runner ----------------------------------------------------------- */
 
 struct crs_entry {
 	struct crs_test *t;
-	struct crs_suite *s;  /* NULL when the suite has no TestSuite() */
-	void *param;          /* ParameterizedTest: this instance's parameter */
-	long index;           /* parameter index, -1 for plain tests */
-	char label[256];      /* suite::name or suite::name[i] */
+	struct crs_suite *s; /* NULL when the suite has no TestSuite() */
+	void *param;	     /* ParameterizedTest: this instance's parameter */
+	long index;	     /* parameter index, -1 for plain tests */
+	char label[256];     /* suite::name or suite::name[i] */
 };
 
 struct crs_job {
@@ -376,7 +381,8 @@ static void print_log(struct crs_slot *sl)
 	unsigned len = atomic_load(&sl->log_len);
 	if (len > CRS_LOG_CAP) {
 		fwrite(sl->log, 1, CRS_LOG_CAP, stderr);
-		fprintf(stderr, "[----] (%u more bytes of failure messages dropped)\n",
+		fprintf(stderr,
+			"[----] (%u more bytes of failure messages dropped)\n",
 			len - CRS_LOG_CAP);
 	} else {
 		fwrite(sl->log, 1, len, stderr);
@@ -388,7 +394,8 @@ static const char *signame(int sig)
 	const char *d = sigdescr_np(sig);
 	const char *a = sigabbrev_np(sig);
 	static char buf[96];
-	snprintf(buf, sizeof(buf), "%d (SIG%s: %s)", sig, a ? a : "?", d ? d : "?");
+	snprintf(buf, sizeof(buf), "%d (SIG%s: %s)", sig, a ? a : "?",
+		 d ? d : "?");
 	return buf;
 }
 
@@ -417,32 +424,42 @@ static int finish(struct crs_job *j, int status, int timed_out)
 			r = PASS;
 		} else if (want_sig && sig == want_sig) {
 			r = FAIL;
-			snprintf(why, sizeof(why), "%d assertion(s) failed before "
-				 "the expected signal.", failed);
+			snprintf(why, sizeof(why),
+				 "%d assertion(s) failed before "
+				 "the expected signal.",
+				 failed);
 		} else {
 			r = CRASH;
-			snprintf(why, sizeof(why), "CRASH! Killed by signal %s %s%s.",
+			snprintf(why, sizeof(why),
+				 "CRASH! Killed by signal %s %s%s.",
 				 signame(sig), phase_name[phase],
-				 want_sig ? " (another signal was expected)" : "");
+				 want_sig ? " (another signal was expected)"
+					  : "");
 		}
 	} else {
 		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		if (failed) {
 			r = FAIL;
-			snprintf(why, sizeof(why), "%d assertion(s) failed.", failed);
+			snprintf(why, sizeof(why), "%d assertion(s) failed.",
+				 failed);
 		} else if (skipped) {
 			r = SKIP;
 		} else if (want_sig) {
 			r = FAIL;
-			snprintf(why, sizeof(why), "Exited with status %d %s but "
-				 "signal %s was expected.", code, phase_name[phase],
-				 signame(want_sig));
+			snprintf(why, sizeof(why),
+				 "Exited with status %d %s but "
+				 "signal %s was expected.",
+				 code, phase_name[phase], signame(want_sig));
 		} else if (code != want_code) {
 			r = FAIL;
-			snprintf(why, sizeof(why), "Exited with status %d %s, "
-				 "expected %d%s.", code, phase_name[phase], want_code,
-				 code == 66 ? " (66 is ThreadSanitizer's exit code: see "
-					      "its report above)" : "");
+			snprintf(why, sizeof(why),
+				 "Exited with status %d %s, "
+				 "expected %d%s.",
+				 code, phase_name[phase], want_code,
+				 code == 66 ? " (66 is ThreadSanitizer's exit "
+					      "code: see "
+					      "its report above)"
+					    : "");
 		} else {
 			r = PASS;
 		}
@@ -461,7 +478,7 @@ static int finish(struct crs_job *j, int status, int timed_out)
 		return 0;
 	case CRASH:
 		stats.crashed++; /* a crash is also a failure, as in Criterion */
-		/* fall through */
+				 /* fall through */
 	case FAIL:
 		stats.failed++;
 		fprintf(stderr, "[FAIL] %s: %s (%.2fs)\n", e->label, why, secs);
@@ -517,7 +534,8 @@ static void parse_args(int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(argv[0]);
 			exit(0);
-		} else if (strncmp(a, "--verbose", 9) == 0 || strcmp(a, "-V") == 0) {
+		} else if (strncmp(a, "--verbose", 9) == 0 ||
+			   strcmp(a, "-V") == 0) {
 			crs_verbose = 1;
 		} else if (strcmp(a, "--fail-fast") == 0) {
 			opt.fail_fast = 1;
@@ -525,10 +543,12 @@ static void parse_args(int argc, char **argv)
 			opt.list = 1;
 		} else if (strncmp(a, "--filter", 8) == 0 ||
 			   strncmp(a, "--pattern", 9) == 0) {
-			v = optval(argc, argv, &i, a[2] == 'f' ? "--filter" : "--pattern", 0);
+			v = optval(argc, argv, &i,
+				   a[2] == 'f' ? "--filter" : "--pattern", 0);
 			if (v)
 				opt.filter = v;
-		} else if (strncmp(a, "--jobs", 6) == 0 || strncmp(a, "-j", 2) == 0) {
+		} else if (strncmp(a, "--jobs", 6) == 0 ||
+			   strncmp(a, "-j", 2) == 0) {
 			v = optval(argc, argv, &i, "--jobs", 'j');
 			if (v)
 				opt.jobs = atoi(v);
@@ -537,7 +557,9 @@ static void parse_args(int argc, char **argv)
 			if (v)
 				opt.timeout = atof(v);
 		} else if (crs_verbose) {
-			fprintf(stderr, "[WARN] criterion shim: ignoring option %s\n", a);
+			fprintf(stderr,
+				"[WARN] criterion shim: ignoring option %s\n",
+				a);
 		}
 	}
 	if (opt.jobs <= 0) {
@@ -571,11 +593,12 @@ static struct crs_entry *collect(size_t *count)
 			struct crs_entry *e = &v[n++];
 			e->t = t;
 			e->s = find_suite(t->suite);
-			e->param = t->param ? (char *)p.params + k * p.size : NULL;
+			e->param =
+				t->param ? (char *)p.params + k * p.size : NULL;
 			e->index = t->param ? (long)k : -1;
 			if (t->param)
-				snprintf(e->label, sizeof(e->label), "%s::%s[%zu]",
-					 t->suite, t->name, k);
+				snprintf(e->label, sizeof(e->label),
+					 "%s::%s[%zu]", t->suite, t->name, k);
 			else
 				snprintf(e->label, sizeof(e->label), "%s::%s",
 					 t->suite, t->name);
@@ -600,7 +623,8 @@ static void start(struct crs_job *j, struct crs_entry *e, pid_t runner)
 	if (crs_verbose) {
 		fprintf(stderr, "[RUN ] %s\n", e->label);
 		if (e->t->data->description)
-			fprintf(stderr, "[----]   %s\n", e->t->data->description);
+			fprintf(stderr, "[----]   %s\n",
+				e->t->data->description);
 	}
 	fflush(NULL);
 	j->start = now();
@@ -633,9 +657,9 @@ int main(int argc, char **argv)
 
 	int jobs = opt.jobs;
 	struct crs_job *job = calloc((size_t)jobs, sizeof(*job));
-	struct crs_slot *slots = mmap(NULL, (size_t)jobs * sizeof(struct crs_slot),
-				      PROT_READ | PROT_WRITE,
-				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct crs_slot *slots =
+		mmap(NULL, (size_t)jobs * sizeof(struct crs_slot),
+		     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (!job || slots == MAP_FAILED) {
 		perror("criterion shim: setup");
 		return 2;
@@ -654,7 +678,8 @@ int main(int argc, char **argv)
 			struct crs_entry *e = &tests[next++];
 			if (disabled(e)) {
 				stats.skipped++;
-				fprintf(stderr, "[SKIP] %s: test is disabled\n", e->label);
+				fprintf(stderr, "[SKIP] %s: test is disabled\n",
+					e->label);
 				k--; /* this slot is still free */
 				continue;
 			}
@@ -692,11 +717,13 @@ int main(int argc, char **argv)
 		}
 		double t = now();
 		for (int k = 0; k < jobs; k++) {
-			if (!job[k].pid || !job[k].deadline || t < job[k].deadline)
+			if (!job[k].pid || !job[k].deadline ||
+			    t < job[k].deadline)
 				continue;
 			kill(-job[k].pid, SIGKILL);
 			kill(job[k].pid, SIGKILL);
-			while (waitpid(job[k].pid, &status, 0) < 0 && errno == EINTR)
+			while (waitpid(job[k].pid, &status, 0) < 0 &&
+			       errno == EINTR)
 				;
 			if (finish(&job[k], status, 1) && opt.fail_fast)
 				stop = 1;
@@ -714,7 +741,9 @@ int main(int argc, char **argv)
 	int tested = stats.passed + stats.failed;
 	fprintf(stderr, "%d passed, %d failed, %d skipped\n", stats.passed,
 		stats.failed, stats.skipped);
-	fprintf(stderr, "Synthesis: Tested: %d | Passing: %d | Failing: %d | "
-		"Crashing: %d\n", tested, stats.passed, stats.failed, stats.crashed);
+	fprintf(stderr,
+		"Synthesis: Tested: %d | Passing: %d | Failing: %d | "
+		"Crashing: %d\n",
+		tested, stats.passed, stats.failed, stats.crashed);
 	return stats.failed ? 1 : 0;
 }

@@ -95,7 +95,8 @@ UFP_API UFP_WUR int ufp_index_free(ufp_index *idx, ufp_slot_index slot,
  * Returns 0, -EINVAL (as ufp_index_free).
  */
 UFP_API UFP_WUR int ufp_index_free_affine(ufp_index *idx, ufp_slot_index slot,
-					  uint64_t key, uint64_t bytes_resident);
+					  uint64_t key,
+					  uint64_t bytes_resident);
 
 /*
  * Take a free slot affine to `key` (most recently freed first) and mark it

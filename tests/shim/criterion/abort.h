@@ -10,6 +10,7 @@ _Noreturn void criterion_abort_test(void);
 _Noreturn void criterion_skip_test(const char *format, ...)
 	__attribute__((format(printf, 1, 2)));
 void criterion_continue_test(void);
-void criterion_test_die(const char *msg, ...) __attribute__((format(printf, 1, 2)));
+void criterion_test_die(const char *msg, ...)
+	__attribute__((format(printf, 1, 2)));
 
 #endif

@@ -10,9 +10,21 @@
 
 #include <stdlib.h>
 
-static inline void *cr_malloc(size_t size) { return malloc(size); }
-static inline void *cr_calloc(size_t nmemb, size_t size) { return calloc(nmemb, size); }
-static inline void *cr_realloc(void *ptr, size_t size) { return realloc(ptr, size); }
-static inline void cr_free(void *ptr) { free(ptr); }
+static inline void *cr_malloc(size_t size)
+{
+	return malloc(size);
+}
+static inline void *cr_calloc(size_t nmemb, size_t size)
+{
+	return calloc(nmemb, size);
+}
+static inline void *cr_realloc(void *ptr, size_t size)
+{
+	return realloc(ptr, size);
+}
+static inline void cr_free(void *ptr)
+{
+	free(ptr);
+}
 
 #endif

@@ -36,17 +36,23 @@
  * Defines Suite_Name_impl (as Criterion does) and registers it from a
  * constructor.
  */
-#define Test(Suite, Name, ...)                                                \
-	void Suite##_##Name##_impl(void);                                     \
-	static struct criterion_test_extra_data Suite##_##Name##_extra = {    \
-		.sentinel_ = 0, __VA_ARGS__};                                 \
-	static struct crs_test Suite##_##Name##_meta = {                      \
-		#Suite, #Name, __FILE__, __LINE__, Suite##_##Name##_impl,     \
-		NULL, &Suite##_##Name##_extra, NULL};                         \
-	__attribute__((constructor)) static void Suite##_##Name##_reg(void)   \
-	{                                                                     \
-		crs_register_test(&Suite##_##Name##_meta);                    \
-	}                                                                     \
+#define Test(Suite, Name, ...)                                              \
+	void Suite##_##Name##_impl(void);                                   \
+	static struct criterion_test_extra_data Suite##_##Name##_extra = {  \
+		.sentinel_ = 0, __VA_ARGS__};                               \
+	static struct crs_test Suite##_##Name##_meta = {                    \
+		#Suite,                                                     \
+		#Name,                                                      \
+		__FILE__,                                                   \
+		__LINE__,                                                   \
+		Suite##_##Name##_impl,                                      \
+		NULL,                                                       \
+		&Suite##_##Name##_extra,                                    \
+		NULL};                                                      \
+	__attribute__((constructor)) static void Suite##_##Name##_reg(void) \
+	{                                                                   \
+		crs_register_test(&Suite##_##Name##_meta);                  \
+	}                                                                   \
 	void Suite##_##Name##_impl(void)
 
 /*
@@ -55,15 +61,15 @@
  * before the test's, suite fini after the test's); its .timeout, .signal,
  * .exit_code are defaults for tests that set none; .disabled skips them all.
  */
-#define TestSuite(Name, ...)                                                  \
-	static struct criterion_test_extra_data Name##_suite_extra = {        \
-		.sentinel_ = 0, __VA_ARGS__};                                 \
-	static struct crs_suite Name##_suite_meta = {                         \
-		#Name, &Name##_suite_extra, NULL};                            \
-	__attribute__((constructor)) static void Name##_suite_reg(void)       \
-	{                                                                     \
-		crs_register_suite(&Name##_suite_meta);                       \
-	}                                                                     \
+#define TestSuite(Name, ...)                                            \
+	static struct criterion_test_extra_data Name##_suite_extra = {  \
+		.sentinel_ = 0, __VA_ARGS__};                           \
+	static struct crs_suite Name##_suite_meta = {                   \
+		#Name, &Name##_suite_extra, NULL};                      \
+	__attribute__((constructor)) static void Name##_suite_reg(void) \
+	{                                                               \
+		crs_register_suite(&Name##_suite_meta);                 \
+	}                                                               \
 	extern int Name##_suite_semicolon_
 
 #endif

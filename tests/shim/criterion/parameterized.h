@@ -17,28 +17,32 @@
 
 #include "criterion.h"
 
-#define ParameterizedTestParameters(Suite, Name)                              \
-	struct criterion_test_params Suite##_##Name##_param(void);            \
+#define ParameterizedTestParameters(Suite, Name)                   \
+	struct criterion_test_params Suite##_##Name##_param(void); \
 	struct criterion_test_params Suite##_##Name##_param(void)
 
-#define ParameterizedTest(Type, Suite, Name, ...)                             \
-	struct criterion_test_params Suite##_##Name##_param(void);            \
-	void Suite##_##Name##_impl(Type);                                     \
-	static struct criterion_test_extra_data Suite##_##Name##_extra = {    \
-		.sentinel_ = 0, __VA_ARGS__};                                 \
-	static struct crs_test Suite##_##Name##_meta = {                      \
-		#Suite, #Name, __FILE__, __LINE__,                            \
-		(void (*)(void))Suite##_##Name##_impl, Suite##_##Name##_param, \
-		&Suite##_##Name##_extra, NULL};                               \
-	__attribute__((constructor)) static void Suite##_##Name##_reg(void)   \
-	{                                                                     \
-		crs_register_test(&Suite##_##Name##_meta);                    \
-	}                                                                     \
+#define ParameterizedTest(Type, Suite, Name, ...)                           \
+	struct criterion_test_params Suite##_##Name##_param(void);          \
+	void Suite##_##Name##_impl(Type);                                   \
+	static struct criterion_test_extra_data Suite##_##Name##_extra = {  \
+		.sentinel_ = 0, __VA_ARGS__};                               \
+	static struct crs_test Suite##_##Name##_meta = {                    \
+		#Suite,                                                     \
+		#Name,                                                      \
+		__FILE__,                                                   \
+		__LINE__,                                                   \
+		(void (*)(void))Suite##_##Name##_impl,                      \
+		Suite##_##Name##_param,                                     \
+		&Suite##_##Name##_extra,                                    \
+		NULL};                                                      \
+	__attribute__((constructor)) static void Suite##_##Name##_reg(void) \
+	{                                                                   \
+		crs_register_test(&Suite##_##Name##_meta);                  \
+	}                                                                   \
 	void Suite##_##Name##_impl(Type)
 
-#define cr_make_param_array(Type, Array, ...)                                 \
-	((struct criterion_test_params){.size = sizeof(Type),                 \
-					.params = (void *)(Array),            \
-					__VA_ARGS__})
+#define cr_make_param_array(Type, Array, ...) \
+	((struct criterion_test_params){      \
+		.size = sizeof(Type), .params = (void *)(Array), __VA_ARGS__})
 
 #endif

@@ -16,21 +16,21 @@
 #define UFP_CRITERION_SHIM 1
 
 struct criterion_test_params {
-	size_t size;   /* bytes per parameter */
-	void *params;  /* array of `length` parameters */
+	size_t size;  /* bytes per parameter */
+	void *params; /* array of `length` parameters */
 	size_t length;
 	void (*cleanup)(struct criterion_test_params *);
 };
 
 struct criterion_test_extra_data {
 	int sentinel_;
-	void (*init)(void);   /* suite init, then test init, before the body */
-	void (*fini)(void);   /* test fini, then suite fini, after the body */
-	int signal;           /* the test passes only if it dies of this signal */
-	int exit_code;        /* expected exit status (default 0) */
-	bool disabled;        /* reported as skipped, never run */
+	void (*init)(void); /* suite init, then test init, before the body */
+	void (*fini)(void); /* test fini, then suite fini, after the body */
+	int signal;	    /* the test passes only if it dies of this signal */
+	int exit_code;	    /* expected exit status (default 0) */
+	bool disabled;	    /* reported as skipped, never run */
 	const char *description;
-	double timeout;       /* seconds; 0 = none */
+	double timeout; /* seconds; 0 = none */
 	void *data;
 };
 
@@ -40,7 +40,7 @@ struct crs_test {
 	const char *name;
 	const char *file;
 	unsigned line;
-	void (*fn)(void);                            /* plain test */
+	void (*fn)(void);			     /* plain test */
 	struct criterion_test_params (*param)(void); /* ParameterizedTest */
 	struct criterion_test_extra_data *data;
 	struct crs_test *next;

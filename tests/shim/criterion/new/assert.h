@@ -18,12 +18,13 @@
 
 #include "../criterion.h"
 
-#define cr_fail(...)                                                          \
-	crs_fail_continue(__FILE__, __LINE__, "The test failed.", "x" __VA_ARGS__)
-#define cr_fatal(...)                                                         \
+#define cr_fail(...)                                              \
+	crs_fail_continue(__FILE__, __LINE__, "The test failed.", \
+			  "x" __VA_ARGS__)
+#define cr_fatal(...) \
 	crs_fail_abort(__FILE__, __LINE__, "The test failed.", "x" __VA_ARGS__)
 
-#define CRS_NUM_(T, A, Op, B) ((T)(A) Op (T)(B))
+#define CRS_NUM_(T, A, Op, B) ((T)(A)Op(T)(B))
 #define CRS_NT_i8(A, Op, B) CRS_NUM_(int8_t, A, Op, B)
 #define CRS_NT_i16(A, Op, B) CRS_NUM_(int16_t, A, Op, B)
 #define CRS_NT_i32(A, Op, B) CRS_NUM_(int32_t, A, Op, B)
@@ -81,7 +82,7 @@
 #define CRS_ZERO_dbl(X) CRS_ZERO_(dbl, X)
 #define CRS_ZERO_ldbl(X) CRS_ZERO_(ldbl, X)
 #define not(X) (!(X))
-#define epsilon_eq(Tag, A, B, Eps)                                            \
+#define epsilon_eq(Tag, A, B, Eps) \
 	(CRS_NT_##Tag(A, -, B) <= (Eps) && CRS_NT_##Tag(B, -, A) <= (Eps))
 #define epsilon_ne(Tag, A, B, Eps) (!epsilon_eq(Tag, A, B, Eps))
 
