@@ -280,11 +280,11 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 			if (best_dirty && best_cow && on_same && off_same)
 				ufpb_say(
 					b,
-					"  => warm: dirty tracking %.2fx "
-					"faster "
-					"than without (same keep; target >= 5x "
-					"at 1 MiB/5%%); best uffd %.2fx faster "
-					"than best cow (target >= 3x)\n\n",
+					"  => warm speed-up (> 1 = faster): dirty "
+					"tracking over none, keep=all: %.2fx "
+					"(target >= 5x at 1 MiB/5%%); best "
+					"uffd+dirty over best cow: %.2fx "
+					"(target >= 3x)\n\n",
 					off_same / on_same,
 					best_cow / best_dirty);
 			for (size_t k = 0; k < NSET; k++) {
