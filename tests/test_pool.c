@@ -104,7 +104,10 @@ static void check_memory(const ufp_memory *mem, const unsigned char *exp,
 	cr_assert_not_null(base, "%s: no base", what);
 	if (explen > size)
 		explen = size;
-	assert_bytes(base, exp, explen, what, 0);
+	if (exp) /* NULL: a memory without module, all zero */
+		assert_bytes(base, exp, explen, what, 0);
+	else
+		explen = 0;
 	assert_zero(base + explen, size - explen, what, explen);
 }
 
