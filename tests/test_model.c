@@ -45,13 +45,6 @@ static size_t seeds_from_env(uint64_t *out, size_t cap)
 	return n;
 }
 
-static uint32_t ops_from_env(void)
-{
-	const char *v = getenv("UFP_MODEL_OPS");
-	unsigned long n = v ? strtoul(v, NULL, 0) : 0;
-	return n ? (uint32_t)n : 300;
-}
-
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
 #elif defined(__has_feature)
@@ -63,17 +56,14 @@ static uint32_t ops_from_env(void)
 #define UNDER_TSAN 0
 #endif
 
-/*
- * Every backend x strategy x keep_resident_bytes {0, 256 KiB} x dirty
- * tracking {AUTO, OFF} for one reclaim engine. Dirty tracking is a
- * userfaultfd feature (WP_ASYNC): on COW and COPY, AUTO resolves to off, so
- * only OFF runs there. Runs take one seed per configuration, rotating
- * through the seeds so each is used across the matrix. Under ThreadSanitizer (~4x slower) the
- * single-threaded runs also take one seed each and cover the UFFD backend
- * only (the one with a handler thread racing the test); the concurrent
- * runs cover everything. UFP_MODEL_SEEDS runs every seed given
- * everywhere.
- */
+/* 300 operations per run; 200 under TSan (~4x slower), for CI's time. */
+static uint32_t ops_from_env(void)
+{
+	const char *v = getenv("UFP_MODEL_OPS");
+	unsigned long n = v ? strtoul(v, NULL, 0) : 0;
+	return n ? (uint32_t)n : UNDER_TSAN ? 200 : 300;
+}
+
 /* One run; a skip ends the test (a failure under UFP_REQUIRE_FEATURES),
  * a failure is shrunk (single-threaded) and fails the test. */
 static void run_config(struct ufpm_params *p, struct ufpm_totals *tot)
@@ -109,6 +99,17 @@ static void run_config(struct ufpm_params *p, struct ufpm_totals *tot)
 	}
 }
 
+/*
+ * Every backend x strategy x keep_resident_bytes {0, 256 KiB} x dirty
+ * tracking {AUTO, OFF} for one reclaim engine, plus one bound on idle
+ * resident bytes. Dirty tracking is a userfaultfd feature (WP_ASYNC): on
+ * COW and COPY, AUTO resolves to off, so only OFF runs there. For CI's time
+ * budget each configuration takes one seed, rotating through the seeds so
+ * each is used across the matrix; UFP_MODEL_SEEDS runs every seed given
+ * everywhere. Under ThreadSanitizer (~4x slower) the single-threaded runs
+ * cover the UFFD backend only (the one with a handler thread racing the
+ * test); the concurrent runs cover everything.
+ */
 static void run_matrix(ufp_reclaim reclaim, uint32_t threads)
 {
 	static const ufp_dirty_tracking dirty[] = {UFP_DIRTY_AUTO,
