@@ -32,11 +32,13 @@
  *    kept page must lie below that bound again at each free, with dirty
  *    tracking a page kept earlier and not written since stays (it is
  *    clean). With userfaultfd a page that was only read maps the shared
- *    zero page (UFFDIO_ZEROPAGE), which is not resident, so the prediction
- *    is exact; with the COW and COPY backends the kernel's anonymous read
+ *    zero page (UFFDIO_ZEROPAGE), which is not resident, so without dirty
+ *    tracking the prediction is exact; with it, a read page that held a
+ *    uffd-wp marker is filled with a copied page of zeros (which then stays,
+ *    clean), and with the COW and COPY backends the kernel's anonymous read
  *    fault decides (this machine's kernel allocates a page rather than map
- *    the zero page), so read pages widen the prediction to a range: at
- *    least the kept written pages, at most the kept touched ones. A memory
+ *    the zero page): read pages widen the prediction to a range, at least
+ *    the kept written pages, at most those plus the touched ones. A memory
  *    of a module on the slot wipes it; an idle eviction may release it (an
  *    idle bound leaves only the upper end).
  *    Then every slot is allocated once more for a fresh empty module (so no
@@ -812,11 +814,19 @@ static void slot_free_model(struct worker *w, struct mmem *mem)
 	if (keep > mem->size)
 		keep = mem->size;
 	uint64_t kp = keep / run->page;
+	uint64_t Kp = run->p->keep_resident_bytes / run->page;
 	for (uint64_t p = 0; p < run->max / run->page; p++) {
 		bool wr = mem->pages[p] & PG_WRITTEN, any = mem->pages[p] != 0;
 		if (run->dirty) {
+			/* a page only read may hold a real page of zeros:
+			 * the handler fills a uffd-wp marker (left inside
+			 * the span an earlier reset re-protected, below
+			 * keep_resident_bytes) with UFFDIO_COPY, as
+			 * UFFDIO_ZEROPAGE refuses markers; clean, it stays */
 			if (wr)
 				sl->resid[p] = sl->resid_hi[p] = p < kp;
+			else if (any && p < Kp)
+				sl->resid_hi[p] = 1;
 		} else {
 			sl->resid[p] = (sl->resid[p] || wr) && p < kp;
 			sl->resid_hi[p] = (sl->resid_hi[p] || any) && p < kp;
@@ -1716,7 +1726,7 @@ static int teardown(struct run *run)
 				n += run->slots[i].resid[p];
 				nhi += run->slots[i].resid_hi[p];
 			}
-			if (run->backend == UFP_BACKEND_UFFD)
+			if (run->backend == UFP_BACKEND_UFFD && !run->dirty)
 				nhi = n; /* only read: the zero page */
 			want += n * page;
 			want_hi += nhi * page;
