@@ -8,7 +8,7 @@
  * After a warm-up (the first pools of each kind prime the feature probe,
  * the allocator's arenas and glibc's cache of thread stacks), fd count,
  * mapping count and thread count must be exactly the same after every
- * pool (mappings: up to 2 more under a sanitizer, whose runtime maps a
+ * pool (mappings: up to 16 more under a sanitizer, whose runtime maps a
  * page of its own now and then; image memfds and io_uring rings exactly); each pool's resident bytes must be 0 once everything was freed,
  * dropped and quiesced; the process's resident set may not grow beyond a
  * small allowance for allocator noise. Handle storage is recycled (bounded
@@ -94,11 +94,12 @@ static struct snap snap_now(void)
 }
 
 /* A sanitizer runtime maps a page of its own now and then (stack depot,
- * allocator metadata): allow that many over a whole run. A per-pool leak
- * still shows, 176 pools deep. The library's own kinds of mappings (image
+ * allocator metadata, thread-stack caches): CI saw 3 such over a run, so
+ * allow 16. A per-pool leak still shows: it is 176 or more, 176 pools
+ * deep. The library's own kinds of mappings (image
  * memfds, io_uring rings) are counted exactly in every build. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MAPS_SLACK 2
+#define MAPS_SLACK 16
 #else
 #define MAPS_SLACK 0
 #endif
