@@ -265,7 +265,8 @@ struct ufpi_slots {
 	struct ufpi_counters *ctr;
 	const struct ufpi_log *log;
 	uint64_t keep_resident_bytes;
-	uint64_t window_min, window_max;
+	uint64_t window_min, window_max; /* first window; growth bound */
+	uint64_t window_floor;		 /* shrink bound */
 	int *uffd; /* uffd of slot i: uffd[i % nuffd]; NULL for
 				     backends without userfaultfd */
 	unsigned nuffd;

@@ -45,6 +45,7 @@ UFP_API void ufp_config_init(ufp_config *cfg)
 	cfg->handler_threads = 1;
 	cfg->fault_around_bytes = 64 << 10;
 	cfg->fault_around_max_bytes = 1 << 20;
+	cfg->fault_around_min_bytes = 16 << 10;
 	cfg->keep_resident_bytes = 0;
 	cfg->reclaim = UFP_RECLAIM_AUTO;
 	cfg->ring_entries = 256;
@@ -136,6 +137,8 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 	    c->fault_around_max_bytes % page)
 		BAD("fault_around_max_bytes must be a page multiple >= "
 		    "fault_around_bytes");
+	if (!c->fault_around_min_bytes || c->fault_around_min_bytes % page)
+		BAD("fault_around_min_bytes must be a non-zero page multiple");
 	if (c->keep_resident_bytes % page)
 		BAD("keep_resident_bytes must be a page multiple");
 	if ((unsigned)c->log_level > UFP_LOG_DEBUG)
@@ -404,6 +407,9 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->keep_resident_bytes = cfg.keep_resident_bytes;
 	s->window_min = cfg.fault_around_bytes;
 	s->window_max = cfg.fault_around_max_bytes;
+	s->window_floor = cfg.fault_around_min_bytes < cfg.fault_around_bytes
+				  ? cfg.fault_around_min_bytes
+				  : cfg.fault_around_bytes;
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
 	err = ufpi_os_map_anon(ufpi_page_size(), (void **)&s->zero_page);

@@ -827,6 +827,12 @@ static void slot_free_model(struct worker *w, struct mmem *mem)
 				sl->resid[p] = sl->resid_hi[p] = p < kp;
 			else if (any && p < Kp)
 				sl->resid_hi[p] = 1;
+			/* a page restored by an earlier reset may have been
+			 * left writable (lib/slot.c, reset_dirty): it reads
+			 * as written, and beyond this memory's keep it is
+			 * dropped now */
+			if (!wr && p >= kp)
+				sl->resid[p] = 0;
 		} else {
 			sl->resid[p] = (sl->resid[p] || wr) && p < kp;
 			sl->resid_hi[p] = (sl->resid_hi[p] || any) && p < kp;

@@ -996,6 +996,125 @@ Test(scan, every_other_page_keep_0_dropped)
 	scan_whole_range(0);
 }
 
+/* ---- restored pages stay writable while they keep being written -------- */
+
+struct written_pages {
+	unsigned char *base;
+	uint64_t mask; /* bit k: page k reads as written */
+};
+
+static int note_written(void *arg, void *addr, size_t len, unsigned flags)
+{
+	struct written_pages *w = arg;
+	if (!(flags & UFPI_PG_WRITTEN))
+		return 0;
+	for (size_t o = 0; o < len; o += pagesz())
+		w->mask |=
+			UINT64_C(1)
+			<< (((unsigned char *)addr + o - w->base) / pagesz());
+	return 0;
+}
+
+/* Pages of the first 64 of slot 0 that the next scan will report written:
+ * written by an instance and not write-protected since. */
+static uint64_t written_mask(ufp_pool *p, uint64_t len)
+{
+	struct written_pages w = {ufpi_slot_base(&p->slots, 0), 0};
+	int err = ufpi_dirty_scan(p->pagemap_fd, w.base, len, note_written, &w);
+	cr_assert_eq(err, 0, "dirty_scan: %s", ufp_strerror(err));
+	return w.mask;
+}
+
+static void bump(ufp_memory *mem, uint64_t page_no, unsigned char by)
+{
+	unsigned char *b = ufp_memory_base(mem);
+	b[page_no * pagesz() + 17] += by;
+}
+
+/*
+ * A page restored at free is left writable while the next instances keep
+ * writing it (no TLB flush at reset, no write-protect fault at the next
+ * write): it reads as written to every later scan, so it is restored, or
+ * found unchanged, at every reset. Once at least half of the writable set
+ * comes back unchanged, the span is protected again. Every instance reads
+ * the image exactly, whatever the protection.
+ */
+Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
+{
+	const uint64_t len = 64 * pagesz();
+	const uint64_t both = (UINT64_C(1) << 3) | (UINT64_C(1) << 7);
+	ufp_config c;
+	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, len);
+	ufp_pool *p = pool_new(&c);
+	struct mod a;
+	mod_full(p, len, len, 11, &a);
+
+	/* 1: pages 3 and 7 written */
+	ufp_memory *mem = mem_alloc(p, &a, 0);
+	check_fresh(mem, &a, "first");
+	bump(mem, 3, 1);
+	bump(mem, 7, 1);
+	ufp_stats s0 = stats(p);
+	mem_free(mem);
+	ufp_stats s1 = stats(p);
+	cr_assert_eq(s1.pages_restored - s0.pages_restored, 2);
+	cr_assert_eq(s1.reprotects - s0.reprotects, 0,
+		     "both restored pages had changed: no re-protection");
+	cr_assert_eq(written_mask(p, len), both,
+		     "pages 3 and 7 should stay writable, the scan reports "
+		     "%#llx",
+		     (unsigned long long)written_mask(p, len));
+
+	/* 2: the same pages written again, differently */
+	mem = mem_alloc(p, &a, 0);
+	check_fresh(mem, &a, "second (restored pages left writable)");
+	bump(mem, 3, 2);
+	bump(mem, 7, 3);
+	mem_free(mem);
+	ufp_stats s2 = stats(p);
+	cr_assert_eq(s2.pages_restored - s1.pages_restored, 2);
+	cr_assert_eq(s2.reprotects - s1.reprotects, 0);
+	cr_assert_eq(written_mask(p, len), both);
+
+	/* 3: only page 3 written: one changed, one unchanged (half) */
+	mem = mem_alloc(p, &a, 0);
+	check_fresh(mem, &a, "third");
+	bump(mem, 3, 5);
+	mem_free(mem);
+	ufp_stats s3 = stats(p);
+	cr_assert_eq(s3.pages_restored - s2.pages_restored, 1);
+	cr_assert_eq(s3.pages_unchanged - s2.pages_unchanged, 1);
+	cr_assert_eq(s3.reprotects - s2.reprotects, 1,
+		     "half of the writable set came back unchanged");
+	cr_assert_eq(written_mask(p, len), 0,
+		     "after re-protection the scan reports %#llx written",
+		     (unsigned long long)written_mask(p, len));
+
+	/* 4: nothing written: nothing to restore, and still the image */
+	mem = mem_alloc(p, &a, 0);
+	check_fresh(mem, &a, "fourth (span protected again)");
+	mem_free(mem);
+	ufp_stats s4 = stats(p);
+	cr_assert_eq(s4.pages_restored - s3.pages_restored, 0);
+	cr_assert_eq(s4.pages_unchanged - s3.pages_unchanged, 0);
+	cr_assert_eq(s4.faults, s3.faults, "a warm reuse takes no fault");
+
+	/* 5: another module in the slot sees its own image only */
+	mem = mem_alloc(p, &a, 0);
+	bump(mem, 9, 1);
+	mem_free(mem);
+	struct mod b;
+	mod_full(p, len, len, 12, &b);
+	ufp_stats s5 = stats(p);
+	mem = mem_alloc(p, &b, 0); /* the only slot: wiped for b */
+	cr_assert_eq(stats(p).slots_wiped - s5.slots_wiped, 1);
+	check_fresh(mem, &b, "other module after a writable page");
+	mem_free(mem);
+	mod_fini(&a);
+	mod_fini(&b);
+	pool_done(p);
+}
+
 /* ---- idle resident bytes are bounded, least recently freed first -------- */
 
 #define IDLE_LEN (256 * KIB)

@@ -452,6 +452,75 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	window_env_done(&e);
 }
 
+/* Isolated faults shrink the window to fault_around_min_bytes: random
+ * access populates a few pages per page touched, not a whole window. */
+Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
+{
+	struct window_env e;
+	const uint64_t around = 64 * KiB, floor = 16 * KiB;
+	window_env(&e, around, 1 * MiB); /* floor: the default */
+	ufp_config d;
+	ufp_config_init(&d);
+	cr_assert_eq(d.fault_around_min_bytes, floor);
+	const size_t page = pgsz();
+	const uint64_t nwin = 4 * MiB / around, touches = 48;
+	uint64_t order[64], seed = 78;
+	for (uint64_t i = 0; i < nwin; i++)
+		order[i] = i;
+	for (uint64_t i = nwin; i > 1; i--) {
+		uint64_t j = t_rand(&seed) % i, t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	unsigned char *base = ufp_memory_base(mem);
+	ufp_stats s0 = stats(e.pool);
+	for (uint64_t i = 0; i < touches; i++) {
+		uint64_t off = order[i] * around +
+			       (1 + t_rand(&seed) % (around / page - 1)) * page;
+		assert_bytes(base + off, e.exp + off, page, "random", off);
+	}
+	ufp_stats s1 = stats(e.pool);
+	uint64_t copied = s1.pages_copied - s0.pages_copied;
+	/* 64 KiB, 32 KiB, then 16 KiB for every further isolated fault */
+	uint64_t most = (around + around / 2 + (touches - 2) * floor) / page;
+	cr_expect_eq(s1.faults - s0.faults, touches);
+	cr_expect_leq(copied, most,
+		      "%llu pages populated for %llu isolated touches (at "
+		      "most %llu with a shrinking window)",
+		      (unsigned long long)copied, (unsigned long long)touches,
+		      (unsigned long long)most);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	window_env_done(&e);
+}
+
+/* After isolated faults shrank it, a sequential pass grows it again. */
+Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
+{
+	struct window_env e;
+	window_env(&e, 64 * KiB, 1 * MiB);
+	const size_t page = pgsz();
+	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	volatile unsigned char *v = ufp_memory_base(mem);
+	/* shrink: isolated touches in the upper 2 MiB, 128 KiB apart */
+	for (uint64_t k = 0; k < 8; k++) {
+		uint64_t off = 2 * MiB + k * 128 * KiB + 5 * page;
+		cr_assert_eq(v[off], e.exp[off]);
+	}
+	ufp_stats s0 = stats(e.pool);
+	for (uint64_t off = 0; off < 2 * MiB; off += page)
+		cr_assert_eq(v[off], e.exp[off]);
+	ufp_stats s1 = stats(e.pool);
+	/* 16 + 32 + ... + 1024 KiB covers 2 MiB in 8 faults; a window
+	 * stuck at 16 KiB would take 128 */
+	cr_expect_leq(s1.faults - s0.faults, 10,
+		      "%llu faults for 2 MiB read in sequence",
+		      (unsigned long long)(s1.faults - s0.faults));
+	assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "after both", 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	window_env_done(&e);
+}
+
 Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 {
 	const size_t page = pgsz();

@@ -1097,6 +1097,8 @@ Test(pool_bad, config_rejected_with_its_errno_and_one_log_line)
 		REJECT(E, c.fault_around_max_bytes = 4096;
 		       c.fault_around_bytes = 8192);
 		REJECT(E, c.fault_around_max_bytes = 1 * MiB + 1);
+		REJECT(E, c.fault_around_min_bytes = 0);
+		REJECT(E, c.fault_around_min_bytes = 4096 + 100);
 		REJECT(E, c.keep_resident_bytes = 1);
 		REJECT(E, c.reserved = 1);
 		/* totals beyond the address space */

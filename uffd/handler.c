@@ -11,9 +11,10 @@
  * Serving a fault fills a fault-around window with UFFDIO_COPY (image
  * pages, one ioctl per run of consecutive pages) and UFFDIO_ZEROPAGE (the
  * rest), all with DONTWAKE, then one UFFDIO_WAKE. The window starts at
- * window_min and doubles while faults in a slot arrive in sequence, like
- * file readahead: a fixed 64 KiB window costs ~1.7x the bulk-copy floor on
- * this class of machine, 256 KiB ~1.15x.
+ * window_min, doubles while faults in a slot arrive in sequence and halves
+ * on faults that do not, like file readahead: a fixed 64 KiB window costs
+ * ~1.7x the bulk-copy floor on this class of machine, 256 KiB ~1.15x, and
+ * populates 8 pages per page touched in random order (16 KiB: 3.5).
  *
  * The handler never touches pool memory and never waits on a lock that a
  * faulting thread may hold while it faults: either would deadlock.
@@ -168,14 +169,21 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 		return;
 	}
 
+	/* Like file readahead: a fault exactly where the last window ended
+	 * doubles the window (up to window_max); any other fault halves it
+	 * (down to window_floor), so that random access populates little
+	 * more than it touches. A new memory starts at window_min. */
 	uint64_t start, end;
 	if (in == slot->seq_next) {
 		slot->win = slot->win * 2 > s->window_max ? s->window_max
 							  : slot->win * 2;
 		start = in;
 	} else {
-		slot->win = s->window_min;
-		start = in - in % s->window_min;
+		if (slot->seq_next != UINT64_MAX)
+			slot->win = slot->win / 2 < s->window_floor
+					    ? s->window_floor
+					    : slot->win / 2;
+		start = in - in % slot->win;
 	}
 	end = start + slot->win;
 	if (end > slot->accessible)

@@ -124,6 +124,16 @@ typedef struct ufp_config {
 	void *log_arg;		 /* passed to log */
 	ufp_log_level log_level; /* most verbose level delivered (default
 				    UFP_LOG_WARN) */
+
+	/* Fields below were appended after 0.1; a caller built against an
+	 * older header passes a smaller size and gets their defaults. */
+	uint64_t fault_around_min_bytes; /* the window halves on each fault
+					    that does not continue the last
+					    one, down to this (at most
+					    fault_around_bytes: larger values
+					    act as fault_around_bytes, which
+					    disables shrinking); non-zero
+					    page multiple (default 16 KiB) */
 } ufp_config;
 
 /* Fill *cfg with defaults (see each field). NULL is ignored. */
@@ -141,34 +151,36 @@ typedef struct ufp_segment {
  * (UFP_STATS_LIST) that also drives ufp_stats_format(). Fields are only ever
  * appended.
  */
-#define UFP_STATS_LIST(X)                                                   \
-	X(faults, "userfaultfd faults served")                              \
-	X(pages_copied, "pages installed with UFFDIO_COPY")                 \
-	X(pages_zeroed, "pages installed with UFFDIO_ZEROPAGE")             \
-	X(windows, "fault-around windows filled")                           \
-	X(eexist_races, "pages found already present (EEXIST)")             \
-	X(poisoned_faults, "faults in slots without a live memory")         \
-	X(fault_errors, "unexpected errors while serving a fault")          \
-	X(allocs, "memories allocated")                                     \
-	X(affinity_hits, "allocations that reused an affine slot")          \
-	X(resets, "slots reset at free")                                    \
-	X(bytes_restored, "bytes restored in place at reset")               \
-	X(bytes_dropped, "bytes released with MADV_DONTNEED at reset")      \
-	X(slots_wiped, "slots wiped for a different module")                \
-	X(purges, "module purges started")                                  \
-	X(slots_purged, "affine slots purged")                              \
-	X(purge_bytes, "bytes released by purges")                          \
-	X(purge_batches, "reclaim batches submitted")                       \
-	X(purge_ranges, "ranges submitted in reclaim batches")              \
-	X(reclaim_fallbacks, "reclaim ranges redone with madvise")          \
-	X(purges_inflight, "slots submitted and not yet completed (gauge)") \
-	X(dirty_scans, "PAGEMAP_SCAN walks at reset")                       \
-	X(dirty_scan_ns, "time spent in those walks, ns")                   \
-	X(pages_restored, "written pages restored at reset")                \
-	X(pages_dropped, "pages dropped at reset")                          \
-	X(faults_avoided, "clean pages kept across a warm reuse")           \
-	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes") \
-	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")
+#define UFP_STATS_LIST(X)                                                     \
+	X(faults, "userfaultfd faults served")                                \
+	X(pages_copied, "pages installed with UFFDIO_COPY")                   \
+	X(pages_zeroed, "pages installed with UFFDIO_ZEROPAGE")               \
+	X(windows, "fault-around windows filled")                             \
+	X(eexist_races, "pages found already present (EEXIST)")               \
+	X(poisoned_faults, "faults in slots without a live memory")           \
+	X(fault_errors, "unexpected errors while serving a fault")            \
+	X(allocs, "memories allocated")                                       \
+	X(affinity_hits, "allocations that reused an affine slot")            \
+	X(resets, "slots reset at free")                                      \
+	X(bytes_restored, "bytes restored in place at reset")                 \
+	X(bytes_dropped, "bytes released with MADV_DONTNEED at reset")        \
+	X(slots_wiped, "slots wiped for a different module")                  \
+	X(purges, "module purges started")                                    \
+	X(slots_purged, "affine slots purged")                                \
+	X(purge_bytes, "bytes released by purges")                            \
+	X(purge_batches, "reclaim batches submitted")                         \
+	X(purge_ranges, "ranges submitted in reclaim batches")                \
+	X(reclaim_fallbacks, "reclaim ranges redone with madvise")            \
+	X(purges_inflight, "slots submitted and not yet completed (gauge)")   \
+	X(dirty_scans, "PAGEMAP_SCAN walks at reset")                         \
+	X(dirty_scan_ns, "time spent in those walks, ns")                     \
+	X(pages_restored, "written pages restored at reset")                  \
+	X(pages_dropped, "pages dropped at reset")                            \
+	X(faults_avoided, "clean pages kept across a warm reuse")             \
+	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes")   \
+	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")          \
+	X(pages_unchanged, "written pages found equal to the image at reset") \
+	X(reprotects, "restored spans write-protected again at reset")
 
 typedef struct ufp_stats {
 	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
