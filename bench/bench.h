@@ -68,6 +68,7 @@ UFPB_WEAK int ufpb_churn(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_soak(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_wasm(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_check(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_calibrate(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_tour(struct ufpb *b, int argc, char **argv);
 
 #endif

@@ -35,6 +35,8 @@ static const struct {
 	 "real .wasm modules: instantiate + touch image pages + free"},
 	{"soak", ufpb_soak,
 	 "randomized model run for --seconds N (not a benchmark)"},
+	{"calibrate", ufpb_calibrate,
+	 "what page-table events cost here (the costs behind the ratios)"},
 	{"check", ufpb_check,
 	 "probed kernel features, permissions, AUTO choices"},
 	{"tour", ufpb_tour, "the default: a short tour of everything above"},
@@ -46,7 +48,7 @@ static int usage(FILE *f)
 		   "[ARGS...]]\n"
 		   "       ufp-bench --check\nscenarios:\n");
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-		fprintf(f, "  %-8s %s%s\n", scenarios[i].name,
+		fprintf(f, "  %-10s %s%s\n", scenarios[i].name,
 			scenarios[i].what,
 			scenarios[i].fn ? "" : " (not built)");
 	return f == stdout ? 0 : 2;
