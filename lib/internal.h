@@ -33,6 +33,7 @@
 
 #define UFPI_WASM_PAGE ((uint64_t)65536)
 #define UFPI_MAX_HANDLERS 64
+#define UFPI_REFILL_RUNS 16
 
 /* ---- floor 1: counters (stats.c) -------------------------------------- */
 
@@ -252,7 +253,12 @@ struct ufpi_slot {
 	uint32_t purge_pending; /* reclaim ranges in flight */
 	bool purge_failed;	/* one of them could not be released */
 	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
-	uint64_t cow_len;	/* COW: bytes mapped from image->memfd */
+	/* runs of written pages the last dirty reset dropped (beyond
+	 * keep_resident_bytes): copied back when the slot is next allocated
+	 * for the same image, instead of faulting back one by one */
+	uint32_t refill_page[UFPI_REFILL_RUNS], refill_len[UFPI_REFILL_RUNS];
+	uint32_t nrefill;
+	uint64_t cow_len; /* COW: bytes mapped from image->memfd */
 };
 
 /* Geometry and shared context the slot and handler layers work with. */

@@ -68,6 +68,7 @@ static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 	slot->image = NULL;
 	slot->populated_hi = 0;
 	slot->kept_bytes = 0;
+	slot->nrefill = 0;
 	slot->stale = false;
 	pthread_mutex_unlock(&slot->lock);
 	ufpi_image_unref(old);
@@ -136,6 +137,53 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
 	pthread_mutex_unlock(&slot->lock);
 }
 
+/*
+ * Copy back the written pages the last reset dropped, for a memory of the
+ * same image (slot lock held, slot LIVE, no fault of the new memory yet).
+ * An instance tends to write what the previous one wrote, and each of
+ * those pages would otherwise come back through a fault round trip to the
+ * handler, then a write-protect fault. They are installed writable (so
+ * they read as written to the next scan, and are restored or dropped like
+ * any written page). A copy that fails is left to the handler: the page
+ * is simply not there yet.
+ */
+static void refill_locked(struct ufpi_slots *s, uint32_t i,
+			  const struct ufpi_image *img, uint64_t bytes)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	int fd = s->uffd[i % s->nuffd];
+	uint64_t limit = bytes / page, n = 0;
+
+	for (uint32_t k = 0; k < slot->nrefill; k++) {
+		uint64_t p = slot->refill_page[k];
+		uint64_t end = p + slot->refill_len[k];
+		if (end > limit)
+			end = limit;
+		while (p < end) {
+			const unsigned char *src = ufpi_image_page(img, p);
+			uint64_t q = p + 1;
+			if (src)
+				while (q < end && ufpi_image_page(img, q) ==
+							  src + (q - p) * page)
+					q++;
+			else if (!s->zero_page)
+				break;
+			size_t done = 0;
+			int err = ufpi_uffd_copy(fd, base + p * page,
+						 src ? src : s->zero_page,
+						 (q - p) * page, false, &done);
+			n += done / page;
+			if (err)
+				break;
+			p = q;
+		}
+	}
+	slot->nrefill = 0;
+	UFPI_ADD(s->ctr, pages_refilled, n);
+}
+
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped)
 {
@@ -200,6 +248,7 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		if (slot->image != img) {
 			/* no populated page here (else we wiped): the old
 			 * reference, if any, has nothing left to protect */
+			slot->nrefill = 0;
 			struct ufpi_image *old = slot->image;
 			ufpi_image_ref(img);
 			slot->image = img;
@@ -215,6 +264,8 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		slot->accessible = bytes;
 		slot->seq_next = UINT64_MAX;
 		slot->win = s->window_min;
+		if (slot->nrefill && img)
+			refill_locked(s, i, img, bytes);
 		pthread_mutex_unlock(&slot->lock);
 		return 0;
 	}
@@ -320,7 +371,9 @@ struct dirty_reset {
 					 shared zero page, which costs
 					 nothing but is not missing) */
 	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
-	struct iovec drop[64];	      /* runs to drop, one call per batch */
+	uint32_t refill_page[UFPI_REFILL_RUNS], refill_len[UFPI_REFILL_RUNS];
+	uint32_t nrefill;      /* dropped written runs, first ones */
+	struct iovec drop[64]; /* runs to drop, one call per batch */
 	size_t ndrop;
 };
 
@@ -392,6 +445,14 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	/* written beyond keep, or written and not present (swapped out: it
 	 * would come back with the old instance's bytes without a fault) */
 	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
+	if ((flags & UFPI_PG_PRESENT) && d->nrefill < UFPI_REFILL_RUNS) {
+		uint64_t p = (uint64_t)(addr - d->base) / ufpi_page_size();
+		uint64_t n = len / ufpi_page_size();
+		if (p + n <= UINT32_MAX) {
+			d->refill_page[d->nrefill] = (uint32_t)p;
+			d->refill_len[d->nrefill++] = (uint32_t)n;
+		}
+	}
 	d->drop[d->ndrop++] = (struct iovec){addr, len};
 	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
 								: 0;
@@ -430,6 +491,15 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		err = ufpi_uffd_writeprotect(s->uffd[i % s->nuffd], d.wp_lo,
 					     (size_t)(d.wp_hi - d.wp_lo), true);
 		UFPI_ADD(s->ctr, reprotects, 1);
+	}
+
+	if (!err) {
+		struct ufpi_slot *slot = &s->slot[i];
+		pthread_mutex_lock(&slot->lock);
+		memcpy(slot->refill_page, d.refill_page, sizeof(d.refill_page));
+		memcpy(slot->refill_len, d.refill_len, sizeof(d.refill_len));
+		slot->nrefill = d.nrefill;
+		pthread_mutex_unlock(&slot->lock);
 	}
 
 	UFPI_ADD(s->ctr, dirty_scans, 1);
@@ -519,6 +589,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	 * data from its next memory */
 	if (!mapped && !slot->cow_len) {
 		slot->populated_hi = 0;
+		slot->nrefill = 0;
 		old = slot->image;
 		slot->image = NULL;
 	}
@@ -534,6 +605,7 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
 	slot->stale = true;
 	slot->purging = false;
 	slot->kept_bytes = 0;
+	slot->nrefill = 0;
 	pthread_mutex_unlock(&slot->lock);
 }
 
@@ -558,6 +630,7 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 	slot->image = NULL;
 	slot->populated_hi = 0;
 	slot->kept_bytes = 0;
+	slot->nrefill = 0;
 	slot->stale = false;
 	slot->purging = false;
 	pthread_mutex_unlock(&slot->lock);

@@ -636,6 +636,7 @@ Test(regression, zero_pages_plain_reset)
 
 struct warm {
 	uint64_t faults, installed, avoided, written, npages, datapages;
+	uint64_t refilled;     /* dropped written pages copied back at alloc */
 	uint64_t written_data; /* written pages that hold image data */
 };
 
@@ -691,6 +692,7 @@ static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 	w.installed = (s1.pages_copied - s0.pages_copied) +
 		      (s1.pages_zeroed - s0.pages_zeroed);
 	w.avoided = s1.faults_avoided - s0.faults_avoided;
+	w.refilled = s1.pages_refilled - s0.pages_refilled;
 	cr_assert_eq(s1.affinity_hits - s0.affinity_hits, 1);
 	mod_fini(&a);
 	pool_done(p);
@@ -717,17 +719,22 @@ Test(warm_reuse, clean_pages_take_no_fault)
 	cr_assert_eq(off.avoided, 0);
 }
 
-/* One-page windows: every fault installs exactly one page. */
+/* One-page windows: every fault installs exactly one page. The written
+ * pages the reset dropped come back either copied at the allocation (the
+ * first runs of them) or by a fault each. */
 Test(warm_reuse, five_percent_written_exact_faults)
 {
 	const uint64_t page = pagesz();
 	struct warm on = warm_reuse(UFP_DIRTY_AUTO, 0, page, 5);
 	cr_assert_gt(on.written, 0);
-	cr_assert_eq(on.faults, on.written,
-		     "tracking on, keep 0: %llu faults, %llu pages written",
+	cr_assert_gt(on.refilled, 0);
+	cr_assert_eq(on.faults + on.refilled, on.written,
+		     "tracking on, keep 0: %llu faults + %llu refilled, %llu "
+		     "pages written",
 		     (unsigned long long)on.faults,
+		     (unsigned long long)on.refilled,
 		     (unsigned long long)on.written);
-	cr_assert_eq(on.installed, on.written);
+	cr_assert_eq(on.installed, on.faults);
 
 	struct warm kept = warm_reuse(UFP_DIRTY_AUTO, WARM_LEN, page, 5);
 	cr_assert_eq(kept.faults, 0,
@@ -748,9 +755,11 @@ Test(warm_reuse, five_percent_written_far_fewer_faults)
 	struct warm off = warm_reuse(UFP_DIRTY_OFF, 0, 0, 5);
 	cr_assert_leq(on.faults, on.written);
 	/* a window around a dropped page refills only the dropped pages */
-	cr_assert_eq(on.installed, on.written,
-		     "tracking on: %llu pages installed, %llu written",
+	cr_assert_eq(on.installed + on.refilled, on.written,
+		     "tracking on: %llu pages installed + %llu refilled, %llu "
+		     "written",
 		     (unsigned long long)on.installed,
+		     (unsigned long long)on.refilled,
 		     (unsigned long long)on.written);
 	cr_assert_eq(off.installed, off.npages);
 	cr_assert_lt(on.installed * 10, off.installed);
@@ -1006,7 +1015,8 @@ struct written_pages {
 static int note_written(void *arg, void *addr, size_t len, unsigned flags)
 {
 	struct written_pages *w = arg;
-	if (!(flags & UFPI_PG_WRITTEN))
+	/* never-populated holes read as written too: present ones only */
+	if (!(flags & UFPI_PG_WRITTEN) || !(flags & UFPI_PG_PRESENT))
 		return 0;
 	for (size_t o = 0; o < len; o += pagesz())
 		w->mask |=
@@ -1015,8 +1025,9 @@ static int note_written(void *arg, void *addr, size_t len, unsigned flags)
 	return 0;
 }
 
-/* Pages of the first 64 of slot 0 that the next scan will report written:
- * written by an instance and not write-protected since. */
+/* Pages of the first 64 of slot 0 that are present and that the next scan
+ * will report written: written by an instance (or installed writable) and
+ * not write-protected since. */
 static uint64_t written_mask(ufp_pool *p, uint64_t len)
 {
 	struct written_pages w = {ufpi_slot_base(&p->slots, 0), 0};
@@ -1112,6 +1123,96 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	mem_free(mem);
 	mod_fini(&a);
 	mod_fini(&b);
+	pool_done(p);
+}
+
+/* ---- written pages dropped at free are copied back at warm alloc ------- */
+
+/*
+ * keep_resident_bytes 0: the written pages are dropped at free (the idle
+ * slot keeps only clean pages), and the next memory of the same module
+ * gets them copied back by its allocation, writable, instead of one fault
+ * round trip each; a memory of another module gets nothing of the kind.
+ */
+Test(refill, dropped_written_pages_come_back_at_warm_alloc)
+{
+	const size_t page = pagesz();
+	const uint64_t len = 64 * page;
+	const uint64_t runs =
+		(UINT64_C(1) << 3) | (UINT64_C(1) << 4) | (UINT64_C(1) << 9);
+	ufp_config c;
+	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
+	ufp_pool *p = pool_new(&c);
+	struct mod a;
+	mod_full(p, len, len, 21, &a);
+
+	ufp_memory *mem = mem_alloc(p, &a, 0);
+	read_all(mem);
+	bump(mem, 3, 1);
+	bump(mem, 4, 1);
+	bump(mem, 9, 1);
+	uint64_t r0 = resident(p);
+	mem_free(mem);
+	cr_assert_eq(r0 - resident(p), 3 * page,
+		     "the three written pages are dropped at free");
+	cr_assert_eq(written_mask(p, len), 0);
+
+	ufp_stats s0 = stats(p);
+	mem = mem_alloc(p, &a, 0);
+	ufp_stats s1 = stats(p);
+	cr_assert_eq(s1.pages_refilled - s0.pages_refilled, 3);
+	/* there, and writable: they read as written before any write */
+	cr_assert_eq(written_mask(p, len), runs,
+		     "refilled pages %#llx, want %#llx",
+		     (unsigned long long)written_mask(p, len),
+		     (unsigned long long)runs);
+	check_fresh(mem, &a, "after the refill");
+	cr_assert_eq(stats(p).faults, s1.faults,
+		     "every page was there: clean ones kept, written ones "
+		     "copied back");
+	bump(mem, 9, 7);
+	mem_free(mem);
+
+	/* another module: wiped, nothing copied back from the old image */
+	struct mod b;
+	mod_full(p, len, len, 22, &b);
+	ufp_stats s2 = stats(p);
+	mem = mem_alloc(p, &b, 0);
+	ufp_stats s3 = stats(p);
+	cr_assert_eq(s3.slots_wiped - s2.slots_wiped, 1);
+	cr_assert_eq(s3.pages_refilled - s2.pages_refilled, 0);
+	check_fresh(mem, &b, "another module after a refill");
+	mem_free(mem);
+	mod_fini(&a);
+	mod_fini(&b);
+	pool_done(p);
+}
+
+/* A smaller memory of the same module gets only what fits in it. */
+Test(refill, clipped_to_the_new_size)
+{
+	const uint64_t wasm_page = 64 * KIB, len = 4 * wasm_page;
+	ufp_config c;
+	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
+	ufp_pool *p = pool_new(&c);
+	struct mod a;
+	mod_full(p, wasm_page, wasm_page, 23, &a);
+
+	ufp_memory *mem = mem_alloc(p, &a, len);
+	read_all(mem);
+	unsigned char *b = ufp_memory_base(mem);
+	b[5] ^= 1;		   /* page 0, image data */
+	b[3 * wasm_page + 5] ^= 1; /* beyond the next memory's size */
+	mem_free(mem);
+
+	ufp_stats s0 = stats(p);
+	mem = mem_alloc(p, &a, wasm_page);
+	cr_assert_eq(stats(p).pages_refilled - s0.pages_refilled, 1);
+	check_fresh(mem, &a, "smaller memory");
+	cr_assert_eq(ufp_memory_grow(mem, len), 0);
+	check_fresh(mem, &a, "grown back (zero beyond the image)");
+	mem_free(mem);
+	mod_fini(&a);
 	pool_done(p);
 }
 

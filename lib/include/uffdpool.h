@@ -180,7 +180,8 @@ typedef struct ufp_segment {
 	X(idle_evictions, "idle slots evicted for max_resident_idle_bytes")   \
 	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")          \
 	X(pages_unchanged, "written pages found equal to the image at reset") \
-	X(reprotects, "restored spans write-protected again at reset")
+	X(reprotects, "restored spans write-protected again at reset")        \
+	X(pages_refilled, "dropped written pages copied back at warm alloc")
 
 typedef struct ufp_stats {
 	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
