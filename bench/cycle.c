@@ -219,7 +219,7 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 					    cycles / 2 + 1, &cold[k]);
 				}
 			double best_dirty = 0, best_cow = 0, off_same = 0,
-			       on_same = 0;
+			       on_same = 0, off_zero = 0, on_zero = 0;
 			for (size_t k = 0; k < NSET; k++) {
 				const struct setting *st = &settings[k];
 				if (warm[k].err || cold[k].err) {
@@ -269,24 +269,31 @@ int ufpb_cycle(struct ufpb *b, int argc, char **argv)
 				if (st->backend == UFP_BACKEND_COW &&
 				    (!best_cow || wm < best_cow))
 					best_cow = wm;
-				if (st->backend == UFP_BACKEND_UFFD &&
-				    st->keep_all) {
-					if (st->dirty == UFP_DIRTY_AUTO)
-						on_same = wm;
-					else
-						off_same = wm;
+				if (st->backend == UFP_BACKEND_UFFD) {
+					double *v =
+						st->dirty == UFP_DIRTY_AUTO
+							? (st->keep_all
+								   ? &on_same
+								   : &on_zero)
+							: (st->keep_all
+								   ? &off_same
+								   : &off_zero);
+					*v = wm;
 				}
 			}
-			if (best_dirty && best_cow && on_same && off_same)
-				ufpb_say(
-					b,
-					"  => warm speed-up (> 1 = faster): dirty "
-					"tracking over none, keep=all: %.2fx "
-					"(target >= 5x at 1 MiB/5%%); best "
-					"uffd+dirty over best cow: %.2fx "
-					"(target >= 3x)\n\n",
-					off_same / on_same,
-					best_cow / best_dirty);
+			if (best_dirty && best_cow && on_same && off_same &&
+			    on_zero && off_zero)
+				ufpb_say(b,
+					 "  => warm speed-up (> 1 = faster): "
+					 "dirty "
+					 "tracking over none, keep=all: %.2fx, "
+					 "keep=0 (the default): %.2fx (target "
+					 ">= 5x "
+					 "at 1 MiB/5%%);\n     best uffd+dirty "
+					 "over "
+					 "best cow: %.2fx (target >= 3x)\n\n",
+					 off_same / on_same, off_zero / on_zero,
+					 best_cow / best_dirty);
 			for (size_t k = 0; k < NSET; k++) {
 				free(warm[k].ns);
 				free(cold[k].ns);
