@@ -33,7 +33,9 @@
 
 #define UFPI_WASM_PAGE ((uint64_t)65536)
 #define UFPI_MAX_HANDLERS 64
-#define UFPI_REFILL_RUNS 16
+/* Dropped runs of written pages a slot remembers for its next warm
+ * allocation (8 bytes each). */
+#define UFPI_REFILL_MAX 4096
 
 /* ---- floor 1: counters (stats.c) -------------------------------------- */
 
@@ -255,10 +257,16 @@ struct ufpi_slot {
 	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
 	/* runs of written pages the last dirty reset dropped (beyond
 	 * keep_resident_bytes): copied back when the slot is next allocated
-	 * for the same image, instead of faulting back one by one */
-	uint32_t refill_page[UFPI_REFILL_RUNS], refill_len[UFPI_REFILL_RUNS];
-	uint32_t nrefill;
+	 * for the same image, instead of faulting back one by one. Written
+	 * by the freeing thread, read by the allocating one: never both at
+	 * once; nrefill changes under lock. */
+	struct ufpi_run *refill; /* refill_cap entries, malloc'd */
+	uint32_t nrefill, refill_cap;
 	uint64_t cow_len; /* COW: bytes mapped from image->memfd */
+};
+
+struct ufpi_run {
+	uint32_t page, n; /* first page, page count */
 };
 
 /* Geometry and shared context the slot and handler layers work with. */

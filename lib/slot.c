@@ -33,6 +33,8 @@ void ufpi_slot_fini(struct ufpi_slot *slot)
 {
 	ufpi_image_unref(slot->image);
 	slot->image = NULL;
+	free(slot->refill);
+	slot->refill = NULL;
 	pthread_mutex_destroy(&slot->lock);
 }
 
@@ -157,8 +159,8 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 	uint64_t limit = bytes / page, n = 0;
 
 	for (uint32_t k = 0; k < slot->nrefill; k++) {
-		uint64_t p = slot->refill_page[k];
-		uint64_t end = p + slot->refill_len[k];
+		uint64_t p = slot->refill[k].page;
+		uint64_t end = p + slot->refill[k].n;
 		if (end > limit)
 			end = limit;
 		while (p < end) {
@@ -266,6 +268,7 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		slot->win = s->window_min;
 		if (slot->nrefill && img)
 			refill_locked(s, i, img, bytes);
+		slot->nrefill = 0;
 		pthread_mutex_unlock(&slot->lock);
 		return 0;
 	}
@@ -371,9 +374,8 @@ struct dirty_reset {
 					 shared zero page, which costs
 					 nothing but is not missing) */
 	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
-	uint32_t refill_page[UFPI_REFILL_RUNS], refill_len[UFPI_REFILL_RUNS];
-	uint32_t nrefill;      /* dropped written runs, first ones */
-	struct iovec drop[64]; /* runs to drop, one call per batch */
+	uint32_t nrefill;	      /* runs recorded in slot->refill */
+	struct iovec drop[64];	      /* runs to drop, one call per batch */
 	size_t ndrop;
 };
 
@@ -420,6 +422,26 @@ static void restore_written(struct dirty_reset *d, unsigned char *addr,
 	d->mapped = true;
 }
 
+/* Remember a dropped run of written pages for the next warm allocation
+ * (the slot is LIVE and ours: nobody else reads slot->refill now). Out of
+ * memory or beyond UFPI_REFILL_MAX, the rest will fault in instead. */
+static void record_refill(struct dirty_reset *d, uint64_t p, uint64_t n)
+{
+	struct ufpi_slot *slot = &d->s->slot[d->i];
+	if (p + n > UINT32_MAX || d->nrefill >= UFPI_REFILL_MAX)
+		return;
+	if (d->nrefill == slot->refill_cap) {
+		uint32_t cap = slot->refill_cap ? slot->refill_cap * 2 : 16;
+		struct ufpi_run *r = realloc(slot->refill, cap * sizeof(*r));
+		if (!r)
+			return;
+		slot->refill = r;
+		slot->refill_cap = cap;
+	}
+	slot->refill[d->nrefill++] =
+		(struct ufpi_run){(uint32_t)p, (uint32_t)n};
+}
+
 static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 {
 	struct dirty_reset *d = arg;
@@ -445,14 +467,9 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	/* written beyond keep, or written and not present (swapped out: it
 	 * would come back with the old instance's bytes without a fault) */
 	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
-	if ((flags & UFPI_PG_PRESENT) && d->nrefill < UFPI_REFILL_RUNS) {
-		uint64_t p = (uint64_t)(addr - d->base) / ufpi_page_size();
-		uint64_t n = len / ufpi_page_size();
-		if (p + n <= UINT32_MAX) {
-			d->refill_page[d->nrefill] = (uint32_t)p;
-			d->refill_len[d->nrefill++] = (uint32_t)n;
-		}
-	}
+	if (flags & UFPI_PG_PRESENT)
+		record_refill(d, (uint64_t)(addr - d->base) / ufpi_page_size(),
+			      len / ufpi_page_size());
 	d->drop[d->ndrop++] = (struct iovec){addr, len};
 	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
 								: 0;
@@ -496,8 +513,6 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	if (!err) {
 		struct ufpi_slot *slot = &s->slot[i];
 		pthread_mutex_lock(&slot->lock);
-		memcpy(slot->refill_page, d.refill_page, sizeof(d.refill_page));
-		memcpy(slot->refill_len, d.refill_len, sizeof(d.refill_len));
 		slot->nrefill = d.nrefill;
 		pthread_mutex_unlock(&slot->lock);
 	}
@@ -568,6 +583,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 		pthread_mutex_lock(&slot->lock);
 		slot->stale = true;
 		slot->kept_bytes = 0;
+		slot->nrefill = 0;
 		pthread_mutex_unlock(&slot->lock);
 		*kept = pop;
 		ufpi_logf(s->log, UFP_LOG_ERROR,

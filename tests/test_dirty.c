@@ -1188,6 +1188,53 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	pool_done(p);
 }
 
+/* Scattered writes: every dropped run comes back, up to UFPI_REFILL_MAX
+ * runs; beyond that the rest fault in, and every byte is right. */
+Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
+{
+	const size_t page = pagesz();
+	const uint64_t runs = UFPI_REFILL_MAX + 104, npages = 2 * runs;
+	const uint64_t len =
+		(npages * page + 64 * KIB - 1) / (64 * KIB) * (64 * KIB);
+	ufp_config c;
+	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
+	ufp_pool *p = pool_new(&c);
+	struct mod a;
+	mod_full(p, len, len, 24, &a);
+
+	for (int round = 0; round < 2; round++) {
+		/* round 0: 100 runs, all remembered; round 1: beyond the cap */
+		uint64_t n = round ? runs : 100;
+		ufp_memory *mem = mem_alloc(p, &a, 0);
+		read_all(mem);
+		for (uint64_t k = 0; k < n; k++)
+			bump(mem, 2 * k, 1); /* every other page: n runs */
+		mem_free(mem);
+
+		ufp_stats s0 = stats(p);
+		mem = mem_alloc(p, &a, 0);
+		ufp_stats s1 = stats(p);
+		uint64_t want = n < UFPI_REFILL_MAX ? n : UFPI_REFILL_MAX;
+		cr_assert_eq(s1.pages_refilled - s0.pages_refilled, want,
+			     "%llu pages copied back for %llu dropped runs",
+			     (unsigned long long)(s1.pages_refilled -
+						  s0.pages_refilled),
+			     (unsigned long long)n);
+		check_fresh(mem, &a, round ? "beyond the cap" : "100 runs");
+		ufp_stats s2 = stats(p);
+		/* one fault's window may bring back several of the rest */
+		uint64_t faults = s2.faults - s1.faults;
+		cr_assert(round ? faults >= 1 && faults <= n - want
+				: faults == 0,
+			  "%llu faults, %llu pages were not copied back",
+			  (unsigned long long)faults,
+			  (unsigned long long)(n - want));
+		mem_free(mem);
+	}
+	mod_fini(&a);
+	pool_done(p);
+}
+
 /* A smaller memory of the same module gets only what fits in it. */
 Test(refill, clipped_to_the_new_size)
 {
