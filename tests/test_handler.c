@@ -350,14 +350,16 @@ struct window_env {
 	unsigned char *exp;
 };
 
-static void window_env(struct window_env *e, uint64_t around,
-		       uint64_t around_max)
+static void window_env_min(struct window_env *e, uint64_t around,
+			   uint64_t around_max, uint64_t around_min)
 {
 	ufp_config c;
 	t_config(&c, 1, 4 * MiB);
 	c.backend = UFP_BACKEND_UFFD;
 	c.fault_around_bytes = around;
 	c.fault_around_max_bytes = around_max;
+	if (around_min)
+		c.fault_around_min_bytes = around_min;
 	e->pool = t_pool(&c);
 	e->img = malloc(4 * MiB);
 	cr_assert_not_null(e->img);
@@ -368,6 +370,12 @@ static void window_env(struct window_env *e, uint64_t around,
 	ufp_segment seg = {0, e->img, 4 * MiB};
 	e->exp = apply_segments(&seg, 1, 4 * MiB);
 	e->m = mk_module(e->pool, &seg, 1, 4 * MiB);
+}
+
+static void window_env(struct window_env *e, uint64_t around,
+		       uint64_t around_max)
+{
+	window_env_min(e, around, around_max, 0);
 }
 
 static void window_env_done(struct window_env *e)
@@ -503,11 +511,15 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
 	/* shrink: isolated touches in the upper 2 MiB, 128 KiB apart */
+	ufp_stats sa = stats(e.pool);
 	for (uint64_t k = 0; k < 8; k++) {
 		uint64_t off = 2 * MiB + k * 128 * KiB + 5 * page;
 		cr_assert_eq(v[off], e.exp[off]);
 	}
 	ufp_stats s0 = stats(e.pool);
+	/* 64 + 32 + 6 * 16 KiB: it did shrink */
+	cr_assert_leq(s0.pages_copied - sa.pages_copied,
+		      (64 + 32 + 6 * 16) * KiB / page);
 	for (uint64_t off = 0; off < 2 * MiB; off += page)
 		cr_assert_eq(v[off], e.exp[off]);
 	ufp_stats s1 = stats(e.pool);
@@ -519,6 +531,44 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 	assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "after both", 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	window_env_done(&e);
+}
+
+/* Window sizes that are page multiples but not powers of two: halving
+ * must keep every window a page multiple, or the fill would miss the
+ * faulting page and the wake would fail (the thread would sleep forever:
+ * the timeout catches it). */
+Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
+{
+	const size_t page = pgsz();
+	const uint64_t cfgs[][3] = {
+		{3 * page, 18 * page, page}, /* 12 KiB .. 72 KiB, 4 KiB */
+		{16 * page, 18 * page, 0},   /* 64 KiB .. 72 KiB, default */
+		{5 * page, 5 * page,
+		 3 * page}, /* 20 KiB fixed, shrinks to 12 */
+	};
+	for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
+		struct window_env e;
+		window_env_min(&e, cfgs[c][0], cfgs[c][1], cfgs[c][2]);
+		ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+		volatile unsigned char *v = ufp_memory_base(mem);
+		uint64_t seed = 99 + c;
+		/* a sequential stretch (grows the window), then isolated
+		 * pages everywhere (shrinks it through odd sizes) */
+		for (uint64_t off = 0; off < 256 * KiB; off += page)
+			cr_assert_eq(v[off], e.exp[off]);
+		for (int k = 0; k < 200; k++) {
+			uint64_t off =
+				(t_rand(&seed) % (4 * MiB / page)) * page +
+				t_rand(&seed) % page;
+			cr_assert_eq(v[off], e.exp[off],
+				     "config %zu, byte %llu", c,
+				     (unsigned long long)off);
+		}
+		assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "odd", 0);
+		cr_assert_eq(stats(e.pool).fault_errors, 0);
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		window_env_done(&e);
+	}
 }
 
 Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)

@@ -170,19 +170,24 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 	}
 
 	/* Like file readahead: a fault exactly where the last window ended
-	 * doubles the window (up to window_max); any other fault halves it
-	 * (down to window_floor), so that random access populates little
-	 * more than it touches. A new memory starts at window_min. */
+	 * doubles the window (up to window_max); any other fault halves it,
+	 * starting from at most window_min (a jump out of a long sequential
+	 * run is a new stream, not more of the old one) and down to
+	 * window_floor, so that random access populates little more than
+	 * it touches. A new memory starts at window_min. Every window is a
+	 * page multiple: the configured sizes only have to be. */
 	uint64_t start, end;
 	if (in == slot->seq_next) {
 		slot->win = slot->win * 2 > s->window_max ? s->window_max
 							  : slot->win * 2;
 		start = in;
 	} else {
-		if (slot->seq_next != UINT64_MAX)
-			slot->win = slot->win / 2 < s->window_floor
-					    ? s->window_floor
-					    : slot->win / 2;
+		if (slot->seq_next != UINT64_MAX) {
+			uint64_t w = slot->win < s->window_min ? slot->win
+							       : s->window_min;
+			w = (w / 2) & ~(uint64_t)(page - 1);
+			slot->win = w < s->window_floor ? s->window_floor : w;
+		}
 		start = in - in % slot->win;
 	}
 	end = start + slot->win;
@@ -222,7 +227,11 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 			ufpi_os_protect(fault, page, PROT_NONE);
 		}
 	}
-	ufpi_uffd_wake(fd, base + start, end - start);
+	if (unlikely(ufpi_uffd_wake(fd, base + start, end - start))) {
+		/* never leave the faulting thread asleep */
+		UFPI_ADD(s->ctr, fault_errors, 1);
+		ufpi_uffd_wake(fd, fault, page);
+	}
 	pthread_mutex_unlock(&slot->lock);
 }
 
