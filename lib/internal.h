@@ -36,6 +36,9 @@
 /* Dropped runs of written pages a slot remembers for its next warm
  * allocation (8 bytes each). */
 #define UFPI_REFILL_MAX 4096
+/* ... and pages it copies back at most (64 MiB of 4 KiB pages): beyond
+ * that an eager copy costs more than the faults it saves could. */
+#define UFPI_REFILL_MAX_PAGES 16384
 
 /* ---- floor 1: counters (stats.c) -------------------------------------- */
 

@@ -38,6 +38,11 @@ void ufpi_slot_fini(struct ufpi_slot *slot)
 	pthread_mutex_destroy(&slot->lock);
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
@@ -45,6 +50,17 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 /* Drop everything the slot holds: populated pages, poison markers, the
  * image reference. The slot is not LIVE and is owned by the caller. */
+/* A slot that loses its image loses its refill record too, and gives the
+ * array back (up to UFPI_REFILL_MAX runs): returned, to free unlocked. */
+static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
+{
+	struct ufpi_run *runs = slot->refill;
+	slot->refill = NULL;
+	slot->refill_cap = 0;
+	slot->nrefill = 0;
+	return runs;
+}
+
 static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 {
 	struct ufpi_slot *slot = &s->slot[i];
@@ -70,9 +86,10 @@ static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 	slot->image = NULL;
 	slot->populated_hi = 0;
 	slot->kept_bytes = 0;
-	slot->nrefill = 0;
+	struct ufpi_run *runs = forget_refill_locked(slot);
 	slot->stale = false;
 	pthread_mutex_unlock(&slot->lock);
+	free(runs);
 	ufpi_image_unref(old);
 	UFPI_ADD(s->ctr, slots_wiped, 1);
 	UFPI_ADD(s->ctr, bytes_dropped, len);
@@ -374,7 +391,9 @@ struct dirty_reset {
 					 shared zero page, which costs
 					 nothing but is not missing) */
 	unsigned char *wp_lo, *wp_hi; /* span of restored pages */
+	uint64_t readable;	      /* [0, readable) is read-write now */
 	uint32_t nrefill;	      /* runs recorded in slot->refill */
+	uint64_t refill_pages;	      /* pages in them */
 	struct iovec drop[64];	      /* runs to drop, one call per batch */
 	size_t ndrop;
 };
@@ -428,8 +447,12 @@ static void restore_written(struct dirty_reset *d, unsigned char *addr,
 static void record_refill(struct dirty_reset *d, uint64_t p, uint64_t n)
 {
 	struct ufpi_slot *slot = &d->s->slot[d->i];
-	if (p + n > UINT32_MAX || d->nrefill >= UFPI_REFILL_MAX)
+	if (p + n > UINT32_MAX || d->nrefill >= UFPI_REFILL_MAX ||
+	    d->refill_pages >= UFPI_REFILL_MAX_PAGES)
 		return;
+	if (n > UFPI_REFILL_MAX_PAGES - d->refill_pages)
+		n = UFPI_REFILL_MAX_PAGES - d->refill_pages;
+	d->refill_pages += n;
 	if (d->nrefill == slot->refill_cap) {
 		uint32_t cap = slot->refill_cap ? slot->refill_cap * 2 : 16;
 		struct ufpi_run *r = realloc(slot->refill, cap * sizeof(*r));
@@ -440,6 +463,43 @@ static void record_refill(struct dirty_reset *d, uint64_t p, uint64_t n)
 	}
 	slot->refill[d->nrefill++] =
 		(struct ufpi_run){(uint32_t)p, (uint32_t)n};
+}
+
+/*
+ * A written run about to be dropped: remember its pages that differ from
+ * the image. A page equal to it was not modified by this instance (one
+ * copied back writable at the allocation and left alone, or written back
+ * to its bytes): copying it again at every allocation would only grow the
+ * set to everything ever written. If the next instance reads it, one fault
+ * brings it back, write-protected and clean.
+ */
+static void note_dropped_written(struct dirty_reset *d, unsigned char *addr,
+				 size_t len)
+{
+	const size_t page = ufpi_page_size();
+	const uint64_t p0 = (uint64_t)(addr - d->base) / page;
+	uint64_t first = 0, cnt = 0, n = len / page;
+
+	/* pages an earlier, larger memory wrote may lie beyond this one's
+	 * size, PROT_NONE now: not ours to read, nor to copy back */
+	if ((p0 + n) * page > d->readable)
+		n = d->readable > p0 * page ? d->readable / page - p0 : 0;
+	for (uint64_t k = 0; k <= n; k++) {
+		if (k < n) {
+			const unsigned char *src =
+				ufpi_image_page(d->img, p0 + k);
+			const unsigned char *pg = addr + k * page;
+			if (src ? memcmp(pg, src, page) != 0
+				: !page_is_zero(pg, page)) {
+				first = cnt ? first : k;
+				cnt++;
+				continue;
+			}
+		}
+		if (cnt)
+			record_refill(d, p0 + first, cnt);
+		cnt = 0;
+	}
 }
 
 static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
@@ -468,15 +528,15 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	 * would come back with the old instance's bytes without a fault) */
 	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
 	if (flags & UFPI_PG_PRESENT)
-		record_refill(d, (uint64_t)(addr - d->base) / ufpi_page_size(),
-			      len / ufpi_page_size());
+		note_dropped_written(d, addr, len);
 	d->drop[d->ndrop++] = (struct iovec){addr, len};
 	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
 								: 0;
 }
 
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
-		       uint64_t pop, uint64_t *kept, bool *mapped)
+		       uint64_t pop, uint64_t readable, uint64_t *kept,
+		       bool *mapped)
 {
 	struct dirty_reset d = {
 		.s = s,
@@ -484,6 +544,7 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		.img = s->slot[i].image,
 		.base = ufpi_slot_base(s, i),
 		.keep = keep,
+		.readable = readable,
 	};
 	const size_t page = ufpi_page_size();
 	uint64_t t0 = ufpi_now_ns();
@@ -534,10 +595,11 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	const size_t page = ufpi_page_size();
 	struct ufpi_slot *slot = &s->slot[i];
 	unsigned char *base = ufpi_slot_base(s, i);
-	uint64_t keep, pop;
+	uint64_t keep, pop, readable;
 	int err;
 
 	pthread_mutex_lock(&slot->lock);
+	readable = min_u64(slot->accessible, slot->prot_bytes);
 	/* without a handler nothing tracks what the memory touched */
 	if (s->backend != UFP_BACKEND_UFFD &&
 	    slot->populated_hi < slot->accessible)
@@ -556,7 +618,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	*kept = 0;
 	bool mapped = false;
 	if (s->dirty)
-		err = reset_dirty(s, i, keep, pop, kept, &mapped);
+		err = reset_dirty(s, i, keep, pop, readable, kept, &mapped);
 	else
 		err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
 	mapped |= *kept != 0;
@@ -646,9 +708,10 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 	slot->image = NULL;
 	slot->populated_hi = 0;
 	slot->kept_bytes = 0;
-	slot->nrefill = 0;
+	struct ufpi_run *runs = forget_refill_locked(slot);
 	slot->stale = false;
 	slot->purging = false;
 	pthread_mutex_unlock(&slot->lock);
+	free(runs);
 	ufpi_image_unref(old);
 }

@@ -1173,6 +1173,15 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	bump(mem, 9, 7);
 	mem_free(mem);
 
+	/* pages 3 and 4 came back and were left alone: not copied again
+	 * (the set does not grow to everything ever written) */
+	ufp_stats s1b = stats(p);
+	mem = mem_alloc(p, &a, 0);
+	cr_assert_eq(stats(p).pages_refilled - s1b.pages_refilled, 1,
+		     "only page 9 was written by the last memory");
+	check_fresh(mem, &a, "after a smaller refill");
+	mem_free(mem);
+
 	/* another module: wiped, nothing copied back from the old image */
 	struct mod b;
 	mod_full(p, len, len, 22, &b);
