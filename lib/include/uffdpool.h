@@ -125,8 +125,10 @@ typedef struct ufp_config {
 	ufp_log_level log_level; /* most verbose level delivered (default
 				    UFP_LOG_WARN) */
 
-	/* Fields below were appended after 0.1; a caller built against an
-	 * older header passes a smaller size and gets their defaults. */
+	/* Added in 0.2. ufp_config_init fills the struct of the header the
+	 * library was built with, so a binary built against another minor
+	 * version must not load this library: before 1.0 the soname carries
+	 * the minor version (libuffdpool.so.0.2). */
 	uint64_t fault_around_min_bytes; /* the window halves on each fault
 					    that does not continue the last
 					    one, down to this (at most
