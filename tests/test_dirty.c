@@ -1244,6 +1244,43 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 	pool_done(p);
 }
 
+/* One long written run: at most UFPI_REFILL_MAX_PAGES come back eagerly;
+ * the rest fault in, and every byte is right. */
+Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
+{
+	const size_t page = pagesz();
+	const uint64_t npages = UFPI_REFILL_MAX_PAGES + 64;
+	/* and clean pages after them: a slot left with nothing mapped
+	 * releases its image, and with it anything to copy back */
+	const uint64_t len =
+		((npages + 16) * page + 64 * KIB - 1) / (64 * KIB) * (64 * KIB);
+	ufp_config c;
+	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
+	ufp_pool *p = pool_new(&c);
+	struct mod a;
+	mod_full(p, len, len, 25, &a);
+
+	ufp_memory *mem = mem_alloc(p, &a, 0);
+	read_all(mem);
+	for (uint64_t k = 0; k < npages; k++)
+		bump(mem, k, 1);
+	mem_free(mem);
+
+	ufp_stats s0 = stats(p);
+	mem = mem_alloc(p, &a, 0);
+	ufp_stats s1 = stats(p);
+	cr_assert_eq(
+		s1.pages_refilled - s0.pages_refilled, UFPI_REFILL_MAX_PAGES,
+		"%llu pages copied back",
+		(unsigned long long)(s1.pages_refilled - s0.pages_refilled));
+	check_fresh(mem, &a, "beyond the page cap");
+	cr_assert_gt(stats(p).faults, s1.faults,
+		     "the pages beyond the cap fault in");
+	mem_free(mem);
+	mod_fini(&a);
+	pool_done(p);
+}
+
 /* A smaller memory of the same module gets only what fits in it. */
 Test(refill, clipped_to_the_new_size)
 {
