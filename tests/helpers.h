@@ -171,4 +171,36 @@ static inline void t_fill(unsigned char *buf, size_t len, uint64_t seed)
 	}
 }
 
+/* The system page size. */
+static inline size_t t_page(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The pool's counters; the call must succeed. */
+static inline ufp_stats t_stats(ufp_pool *p)
+{
+	ufp_stats st;
+	int err = ufp_pool_stats(p, &st);
+	cr_assert_eq(err, 0, "ufp_pool_stats: %s", ufp_strerror(err));
+	return st;
+}
+
+/* What a fresh memory of `bytes` must read: zeros, then every segment
+ * applied in order (WebAssembly's order: later ones overwrite). */
+static inline unsigned char *t_apply_segments(const ufp_segment *segs, size_t n,
+					      uint64_t bytes)
+{
+	unsigned char *e = calloc(1, bytes ? bytes : 1);
+	cr_assert_not_null(e);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(segs[i].offset <= bytes &&
+				  segs[i].len <= bytes - segs[i].offset,
+			  "test bug: segment %zu out of range", i);
+		if (segs[i].len)
+			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
+	}
+	return e;
+}
+
 #endif

@@ -32,11 +32,6 @@
 #define KIB ((uint64_t)1 << 10)
 #define MIB ((uint64_t)1 << 20)
 
-static size_t pagesz(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* ---- pools -------------------------------------------------------------- */
 
 /* Library errors are logged, and a failed reset is silently repaired by a
@@ -101,13 +96,6 @@ static void pool_done(ufp_pool *p)
 		     log_errors, log_first);
 }
 
-static ufp_stats stats(ufp_pool *p)
-{
-	ufp_stats s;
-	cr_assert_eq(ufp_pool_stats(p, &s), 0);
-	return s;
-}
-
 static uint64_t resident(ufp_pool *p)
 {
 	uint64_t r = 0;
@@ -119,7 +107,7 @@ static uint64_t resident(ufp_pool *p)
 /* Pages of slot i that are resident (mincore), over its first len bytes. */
 static uint64_t slot_resident_pages(ufp_pool *p, uint32_t i, uint64_t len)
 {
-	size_t np = len / pagesz();
+	size_t np = len / t_page();
 	unsigned char *vec = malloc(np);
 	cr_assert_not_null(vec);
 	int rc = mincore(ufpi_slot_base(&p->slots, i), len, vec);
@@ -170,7 +158,7 @@ static void mod_finish(ufp_pool *p, const ufp_segment *segs, size_t n,
 static void mod_random(ufp_pool *p, uint64_t len, unsigned nsegs, uint64_t *rng,
 		       struct mod *md)
 {
-	const uint64_t span = 3 * pagesz();
+	const uint64_t span = 3 * t_page();
 	ufp_segment *segs = calloc(nsegs, sizeof(*segs));
 	cr_assert_not_null(segs);
 	md->img = calloc(1, len);
@@ -204,7 +192,7 @@ static void mod_full(ufp_pool *p, uint64_t len, uint64_t data, uint64_t seed,
 	md->len = len;
 	cr_assert_not_null(md->img);
 	t_fill(md->img, data, seed);
-	for (uint64_t o = 0; o < data; o += pagesz())
+	for (uint64_t o = 0; o < data; o += t_page())
 		md->img[o] |= 1;
 	ufp_segment seg = {0, md->img, data};
 	mod_finish(p, &seg, 1, md);
@@ -263,7 +251,7 @@ static void check_fresh(ufp_memory *mem, const struct mod *md, const char *what)
 	cr_assert_eq(d, -1,
 		     "%s: slot %u byte %ld (page %ld) of %llu reads %#x, "
 		     "expected %#x",
-		     what, ufp_memory_slot(mem), d, d / (long)pagesz(),
+		     what, ufp_memory_slot(mem), d, d / (long)t_page(),
 		     (unsigned long long)size, d < 0 ? 0 : b[d],
 		     d < 0 ? 0 : want[d]);
 	free(want);
@@ -274,7 +262,7 @@ static void read_all(ufp_memory *mem)
 {
 	const volatile unsigned char *b = ufp_memory_base(mem);
 	unsigned sum = 0;
-	for (uint64_t o = 0; o < ufp_memory_size(mem); o += pagesz())
+	for (uint64_t o = 0; o < ufp_memory_size(mem); o += t_page())
 		sum += b[o];
 	(void)sum;
 }
@@ -341,7 +329,7 @@ static uint64_t scribble(ufp_memory *mem, const struct mod *md,
 			 unsigned char *shadow, uint64_t *rng, struct oplog *l,
 			 const char *ctx)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	unsigned char *base = ufp_memory_base(mem);
 	const volatile unsigned char *vb = base;
 	uint64_t size = ufp_memory_size(mem);
@@ -444,7 +432,7 @@ static const struct mod *mx_pick(enum next_kind kind, unsigned round,
 static void run_matrix(ufp_backend be, ufp_dirty_tracking dt, uint64_t keep,
 		       enum next_kind kind)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, MX_MAX, be, dt, keep);
 	ufp_pool *p = pool_new(&c);
@@ -549,7 +537,7 @@ static void zero_pages_then_other(ufp_dirty_tracking dt, bool from_module)
 	ufp_pool *p = pool_new(&c);
 	struct mod a, b;
 	/* a: data on its first page only, the rest reads as zero pages */
-	mod_full(p, 128 * KIB, pagesz(), 7, &a);
+	mod_full(p, 128 * KIB, t_page(), 7, &a);
 	mod_full(p, 128 * KIB, 128 * KIB, 8, &b);
 
 	const struct mod *first = from_module ? &a : &no_module;
@@ -588,12 +576,12 @@ Test(regression, zero_pages_of_module_leak_into_other_module)
  */
 static void written_zero_page_outside_scan(bool with_module)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	ufp_pool *p = pool_new(&c);
 	struct mod a;
-	mod_full(p, 128 * KIB, pagesz(), 9, &a);
+	mod_full(p, 128 * KIB, t_page(), 9, &a);
 	const struct mod *md = with_module ? &a : &no_module;
 
 	ufp_memory *mem = mem_alloc(p, md, 128 * KIB);
@@ -650,7 +638,7 @@ struct warm {
 static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 			      uint64_t window, unsigned pct)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, WARM_LEN, UFP_BACKEND_UFFD, dt, keep);
 	if (window) {
@@ -681,11 +669,11 @@ static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 	free(pg);
 	mem_free(mem);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
 	cr_assert_eq(ufp_memory_slot(mem), 0);
 	check_fresh(mem, &a, "round 2");
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	mem_free(mem);
 
 	w.faults = s1.faults - s0.faults;
@@ -724,7 +712,7 @@ Test(warm_reuse, clean_pages_take_no_fault)
  * first runs of them) or by a fault each. */
 Test(warm_reuse, five_percent_written_exact_faults)
 {
-	const uint64_t page = pagesz();
+	const uint64_t page = t_page();
 	struct warm on = warm_reuse(UFP_DIRTY_AUTO, 0, page, 5);
 	cr_assert_gt(on.written, 0);
 	cr_assert_gt(on.refilled, 0);
@@ -774,7 +762,7 @@ Test(warm_reuse, five_percent_written_far_fewer_faults)
 
 static void written_beyond_keep(ufp_dirty_tracking dt)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	const uint64_t len = 1 * MIB, keep = 256 * KIB;
 	const uint64_t nbeyond = 12, nbelow = 5;
 	ufp_config c;
@@ -802,9 +790,9 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 	uint64_t r0 = resident(p);
 	cr_assert_eq(r0, len, "resident %llu before free, want %llu",
 		     (unsigned long long)r0, (unsigned long long)len);
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem_free(mem);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	uint64_t r1 = resident(p);
 
 	if (dt == UFP_DIRTY_AUTO) {
@@ -893,7 +881,7 @@ static void temp_swap_off(const char *path)
 
 Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 256 * KIB);
 	ufp_pool *p = pool_new(&c);
@@ -943,13 +931,13 @@ static int count_run(void *arg, void *addr, size_t len, unsigned flags)
 	(void)addr;
 	r->runs++;
 	if (flags & UFPI_PG_WRITTEN)
-		r->written_pages += len / pagesz();
+		r->written_pages += len / t_page();
 	return 0;
 }
 
 static void scan_whole_range(uint64_t keep)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	const uint64_t len = 8 * MIB, np = len / page;
 	ufp_config c;
 	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, keep);
@@ -970,9 +958,9 @@ static void scan_whole_range(uint64_t keep)
 		     (unsigned long long)r.runs, (unsigned long long)np);
 	cr_assert_eq(r.written_pages, np / 2);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem_free(mem);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	if (keep >= len) {
 		cr_assert_eq(s1.pages_restored - s0.pages_restored, np / 2,
 			     "pages_restored %llu, %llu written",
@@ -1018,10 +1006,10 @@ static int note_written(void *arg, void *addr, size_t len, unsigned flags)
 	/* never-populated holes read as written too: present ones only */
 	if (!(flags & UFPI_PG_WRITTEN) || !(flags & UFPI_PG_PRESENT))
 		return 0;
-	for (size_t o = 0; o < len; o += pagesz())
+	for (size_t o = 0; o < len; o += t_page())
 		w->mask |=
 			UINT64_C(1)
-			<< (((unsigned char *)addr + o - w->base) / pagesz());
+			<< (((unsigned char *)addr + o - w->base) / t_page());
 	return 0;
 }
 
@@ -1039,7 +1027,7 @@ static uint64_t written_mask(ufp_pool *p, uint64_t len)
 static void bump(ufp_memory *mem, uint64_t page_no, unsigned char by)
 {
 	unsigned char *b = ufp_memory_base(mem);
-	b[page_no * pagesz() + 17] += by;
+	b[page_no * t_page() + 17] += by;
 }
 
 /*
@@ -1052,7 +1040,7 @@ static void bump(ufp_memory *mem, uint64_t page_no, unsigned char by)
  */
 Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 {
-	const uint64_t len = 64 * pagesz();
+	const uint64_t len = 64 * t_page();
 	const uint64_t both = (UINT64_C(1) << 3) | (UINT64_C(1) << 7);
 	ufp_config c;
 	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, len);
@@ -1065,9 +1053,9 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	check_fresh(mem, &a, "first");
 	bump(mem, 3, 1);
 	bump(mem, 7, 1);
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem_free(mem);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.pages_restored - s0.pages_restored, 2);
 	cr_assert_eq(s1.reprotects - s0.reprotects, 0,
 		     "both restored pages had changed: no re-protection");
@@ -1082,7 +1070,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	bump(mem, 3, 2);
 	bump(mem, 7, 3);
 	mem_free(mem);
-	ufp_stats s2 = stats(p);
+	ufp_stats s2 = t_stats(p);
 	cr_assert_eq(s2.pages_restored - s1.pages_restored, 2);
 	cr_assert_eq(s2.reprotects - s1.reprotects, 0);
 	cr_assert_eq(written_mask(p, len), both);
@@ -1092,7 +1080,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	check_fresh(mem, &a, "third");
 	bump(mem, 3, 5);
 	mem_free(mem);
-	ufp_stats s3 = stats(p);
+	ufp_stats s3 = t_stats(p);
 	cr_assert_eq(s3.pages_restored - s2.pages_restored, 1);
 	cr_assert_eq(s3.pages_unchanged - s2.pages_unchanged, 1);
 	cr_assert_eq(s3.reprotects - s2.reprotects, 1,
@@ -1105,7 +1093,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	mem = mem_alloc(p, &a, 0);
 	check_fresh(mem, &a, "fourth (span protected again)");
 	mem_free(mem);
-	ufp_stats s4 = stats(p);
+	ufp_stats s4 = t_stats(p);
 	cr_assert_eq(s4.pages_restored - s3.pages_restored, 0);
 	cr_assert_eq(s4.pages_unchanged - s3.pages_unchanged, 0);
 	cr_assert_eq(s4.faults, s3.faults, "a warm reuse takes no fault");
@@ -1116,9 +1104,9 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	mem_free(mem);
 	struct mod b;
 	mod_full(p, len, len, 12, &b);
-	ufp_stats s5 = stats(p);
+	ufp_stats s5 = t_stats(p);
 	mem = mem_alloc(p, &b, 0); /* the only slot: wiped for b */
-	cr_assert_eq(stats(p).slots_wiped - s5.slots_wiped, 1);
+	cr_assert_eq(t_stats(p).slots_wiped - s5.slots_wiped, 1);
 	check_fresh(mem, &b, "other module after a writable page");
 	mem_free(mem);
 	mod_fini(&a);
@@ -1136,7 +1124,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
  */
 Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	const uint64_t len = 64 * page;
 	const uint64_t runs =
 		(UINT64_C(1) << 3) | (UINT64_C(1) << 4) | (UINT64_C(1) << 9);
@@ -1157,9 +1145,9 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 		     "the three written pages are dropped at free");
 	cr_assert_eq(written_mask(p, len), 0);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.pages_refilled - s0.pages_refilled, 3);
 	/* there, and writable: they read as written before any write */
 	cr_assert_eq(written_mask(p, len), runs,
@@ -1167,7 +1155,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 		     (unsigned long long)written_mask(p, len),
 		     (unsigned long long)runs);
 	check_fresh(mem, &a, "after the refill");
-	cr_assert_eq(stats(p).faults, s1.faults,
+	cr_assert_eq(t_stats(p).faults, s1.faults,
 		     "every page was there: clean ones kept, written ones "
 		     "copied back");
 	bump(mem, 9, 7);
@@ -1175,9 +1163,9 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 
 	/* pages 3 and 4 came back and were left alone: not copied again
 	 * (the set does not grow to everything ever written) */
-	ufp_stats s1b = stats(p);
+	ufp_stats s1b = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
-	cr_assert_eq(stats(p).pages_refilled - s1b.pages_refilled, 1,
+	cr_assert_eq(t_stats(p).pages_refilled - s1b.pages_refilled, 1,
 		     "only page 9 was written by the last memory");
 	check_fresh(mem, &a, "after a smaller refill");
 	mem_free(mem);
@@ -1185,9 +1173,9 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	/* another module: wiped, nothing copied back from the old image */
 	struct mod b;
 	mod_full(p, len, len, 22, &b);
-	ufp_stats s2 = stats(p);
+	ufp_stats s2 = t_stats(p);
 	mem = mem_alloc(p, &b, 0);
-	ufp_stats s3 = stats(p);
+	ufp_stats s3 = t_stats(p);
 	cr_assert_eq(s3.slots_wiped - s2.slots_wiped, 1);
 	cr_assert_eq(s3.pages_refilled - s2.pages_refilled, 0);
 	check_fresh(mem, &b, "another module after a refill");
@@ -1201,7 +1189,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
  * runs; beyond that the rest fault in, and every byte is right. */
 Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	const uint64_t runs = UFPI_REFILL_MAX + 104, npages = 2 * runs;
 	const uint64_t len =
 		(npages * page + 64 * KIB - 1) / (64 * KIB) * (64 * KIB);
@@ -1220,9 +1208,9 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 			bump(mem, 2 * k, 1); /* every other page: n runs */
 		mem_free(mem);
 
-		ufp_stats s0 = stats(p);
+		ufp_stats s0 = t_stats(p);
 		mem = mem_alloc(p, &a, 0);
-		ufp_stats s1 = stats(p);
+		ufp_stats s1 = t_stats(p);
 		uint64_t want = n < UFPI_REFILL_MAX ? n : UFPI_REFILL_MAX;
 		cr_assert_eq(s1.pages_refilled - s0.pages_refilled, want,
 			     "%llu pages copied back for %llu dropped runs",
@@ -1230,7 +1218,7 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 						  s0.pages_refilled),
 			     (unsigned long long)n);
 		check_fresh(mem, &a, round ? "beyond the cap" : "100 runs");
-		ufp_stats s2 = stats(p);
+		ufp_stats s2 = t_stats(p);
 		/* one fault's window may bring back several of the rest */
 		uint64_t faults = s2.faults - s1.faults;
 		cr_assert(round ? faults >= 1 && faults <= n - want
@@ -1248,7 +1236,7 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
  * the rest fault in, and every byte is right. */
 Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	const uint64_t npages = UFPI_REFILL_MAX_PAGES + 64;
 	/* and clean pages after them: a slot left with nothing mapped
 	 * releases its image, and with it anything to copy back */
@@ -1266,15 +1254,15 @@ Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 		bump(mem, k, 1);
 	mem_free(mem);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(
 		s1.pages_refilled - s0.pages_refilled, UFPI_REFILL_MAX_PAGES,
 		"%llu pages copied back",
 		(unsigned long long)(s1.pages_refilled - s0.pages_refilled));
 	check_fresh(mem, &a, "beyond the page cap");
-	cr_assert_gt(stats(p).faults, s1.faults,
+	cr_assert_gt(t_stats(p).faults, s1.faults,
 		     "the pages beyond the cap fault in");
 	mem_free(mem);
 	mod_fini(&a);
@@ -1298,9 +1286,9 @@ Test(refill, clipped_to_the_new_size)
 	b[3 * wasm_page + 5] ^= 1; /* beyond the next memory's size */
 	mem_free(mem);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, wasm_page);
-	cr_assert_eq(stats(p).pages_refilled - s0.pages_refilled, 1);
+	cr_assert_eq(t_stats(p).pages_refilled - s0.pages_refilled, 1);
 	check_fresh(mem, &a, "smaller memory");
 	cr_assert_eq(ufp_memory_grow(mem, len), 0);
 	check_fresh(mem, &a, "grown back (zero beyond the image)");
@@ -1315,7 +1303,7 @@ Test(refill, clipped_to_the_new_size)
 
 static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	enum { N = 8, KEEP_SLOTS = 3 };
 	ufp_config c;
 	cfg_init(&c, N, IDLE_LEN, be, dt, IDLE_LEN);
@@ -1343,7 +1331,7 @@ static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 	quiesce(p);
 	check_pool(p);
 
-	ufp_stats s = stats(p);
+	ufp_stats s = t_stats(p);
 	uint64_t idle = ufp_index_unused_bytes_resident(p->index);
 	cr_assert_leq(idle, c.max_resident_idle_bytes,
 		      "idle resident %llu > bound %llu",
@@ -1437,7 +1425,7 @@ static void warm_lru_bound(ufp_dirty_tracking dt)
 	cr_assert_eq(resident(p), WARM * IDLE_LEN);
 	for (unsigned k = 0; k < N; k++)
 		cr_assert_eq(slot_resident_pages(p, slot[k], IDLE_LEN),
-			     k < N - WARM ? 0 : IDLE_LEN / pagesz(),
+			     k < N - WARM ? 0 : IDLE_LEN / t_page(),
 			     "slot %u, freed %u-th", slot[k], k + 1);
 	for (unsigned k = 0; k < N; k++)
 		mod_fini(&md[k]);
@@ -1457,7 +1445,7 @@ Test(idle, warm_lru_bound_plain)
 
 Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	enum { N = 3 };
 	ufp_config c;
 	cfg_init(&c, N + 1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO,
@@ -1484,10 +1472,10 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 		     "prove nothing",
 		     (unsigned long long)lingering);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	cr_assert_eq(ufp_module_drop(a.m), 0);
 	quiesce(p);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(resident(p), baseline,
 		     "resident %llu after drop + quiesce, baseline %llu",
 		     (unsigned long long)resident(p),
@@ -1516,7 +1504,7 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 static ufp_stats stats_cycles(ufp_backend be, ufp_dirty_tracking dt,
 			      unsigned cycles)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, 1 * MIB, be, dt, 0);
 	ufp_pool *p = pool_new(&c);
@@ -1530,7 +1518,7 @@ static ufp_stats stats_cycles(ufp_backend be, ufp_dirty_tracking dt,
 			base[o] ^= 0x10;
 		mem_free(mem);
 	}
-	ufp_stats s = stats(p);
+	ufp_stats s = t_stats(p);
 	mod_fini(&a);
 	pool_done(p);
 	return s;
@@ -1562,7 +1550,7 @@ Test(stats, dirty_scans_move_only_with_tracking)
 
 Test(stats, faults_avoided_counts_kept_clean_pages)
 {
-	const size_t page = pagesz();
+	const size_t page = t_page();
 	ufp_config c;
 	cfg_init(&c, 1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	ufp_pool *p = pool_new(&c);
@@ -1575,10 +1563,10 @@ Test(stats, faults_avoided_counts_kept_clean_pages)
 	for (uint64_t k = 0; k < nw; k++)
 		base[(3 + 17 * k) * page] ^= 1;
 	mem_free(mem);
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	cr_assert_eq(s0.faults_avoided, 0);
 	mem = mem_alloc(p, &a, 0);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.faults_avoided, 1 * MIB / page - nw,
 		     "faults_avoided %llu, want %llu clean pages",
 		     (unsigned long long)s1.faults_avoided,

@@ -290,14 +290,6 @@ static void scribble(ufp_memory *mem)
 	memset(ufp_memory_base(mem), SECRET, ufp_memory_size(mem));
 }
 
-static ufp_stats stats(ufp_pool *p)
-{
-	ufp_stats st;
-	int err = ufp_pool_stats(p, &st);
-	cr_assert_eq(err, 0);
-	return st;
-}
-
 /* Every slot back in the allocator and the invariants hold. */
 static void assert_intact(ufp_pool *p)
 {
@@ -806,13 +798,13 @@ Test(faults, madvise_purge_redone)
 		scribble(mem);
 		free_ok(mem);
 		cr_assert_gt(resident(p), 0, "%snothing kept", ctx);
-		ufp_stats st0 = stats(p);
+		ufp_stats st0 = t_stats(p);
 
 		arm(UFPI_FI_MADVISE, 1, -EIO);
 		mod_drop(&a);
 		ufpi_fi_reset();
 		assert_intact(p);
-		ufp_stats st1 = stats(p);
+		ufp_stats st1 = t_stats(p);
 		cr_assert_eq(st1.reclaim_fallbacks - st0.reclaim_fallbacks, 1,
 			     "%sreclaim_fallbacks +%llu", ctx,
 			     (unsigned long long)(st1.reclaim_fallbacks -
@@ -1086,7 +1078,7 @@ Test(faults, uring_completion_redone)
 	for (int k = 0; k < 3; k++)
 		free_ok(mem[k]);
 	cr_assert_gt(resident(p), 0);
-	ufp_stats st0 = stats(p);
+	ufp_stats st0 = t_stats(p);
 
 	/* the second completion reports an error */
 	uint64_t key = a.m->key;
@@ -1094,7 +1086,7 @@ Test(faults, uring_completion_redone)
 	mod_drop(&a);
 	assert_intact(p);
 	ufpi_fi_reset();
-	ufp_stats st1 = stats(p);
+	ufp_stats st1 = t_stats(p);
 	cr_assert_eq(st1.reclaim_fallbacks - st0.reclaim_fallbacks, 1,
 		     "reclaim_fallbacks +%llu",
 		     (unsigned long long)(st1.reclaim_fallbacks -
@@ -1167,7 +1159,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	struct mod a;
 	mod_make(p, &a, 256 * KIB, 1);
 	ufp_memory *mem = alloc_ok(p, &a, 0);
-	ufp_stats st0 = stats(p);
+	ufp_stats st0 = t_stats(p);
 
 	arm(UFPI_FI_UFFDIO_COPY, 1, -ENOMEM);
 	unsigned char v = 0;
@@ -1177,7 +1169,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 		     "read of a page whose fill failed: signal "
 		     "%d, value %#x",
 		     sig, v);
-	ufp_stats st1 = stats(p);
+	ufp_stats st1 = t_stats(p);
 	cr_assert_eq(st1.fault_errors - st0.fault_errors, 1,
 		     "fault_errors +%llu",
 		     (unsigned long long)(st1.fault_errors - st0.fault_errors));
@@ -1243,12 +1235,12 @@ Test(faults, uffdio_copy_transient)
 	mod_make(p, &a, 256 * KIB, 1);
 	for (int k = 0; k < 2; k++) {
 		for (unsigned nth = 1; nth <= 3; nth++) {
-			ufp_stats st0 = stats(p);
+			ufp_stats st0 = t_stats(p);
 			ufp_memory *mem = alloc_ok(p, &a, 0);
 			arm(UFPI_FI_UFFDIO_COPY, nth, errs[k]);
 			verify(mem, &a, "fill with a transient error");
 			ufpi_fi_reset();
-			ufp_stats st1 = stats(p);
+			ufp_stats st1 = t_stats(p);
 			cr_assert_eq(st1.fault_errors, st0.fault_errors,
 				     "%s #%u counted as an error",
 				     strerror(-errs[k]), nth);

@@ -29,27 +29,6 @@
 #define MiB (1024 * KiB)
 #define WPAGE (64 * KiB)
 
-static size_t pgsz(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* `bytes` of memory: zeros, then every segment applied in order. */
-static unsigned char *apply_segments(const ufp_segment *segs, size_t n,
-				     uint64_t bytes)
-{
-	unsigned char *e = calloc(1, bytes ? bytes : 1);
-	cr_assert_not_null(e);
-	for (size_t i = 0; i < n; i++) {
-		cr_assert(segs[i].offset <= bytes &&
-				  segs[i].len <= bytes - segs[i].offset,
-			  "test bug: segment %zu out of range", i);
-		if (segs[i].len)
-			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
-	}
-	return e;
-}
-
 /* First differing offset of a and b over len bytes, or -1. */
 static int64_t first_diff(const unsigned char *a, const unsigned char *b,
 			  size_t len)
@@ -90,13 +69,6 @@ static ufp_module *mk_module(ufp_pool *p, const ufp_segment *s, size_t n,
 	return m;
 }
 
-static ufp_stats stats(ufp_pool *p)
-{
-	ufp_stats st;
-	cr_assert_eq(ufp_pool_stats(p, &st), 0);
-	return st;
-}
-
 /* ---- stress: allocate, touch, verify, free --------------------------------- */
 
 #define STRESS_MAX (1 * MiB) /* max_memory_bytes */
@@ -133,7 +105,7 @@ static void *stress_worker(void *arg)
 {
 	struct worker *w = arg;
 	struct stress *st = w->st;
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	unsigned char *want = malloc(STRESS_TOUCH * page);
 	uint64_t off[STRESS_TOUCH];
 
@@ -270,10 +242,10 @@ static void stress(ufp_backend b, unsigned nthreads, unsigned handlers,
 	for (int i = 0; i < STRESS_NMOD; i++) {
 		st.mod[i] =
 			mk_module(st.pool, segs[i], nsegs[i], st.initial[i]);
-		st.exp[i] = apply_segments(segs[i], nsegs[i], STRESS_MAX);
+		st.exp[i] = t_apply_segments(segs[i], nsegs[i], STRESS_MAX);
 	}
 	st.mod[STRESS_NMOD] = NULL;
-	st.exp[STRESS_NMOD] = apply_segments(NULL, 0, STRESS_MAX);
+	st.exp[STRESS_NMOD] = t_apply_segments(NULL, 0, STRESS_MAX);
 
 	pthread_t th[8];
 	struct worker w[8];
@@ -298,7 +270,7 @@ static void stress(ufp_backend b, unsigned nthreads, unsigned handlers,
 	cr_expect_eq(total, (STRESS_ITERS / nthreads) * nthreads);
 
 	cr_expect_eq(ufpi_pool_check(st.pool), 0, "ufpi_pool_check");
-	ufp_stats s = stats(st.pool);
+	ufp_stats s = t_stats(st.pool);
 	cr_expect_eq(s.allocs, total);
 	if (t_backend_has_handler(b))
 		cr_expect_eq(s.fault_errors, 0, "handler fault errors");
@@ -365,10 +337,10 @@ static void window_env_min(struct window_env *e, uint64_t around,
 	cr_assert_not_null(e->img);
 	t_fill(e->img, 4 * MiB, 4242);
 	/* every page surely holds a non-zero byte: all of them are stored */
-	for (uint64_t off = 0; off < 4 * MiB; off += pgsz())
+	for (uint64_t off = 0; off < 4 * MiB; off += t_page())
 		e->img[off] |= 1;
 	ufp_segment seg = {0, e->img, 4 * MiB};
-	e->exp = apply_segments(&seg, 1, 4 * MiB);
+	e->exp = t_apply_segments(&seg, 1, 4 * MiB);
 	e->m = mk_module(e->pool, &seg, 1, 4 * MiB);
 }
 
@@ -390,14 +362,14 @@ Test(handler, uffd_window_sequential_touch_grows_the_window, .timeout = 60)
 {
 	struct window_env e;
 	window_env(&e, 64 * KiB, 1 * MiB);
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const uint64_t pages = 4 * MiB / page;
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
-	ufp_stats s0 = stats(e.pool);
+	ufp_stats s0 = t_stats(e.pool);
 	for (uint64_t p = 0; p < pages; p++)
 		cr_assert_eq(v[p * page], e.exp[p * page]);
-	ufp_stats s1 = stats(e.pool);
+	ufp_stats s1 = t_stats(e.pool);
 	uint64_t faults = s1.faults - s0.faults;
 	cr_expect_gt(faults, 0, "no fault at all: is this the UFFD backend?");
 	cr_expect_lt(faults, pages / 8, "%llu faults for %llu sequential pages",
@@ -420,7 +392,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	struct window_env e;
 	const uint64_t around = 64 * KiB;
 	window_env(&e, around, 1 * MiB);
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 77;
 	cr_assert_leq(nwin, 64);
@@ -435,7 +407,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t r0, r1;
 	cr_assert_eq(ufp_pool_resident_bytes(e.pool, &r0), 0);
-	ufp_stats s0 = stats(e.pool);
+	ufp_stats s0 = t_stats(e.pool);
 	/* one page inside each of `touches` distinct windows, never the
 	 * first page of a window: a window's end is never hit in sequence */
 	for (uint64_t i = 0; i < touches; i++) {
@@ -443,7 +415,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 			       (1 + t_rand(&seed) % (around / page - 1)) * page;
 		assert_bytes(base + off, e.exp + off, page, "random", off);
 	}
-	ufp_stats s1 = stats(e.pool);
+	ufp_stats s1 = t_stats(e.pool);
 	cr_assert_eq(ufp_pool_resident_bytes(e.pool, &r1), 0);
 	uint64_t faults = s1.faults - s0.faults, res = r1 - r0;
 	cr_expect_eq(faults, touches, "%llu faults for %llu isolated touches",
@@ -470,7 +442,7 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	ufp_config d;
 	ufp_config_init(&d);
 	cr_assert_eq(d.fault_around_min_bytes, floor);
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 78;
 	for (uint64_t i = 0; i < nwin; i++)
@@ -482,13 +454,13 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	}
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
-	ufp_stats s0 = stats(e.pool);
+	ufp_stats s0 = t_stats(e.pool);
 	for (uint64_t i = 0; i < touches; i++) {
 		uint64_t off = order[i] * around +
 			       (1 + t_rand(&seed) % (around / page - 1)) * page;
 		assert_bytes(base + off, e.exp + off, page, "random", off);
 	}
-	ufp_stats s1 = stats(e.pool);
+	ufp_stats s1 = t_stats(e.pool);
 	uint64_t copied = s1.pages_copied - s0.pages_copied;
 	/* 64 KiB, 32 KiB, then 16 KiB for every further isolated fault */
 	uint64_t most = (around + around / 2 + (touches - 2) * floor) / page;
@@ -507,22 +479,22 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 {
 	struct window_env e;
 	window_env(&e, 64 * KiB, 1 * MiB);
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
 	/* shrink: isolated touches in the upper 2 MiB, 128 KiB apart */
-	ufp_stats sa = stats(e.pool);
+	ufp_stats sa = t_stats(e.pool);
 	for (uint64_t k = 0; k < 8; k++) {
 		uint64_t off = 2 * MiB + k * 128 * KiB + 5 * page;
 		cr_assert_eq(v[off], e.exp[off]);
 	}
-	ufp_stats s0 = stats(e.pool);
+	ufp_stats s0 = t_stats(e.pool);
 	/* 64 + 32 + 6 * 16 KiB: it did shrink */
 	cr_assert_leq(s0.pages_copied - sa.pages_copied,
 		      (64 + 32 + 6 * 16) * KiB / page);
 	for (uint64_t off = 0; off < 2 * MiB; off += page)
 		cr_assert_eq(v[off], e.exp[off]);
-	ufp_stats s1 = stats(e.pool);
+	ufp_stats s1 = t_stats(e.pool);
 	/* 16 + 32 + ... + 1024 KiB covers 2 MiB in 8 faults; a window
 	 * stuck at 16 KiB would take 128 */
 	cr_expect_leq(s1.faults - s0.faults, 10,
@@ -539,7 +511,7 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
  * the timeout catches it). */
 Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const uint64_t cfgs[][3] = {
 		{3 * page, 18 * page, page}, /* 12 KiB .. 72 KiB, 4 KiB */
 		{16 * page, 18 * page, 0},   /* 64 KiB .. 72 KiB, default */
@@ -565,7 +537,7 @@ Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
 				     (unsigned long long)off);
 		}
 		assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "odd", 0);
-		cr_assert_eq(stats(e.pool).fault_errors, 0);
+		cr_assert_eq(t_stats(e.pool).fault_errors, 0);
 		cr_assert_eq(ufp_memory_free(mem), 0);
 		window_env_done(&e);
 	}
@@ -573,7 +545,7 @@ Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
 
 Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	struct window_env e;
 	window_env(&e, page, page);
 	const uint64_t pages = 1 * MiB / page;
@@ -581,10 +553,10 @@ Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 	volatile unsigned char *v = ufp_memory_base(mem);
 
 	/* sequential: no growth */
-	ufp_stats s0 = stats(e.pool);
+	ufp_stats s0 = t_stats(e.pool);
 	for (uint64_t p = 0; p < pages; p++)
 		cr_assert_eq(v[p * page], e.exp[p * page]);
-	ufp_stats s1 = stats(e.pool);
+	ufp_stats s1 = t_stats(e.pool);
 	cr_expect_eq(s1.faults - s0.faults, pages,
 		     "%llu faults for %llu sequential pages",
 		     (unsigned long long)(s1.faults - s0.faults),
@@ -594,14 +566,14 @@ Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 	/* backwards over the next MiB: one each too */
 	for (uint64_t p = 2 * pages; p-- > pages;)
 		cr_assert_eq(v[p * page], e.exp[p * page]);
-	ufp_stats s2 = stats(e.pool);
+	ufp_stats s2 = t_stats(e.pool);
 	cr_expect_eq(s2.faults - s1.faults, pages);
 	assert_bytes(ufp_memory_base(mem), e.exp, 2 * MiB, "one-page window",
 		     0);
 	/* touching populated pages again costs no fault */
 	for (uint64_t p = 0; p < 2 * pages; p++)
 		(void)v[p * page];
-	cr_expect_eq(stats(e.pool).faults, s2.faults);
+	cr_expect_eq(t_stats(e.pool).faults, s2.faults);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	window_env_done(&e);
 }
@@ -623,7 +595,7 @@ struct racer {
 static void *race_main(void *arg)
 {
 	struct racer *r = arg;
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const uint64_t pages = RACE_BYTES / page;
 	pthread_barrier_wait(r->bar);
 	for (uint64_t i = 0; i < pages && !r->failed; i++) {
@@ -672,7 +644,7 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 		{600 * KiB, pat + 70000, 300 * KiB},
 		{RACE_BYTES - 4096, pat + 4096, 4096},
 	};
-	unsigned char *exp = apply_segments(segs, 4, RACE_BYTES);
+	unsigned char *exp = t_apply_segments(segs, 4, RACE_BYTES);
 	ufp_module *m = mk_module(pool, segs, 4, RACE_BYTES);
 	unsigned char tag = 0xa0;
 
@@ -709,19 +681,20 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 				      r[t].msg);
 		/* afterwards: the image, with every tag that was written */
 		if (wrote)
-			for (uint64_t off = 7; off < RACE_BYTES; off += pgsz())
+			for (uint64_t off = 7; off < RACE_BYTES;
+			     off += t_page())
 				exp[off] = tag;
 		assert_bytes(ufp_memory_base(mem), exp, RACE_BYTES,
 			     "after the race", 0);
 		if (wrote) {
 			free(exp);
-			exp = apply_segments(segs, 4, RACE_BYTES);
+			exp = t_apply_segments(segs, 4, RACE_BYTES);
 		}
 		cr_assert_eq(ufp_memory_free(mem), 0);
 	}
 	cr_assert_eq(ufpi_pool_check(pool), 0);
 	if (t_backend_has_handler(b))
-		cr_expect_eq(stats(pool).fault_errors, 0);
+		cr_expect_eq(t_stats(pool).fault_errors, 0);
 	cr_assert_eq(ufp_module_drop(m), 0);
 	cr_assert_eq(ufp_pool_destroy(pool), 0);
 	free(exp);

@@ -28,28 +28,7 @@ TestSuite(image_wasm, .timeout = 120);
 #define KiB ((uint64_t)1024)
 #define MiB (1024 * KiB)
 
-static size_t pgsz(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* ---- expectations ------------------------------------------------------- */
-
-/* `bytes` of memory: zeros, then every segment applied in order. */
-static unsigned char *apply_segments(const ufp_segment *segs, size_t n,
-				     uint64_t bytes)
-{
-	unsigned char *e = calloc(1, bytes ? bytes : 1);
-	cr_assert_not_null(e);
-	for (size_t i = 0; i < n; i++) {
-		cr_assert(segs[i].offset <= bytes &&
-				  segs[i].len <= bytes - segs[i].offset,
-			  "test bug: segment %zu out of range", i);
-		if (segs[i].len)
-			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
-	}
-	return e;
-}
 
 static bool all_zero(const unsigned char *p, size_t len)
 {
@@ -62,7 +41,7 @@ static bool all_zero(const unsigned char *p, size_t len)
 /* Pages of exp[0, bytes) holding at least one non-zero byte. */
 static uint64_t nonzero_pages(const unsigned char *exp, uint64_t bytes)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	uint64_t n = 0;
 	for (uint64_t off = 0; off < bytes; off += page)
 		n += !all_zero(exp + off, page);
@@ -91,7 +70,7 @@ static void assert_bytes(const unsigned char *got, const unsigned char *want,
 static void check_image(const struct ufpi_image *img, const unsigned char *exp,
 			uint64_t bytes, const char *what)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	uint64_t npages = bytes / page;
 	int64_t last = -1;
 
@@ -125,7 +104,7 @@ static void image_case(const ufp_segment *segs, size_t n, uint64_t bytes,
 		       const char *what)
 {
 	struct ufpi_image *img = NULL;
-	unsigned char *exp = apply_segments(segs, n, bytes);
+	unsigned char *exp = t_apply_segments(segs, n, bytes);
 	int err = ufpi_image_create(segs, n, bytes, &img);
 	cr_assert_eq(err, 0, "%s: ufpi_image_create: %s", what,
 		     ufp_strerror(err));
@@ -205,7 +184,7 @@ Test(image, synthetic_cases_match_applied_segments)
 
 Test(image, sparse_image_stores_only_pages_with_data)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const unsigned char a = 0x5a, b = 0xa5, d = 0x01;
 	const ufp_segment segs[] = {
 		{0, &a, 1},
@@ -230,7 +209,7 @@ Test(image, sparse_image_stores_only_pages_with_data)
 
 Test(image, unaligned_segments)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	t_fill(pat, sizeof(pat), 7);
 	/* start and end inside pages, crossing 1, 2 and many boundaries */
 	const ufp_segment segs[] = {
@@ -244,7 +223,7 @@ Test(image, unaligned_segments)
 
 Test(image, overlapping_segments_later_wins)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	unsigned char x[3 * 4096], y[100];
 	memset(x, 0x11, sizeof(x));
 	memset(y, 0x22, sizeof(y));
@@ -283,7 +262,7 @@ Test(image, overlapping_segments_later_wins)
 
 Test(image, segment_ending_exactly_at_initial_bytes)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const unsigned char last = 0x77;
 	t_fill(pat, sizeof(pat), 9);
 	const ufp_segment segs[] = {
@@ -337,7 +316,7 @@ Test(image, segment_beyond_initial_bytes_is_erange)
 
 Test(image, zero_pages_are_not_stored)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	unsigned char *z = calloc(1, 3 * page);
 	cr_assert_not_null(z);
 	t_fill(pat, sizeof(pat), 3);
@@ -465,7 +444,7 @@ Test(image_api, fresh_memory_is_segment_data_or_zero)
 				     ufp_strerror(err));
 			cr_assert_eq(ufp_module_initial_bytes(m), c[i].initial,
 				     "%s", what);
-			unsigned char *exp = apply_segments(
+			unsigned char *exp = t_apply_segments(
 				c[i].segs, c[i].nsegs, c[i].initial);
 			check_fresh_memory(pool, m, exp, c[i].initial, 0, what);
 			/* a larger memory: the image, then zeros */
@@ -487,7 +466,7 @@ Test(image_api, segment_bytes_are_copied)
 		cr_assert_not_null(buf);
 		t_fill(buf, 100000, 77);
 		ufp_segment segs[] = {{12345, buf, 100000}};
-		unsigned char *exp = apply_segments(segs, 1, 256 * KiB);
+		unsigned char *exp = t_apply_segments(segs, 1, 256 * KiB);
 		ufp_module *m = NULL;
 		int err = ufp_module_create(pool, segs, 1, 256 * KiB, &m);
 		cr_assert_eq(err, 0, "%s", ufp_strerror(err));
@@ -521,7 +500,7 @@ Test(image_api, bad_segments_are_rejected)
 		cr_expect_eq(err, -EINVAL, "%d (%s)", err, ufp_strerror(err));
 		/* the pool still works: a valid module, a memory, its bytes */
 		const ufp_segment ok[] = {{64 * KiB - 4, b, 4}};
-		unsigned char *exp = apply_segments(ok, 1, 64 * KiB);
+		unsigned char *exp = t_apply_segments(ok, 1, 64 * KiB);
 		err = ufp_module_create(pool, ok, 1, 64 * KiB, &m);
 		cr_assert_eq(err, 0, "%s", ufp_strerror(err));
 		check_fresh_memory(pool, m, exp, 64 * KiB, 0, "after errors");
@@ -549,7 +528,7 @@ static void wasm_case(const char *file)
 	cr_assert_lt(wm.mem_min_pages, 65536);
 	uint64_t initial = wm.mem_min_pages * 64 * KiB;
 	const ufp_segment *segs = (const ufp_segment *)wm.segs;
-	unsigned char *exp = apply_segments(segs, wm.nsegs, initial);
+	unsigned char *exp = t_apply_segments(segs, wm.nsegs, initial);
 	cr_assert_gt(nonzero_pages(exp, initial), 0);
 
 	/* the image itself */

@@ -32,11 +32,6 @@
 #define MiB (1024 * KiB)
 #define WPAGE (64 * KiB)
 
-static size_t pgsz(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* ---- patterns and expectations ------------------------------------------ */
 
 static unsigned char pat[512 * 1024];
@@ -47,22 +42,6 @@ static void patterns(void)
 {
 	t_fill(pat, sizeof(pat), 1001);
 	t_fill(pat2, sizeof(pat2), 2002);
-}
-
-/* `bytes` of memory: zeros, then every segment applied in order. */
-static unsigned char *apply_segments(const ufp_segment *segs, size_t n,
-				     uint64_t bytes)
-{
-	unsigned char *e = calloc(1, bytes ? bytes : 1);
-	cr_assert_not_null(e);
-	for (size_t i = 0; i < n; i++) {
-		cr_assert(segs[i].offset <= bytes &&
-				  segs[i].len <= bytes - segs[i].offset,
-			  "test bug: segment %zu out of range", i);
-		if (segs[i].len)
-			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
-	}
-	return e;
 }
 
 /* What the test is doing right now (backend, keep_resident_bytes, ...),
@@ -116,7 +95,7 @@ static void check_memory_random(const ufp_memory *mem, const unsigned char *exp,
 				uint64_t explen, uint64_t seed,
 				const char *what)
 {
-	const size_t page = pgsz();
+	const size_t page = t_page();
 	const unsigned char *base = ufp_memory_base(mem);
 	uint64_t size = ufp_memory_size(mem);
 	size_t np = size / page;
@@ -240,7 +219,7 @@ static void scribble(ufp_memory *mem, uint64_t seed)
 	uint64_t size = ufp_memory_size(mem);
 	t_fill(base, size, seed);
 	/* t_fill can produce zero bytes: make every page surely dirty */
-	for (uint64_t off = 0; off < size; off += pgsz())
+	for (uint64_t off = 0; off < size; off += t_page())
 		base[off] |= 0x80;
 }
 
@@ -316,7 +295,7 @@ Test(pool_image, fresh_memory_equals_image_or_zero)
 				 t_backend_name(t_backends[k]), c[i].name);
 			ufp_module *m = mk_module(pool, c[i].segs, c[i].nsegs,
 						  c[i].initial);
-			unsigned char *exp = apply_segments(
+			unsigned char *exp = t_apply_segments(
 				c[i].segs, c[i].nsegs, c[i].initial);
 			/* two at once: each in its own slot */
 			ufp_memory *a = mk_memory(pool, m, 0);
@@ -358,7 +337,7 @@ Test(pool_image, drop_while_live_keeps_the_image)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
@@ -383,8 +362,8 @@ Test(pool_private, two_memories_do_not_see_each_others_writes)
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-		unsigned char *ea = apply_segments(s, ns, 512 * KiB);
-		unsigned char *eb = apply_segments(s, ns, 512 * KiB);
+		unsigned char *ea = t_apply_segments(s, ns, 512 * KiB);
+		unsigned char *eb = t_apply_segments(s, ns, 512 * KiB);
 		ufp_memory *a = mk_memory(pool, m, 512 * KiB);
 		ufp_memory *b = mk_memory(pool, m, 512 * KiB);
 		cr_assert_neq(ufp_memory_slot(a), ufp_memory_slot(b));
@@ -421,7 +400,7 @@ Test(pool_private, same_module_same_slot_shows_the_image_again)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -469,8 +448,8 @@ Test(pool_private, other_module_same_slot_sees_only_its_image)
 {
 	ufp_segment s1[8], s2[8];
 	size_t n1 = std_segs(s1), n2 = other_segs(s2);
-	unsigned char *e1 = apply_segments(s1, n1, STD_INITIAL);
-	unsigned char *e2 = apply_segments(s2, n2, STD_INITIAL);
+	unsigned char *e1 = t_apply_segments(s1, n1, STD_INITIAL);
+	unsigned char *e2 = t_apply_segments(s2, n2, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -521,7 +500,7 @@ Test(pool_private, zero_pages_left_by_a_reader_hide_nothing)
 	const unsigned char d4[4096] = {[0] = 0xd4, [4095] = 0xd4};
 	const ufp_segment seg[] = {{0, d4, sizeof(d4)},
 				   {512 * KiB, d4, sizeof(d4)}};
-	unsigned char *exp = apply_segments(seg, 2, 1 * MiB);
+	unsigned char *exp = t_apply_segments(seg, 2, 1 * MiB);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -569,7 +548,7 @@ Test(pool_cve_2022_39393, image_then_no_image_reads_only_zeros)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -605,7 +584,7 @@ Test(pool_cve_2022_39393, no_image_then_image_reads_only_the_image)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -640,7 +619,7 @@ Test(pool_cve_2022_39393, grown_pages_of_a_reused_slot_read_zero)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
@@ -781,7 +760,7 @@ Test(pool_bounds, grow_reads_zero_and_respects_limits)
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+		unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 		ufp_pool *pool = mk_pool(t_backends[k], 1, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
 		ufp_memory *mem = mk_memory(pool, m, 0);
@@ -829,7 +808,7 @@ Test(pool_kernel, read_from_pipe_into_untouched_pages, .timeout = 60)
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-		unsigned char *exp = apply_segments(s, ns, 512 * KiB);
+		unsigned char *exp = t_apply_segments(s, ns, 512 * KiB);
 		ufp_memory *mem = mk_memory(pool, m, 512 * KiB);
 		unsigned char *base = ufp_memory_base(mem);
 		/* nothing touched yet: into an image page, across a page
@@ -854,7 +833,7 @@ Test(pool_kernel, read_from_pipe_into_untouched_pages, .timeout = 60)
 
 		/* and the other way: write(2) from untouched memory */
 		free(exp);
-		exp = apply_segments(s, ns, STD_INITIAL);
+		exp = t_apply_segments(s, ns, STD_INITIAL);
 		ufp_memory *b = mk_memory(pool, m, 0);
 		unsigned char *bb = ufp_memory_base(b);
 		unsigned char back[5000];
@@ -938,7 +917,7 @@ Test(pool_uaf, poisoned_slot_recovers_for_its_next_memory, .timeout = 60)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	struct sigaction sa, old_bus, old_segv;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_trap;
@@ -1173,7 +1152,7 @@ Test(pool_bad, module_arguments)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	const unsigned char b[4] = {1, 2, 3, 4};
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
@@ -1233,7 +1212,7 @@ Test(pool_bad, memory_arguments)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_pool *other = mk_pool(t_backends[k], 1, 1 * MiB, 0);
@@ -1317,7 +1296,7 @@ Test(pool_bad, double_free_and_double_drop)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
@@ -1564,7 +1543,7 @@ Test(pool_lifecycle, destroy_with_a_live_memory_is_ebusy)
 {
 	ufp_segment s[8];
 	size_t ns = std_segs(s);
-	unsigned char *exp = apply_segments(s, ns, STD_INITIAL);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
 		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
@@ -1620,7 +1599,7 @@ Test(pool_lifecycle, resident_bytes_of_image_pages_go_at_free)
 		cr_assert_eq(ufp_pool_resident_bytes(pool, &r0), 0);
 		ufp_memory *mem = mk_memory(pool, m, 4 * MiB);
 		volatile unsigned char *v = ufp_memory_base(mem);
-		for (uint64_t off = 0; off < 64 * KiB; off += pgsz())
+		for (uint64_t off = 0; off < 64 * KiB; off += t_page())
 			(void)v[off]; /* 16 pages of image data */
 		memset(ufp_memory_base(mem) + 1 * MiB, 0x17, 1 * MiB);
 		cr_assert_eq(ufp_pool_resident_bytes(pool, &r1), 0);

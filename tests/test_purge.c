@@ -33,11 +33,6 @@
 #define KIB ((uint64_t)1 << 10)
 #define MIB ((uint64_t)1 << 20)
 
-static size_t pagesz(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* ---- modules with a known image ----------------------------------------- */
 
 struct mod {
@@ -61,7 +56,7 @@ static int mod_make(ufp_pool *p, uint64_t len, uint64_t seed, struct mod *md)
 	if (!md->img)
 		return -ENOMEM;
 	t_fill(md->img, len, seed);
-	for (size_t o = 0; o < len; o += pagesz())
+	for (size_t o = 0; o < len; o += t_page())
 		md->img[o] |= 1;
 	ufp_segment seg = {0, md->img, len};
 	int err = ufp_module_create(p, &seg, 1, len, &md->m);
@@ -211,14 +206,6 @@ static uint64_t resident(ufp_pool *p)
 	int err = ufp_pool_resident_bytes(p, &r);
 	cr_assert_eq(err, 0, "resident_bytes: %s", ufp_strerror(err));
 	return r;
-}
-
-static ufp_stats stats(ufp_pool *p)
-{
-	ufp_stats s;
-	int err = ufp_pool_stats(p, &s);
-	cr_assert_eq(err, 0);
-	return s;
 }
 
 static int key_listed(ufp_pool *p, uint64_t key)
@@ -386,12 +373,12 @@ static void end_state(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 			      (unsigned long long)(before - base));
 	check_pool(p);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mod_drop(&a);
 	quiesce(p);
 	assert_gone(p, &a, base, what);
 
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.purges - s0.purges, 1, "%s", what);
 	cr_assert_eq(s1.slots_purged - s0.slots_purged, naff, "%s", what);
 	/* every affine slot kept its whole populated range */
@@ -524,14 +511,14 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	 * for byte, served from the kept pages (with a handler: without a
 	 * single fault) */
 	if (st == UFP_STRATEGY_REUSE_AFFINITY || st == UFP_STRATEGY_WARM_LRU) {
-		ufp_stats s0 = stats(p);
+		ufp_stats s0 = t_stats(p);
 		ufp_memory *mem = mem_alloc(p, &b);
 		uint32_t i = ufp_memory_slot(mem);
 		cr_assert(bslot[i], "%s: B got slot %u, not affine", what, i);
 		long d = first_diff(mem, &b);
 		cr_assert_eq(d, -1, "%s: B's slot %u differs at %ld", what, i,
 			     d);
-		ufp_stats s1 = stats(p);
+		ufp_stats s1 = t_stats(p);
 		cr_assert_eq(s1.affinity_hits - s0.affinity_hits, 1, "%s",
 			     what);
 		if (t_backend_has_handler(be) && bres[i] == len)
@@ -542,7 +529,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 
 	/* every slot at once: each of B's affine slots hosts B again (an
 	 * affinity hit each) and shows B's image */
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	ufp_memory *v[64];
 	for (uint32_t k = 0; k < slots; k++) {
 		v[k] = mem_alloc(p, &b);
@@ -550,7 +537,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 		cr_assert_eq(d, -1, "%s: slot %u differs at %ld", what,
 			     ufp_memory_slot(v[k]), d);
 	}
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.affinity_hits - s0.affinity_hits, nb, "%s", what);
 	for (uint32_t k = 0; k < slots; k++)
 		mem_free(v[k]);
@@ -616,7 +603,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	cr_assert_gt(res0, base, "%s", what);
 	cr_assert_gt(naff0, 0, "%s", what);
 
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mod_drop(&a);
 	cr_assert_eq(ufp_module_drop(a.m), -EALREADY, "%s: second drop", what);
 	ufp_memory *x = NULL;
@@ -625,7 +612,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	quiesce(p);
 
 	/* nothing purged while memories are live */
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.purges, s0.purges, "%s", what);
 	cr_assert_eq(s1.slots_purged, s0.slots_purged, "%s", what);
 	cr_assert_eq(resident(p), res0, "%s", what);
@@ -640,7 +627,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	for (uint32_t k = nmem / 2; k + 1 < nmem; k++) {
 		mem_free(v[k]);
 		quiesce(p);
-		s1 = stats(p);
+		s1 = t_stats(p);
 		cr_assert_eq(s1.purges, s0.purges, "%s", what);
 		cr_assert_eq(s1.slots_purged, s0.slots_purged, "%s", what);
 	}
@@ -652,7 +639,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	/* the last free purges everything */
 	mem_free(v[nmem - 1]);
 	quiesce(p);
-	s1 = stats(p);
+	s1 = t_stats(p);
 	cr_assert_eq(s1.purges - s0.purges, 1, "%s", what);
 	cr_assert_eq(s1.slots_purged - s0.slots_purged, nmem, "%s", what);
 	cr_assert_eq(s1.purge_bytes - s0.purge_bytes, nmem * len, "%s", what);
@@ -690,7 +677,7 @@ Test(purge, drop_with_live_memories_process_madvise)
 static void touch_pages(ufp_memory *mem, const struct mod *md)
 {
 	volatile unsigned char *b = ufp_memory_base(mem);
-	for (uint64_t o = 0; o < md->len; o += pagesz())
+	for (uint64_t o = 0; o < md->len; o += t_page())
 		cr_assert_eq(b[o], md->img[o], "slot %u offset %llu",
 			     ufp_memory_slot(mem), (unsigned long long)o);
 	dirty(mem, md);
@@ -724,14 +711,14 @@ Test(purge, uring_drop_returns_before_purge_completes, .timeout = 240)
 		cr_assert_geq(resident(p) - base, (uint64_t)slots * MIB / 2);
 		mod_drop(&a);
 		/* right after the call: work still in flight? */
-		ufp_stats s = stats(p);
+		ufp_stats s = t_stats(p);
 		size_t inflight = ufpi_reclaim_inflight(p->reclaim);
 		uint64_t pending = atomic_load(&p->purge_pending);
 		if (s.purges_inflight || inflight || pending)
 			observed++;
 		quiesce(p);
 		assert_gone(p, &a, base, "uring async");
-		cr_assert_eq(stats(p).purges_inflight, 0);
+		cr_assert_eq(t_stats(p).purges_inflight, 0);
 		cr_assert_eq(ufpi_reclaim_inflight(p->reclaim), 0);
 		mod_fini(&a);
 	}
@@ -755,7 +742,7 @@ static void sync_engine_done_on_return(ufp_reclaim rc)
 	mod_drop(&a);
 	/* no quiesce: the synchronous engines are done when drop returns */
 	cr_assert_eq(atomic_load(&p->purge_pending), 0);
-	cr_assert_eq(stats(p).purges_inflight, 0);
+	cr_assert_eq(t_stats(p).purges_inflight, 0);
 	assert_gone(p, &a, base, t_reclaim_name(rc));
 	mod_fini(&a);
 	destroy(p);
@@ -813,7 +800,7 @@ Test(purge, uring_forced_off_by_config)
 			      UFP_RECLAIM_SYNC, 64, MIB, MIB);
 	cr_assert_eq(ufpi_reclaim_eventfd(p->reclaim), -1);
 	purge_roundtrip(p, "sync by config");
-	ufp_stats s = stats(p);
+	ufp_stats s = t_stats(p);
 	cr_assert_eq(s.purges, 1);
 	cr_assert_eq(s.slots_purged, 64);
 	destroy(p);
@@ -848,7 +835,7 @@ Test(purge, uring_setup_failure_falls_back_to_sync)
 	cr_assert(said, "no log line says why io_uring is not used: '%s'",
 		  cap.buf);
 	purge_roundtrip(p, "auto -> sync");
-	cr_assert_eq(stats(p).reclaim_fallbacks, 0);
+	cr_assert_eq(t_stats(p).reclaim_fallbacks, 0);
 	destroy(p);
 
 	/* forced URING: creation fails with the setup's errno */
@@ -877,12 +864,12 @@ Test(purge, uring_completion_failure_redone_with_madvise)
 	mod_create(p, MIB, 21, &a);
 	populate_cheap(p, &a, 64);
 	cr_assert_gt(resident(p), base);
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	cr_assert_eq(ufpi_fi_arm(UFPI_FI_URING_CQE, 1, -EIO), 0);
 	mod_drop(&a);
 	quiesce(p);
 	ufpi_fi_reset();
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.reclaim_fallbacks - s0.reclaim_fallbacks, 1);
 	cr_assert_eq(s1.slots_purged - s0.slots_purged, 64);
 	assert_gone(p, &a, base, "cqe -EIO");
@@ -913,10 +900,10 @@ Test(purge, stats_affine_slots_without_pages)
 		mem_free(v[k]);
 	cr_assert_eq(resident(p), base);
 	cr_assert_eq(ufp_index_num_affine(p->index, a.key), 16);
-	ufp_stats s0 = stats(p);
+	ufp_stats s0 = t_stats(p);
 	mod_drop(&a);
 	quiesce(p);
-	ufp_stats s1 = stats(p);
+	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.purges - s0.purges, 1);
 	cr_assert_eq(s1.slots_purged - s0.slots_purged, 16);
 	cr_assert_eq(s1.purge_bytes, s0.purge_bytes);
@@ -927,7 +914,7 @@ Test(purge, stats_affine_slots_without_pages)
 	/* a module that never had a memory: a purge of nothing */
 	mod_drop(&never);
 	quiesce(p);
-	ufp_stats s2 = stats(p);
+	ufp_stats s2 = t_stats(p);
 	cr_assert_eq(s2.purges - s1.purges, 1);
 	cr_assert_eq(s2.slots_purged, s1.slots_purged);
 	assert_gone(p, &never, base, "never used");
@@ -1183,7 +1170,7 @@ static void concurrent_drops(ufp_reclaim rc)
 		mod_fini(&a);
 		mod_fini(&b);
 	}
-	ufp_stats s = stats(p);
+	ufp_stats s = t_stats(p);
 	cr_assert_eq(s.purges, 12);
 	cr_assert_eq(s.slots_purged, 6 * slots);
 	destroy(p);
@@ -1262,9 +1249,9 @@ static void drop_racing_alloc(ufp_backend be, int rounds)
 			     t_backend_name(be), r, ufp_strerror(dr.err));
 		if (al.err == 0) {
 			won++;
-			ufp_stats s0 = stats(p);
+			ufp_stats s0 = t_stats(p);
 			long d = first_diff(al.mem, &a);
-			ufp_stats s1 = stats(p);
+			ufp_stats s1 = t_stats(p);
 			cr_assert_eq(s1.fault_errors, s0.fault_errors,
 				     "%s round %d: the handler could not fill "
 				     "the memory (image gone?)",
