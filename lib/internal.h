@@ -228,6 +228,24 @@ static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,
 	return img->data + (size_t)img->map[p] * ufpi_page_size();
 }
 
+/* End of the run that starts at page p (< end): pages stored one after
+ * the other in the image, or pages without data. One UFFDIO_COPY (or one
+ * memcpy) or one UFFDIO_ZEROPAGE fills such a run. */
+static inline uint64_t ufpi_image_run_end(const struct ufpi_image *img,
+					  uint64_t p, uint64_t end)
+{
+	const unsigned char *src = ufpi_image_page(img, p);
+	uint64_t q = p + 1;
+	if (src)
+		while (q < end && ufpi_image_page(img, q) ==
+					  src + (q - p) * ufpi_page_size())
+			q++;
+	else
+		while (q < end && !ufpi_image_page(img, q))
+			q++;
+	return q;
+}
+
 /* ---- floor 3: slots (slot.c) ------------------------------------------- */
 
 enum ufpi_slot_state {

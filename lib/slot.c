@@ -48,8 +48,6 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-/* Drop everything the slot holds: populated pages, poison markers, the
- * image reference. The slot is not LIVE and is owned by the caller. */
 /* A slot that loses its image loses its refill record too, and gives the
  * array back (up to UFPI_REFILL_MAX runs): returned, to free unlocked. */
 static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
@@ -60,6 +58,9 @@ static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
 	slot->nrefill = 0;
 	return runs;
 }
+
+/* Drop everything the slot holds: populated pages, poison markers, the
+ * image reference. The slot is not LIVE and is owned by the caller. */
 
 static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 {
@@ -137,16 +138,11 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
 
 	for (uint64_t p = 0; p < img->npages;) {
 		const unsigned char *src = ufpi_image_page(img, p);
-		uint64_t q = p + 1;
-		if (!src) {
-			p++;
-			continue;
+		uint64_t q = ufpi_image_run_end(img, p, img->npages);
+		if (src) {
+			memcpy(base + p * page, src, (q - p) * page);
+			UFPI_ADD(s->ctr, pages_copied, q - p);
 		}
-		while (q < img->npages &&
-		       ufpi_image_page(img, q) == src + (q - p) * page)
-			q++;
-		memcpy(base + p * page, src, (q - p) * page);
-		UFPI_ADD(s->ctr, pages_copied, q - p);
 		p = q;
 	}
 	uint64_t end = (uint64_t)img->npages * page;
@@ -161,7 +157,8 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
  * same image (slot lock held, slot LIVE, no fault of the new memory yet).
  * An instance tends to write what the previous one wrote, and each of
  * those pages would otherwise come back through a fault round trip to the
- * handler, then a write-protect fault. They are installed writable (so
+ * handler, then take a write-protect fault (resolved by the kernel, but a
+ * VM exit here) on the write. They are installed writable (so
  * they read as written to the next scan, and are restored or dropped like
  * any written page). A copy that fails is left to the handler: the page
  * is simply not there yet.
@@ -181,13 +178,13 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 		if (end > limit)
 			end = limit;
 		while (p < end) {
+			/* pages without data: one real page of zeros each,
+			 * writable like the rest (a zero-page mapping would
+			 * fault again on the first write) */
 			const unsigned char *src = ufpi_image_page(img, p);
-			uint64_t q = p + 1;
-			if (src)
-				while (q < end && ufpi_image_page(img, q) ==
-							  src + (q - p) * page)
-					q++;
-			else if (!s->zero_page)
+			uint64_t q =
+				src ? ufpi_image_run_end(img, p, end) : p + 1;
+			if (!src && !s->zero_page)
 				break;
 			size_t done = 0;
 			int err = ufpi_uffd_copy(fd, base + p * page,
@@ -199,7 +196,6 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 			p = q;
 		}
 	}
-	slot->nrefill = 0;
 	UFPI_ADD(s->ctr, pages_refilled, n);
 }
 
@@ -320,6 +316,15 @@ static bool page_is_zero(const unsigned char *p, size_t len)
 	return true;
 }
 
+/* Whether the page at addr holds what page p of a fresh memory holds. */
+static bool page_matches_image(const struct ufpi_image *img, uint64_t p,
+			       const unsigned char *addr)
+{
+	const unsigned char *src = ufpi_image_page(img, p);
+	return src ? memcmp(addr, src, ufpi_page_size()) == 0
+		   : page_is_zero(addr, ufpi_page_size());
+}
+
 /*
  * Restore the present pages of [0, keep) to the image (or zero) in place
  * and drop the pages of that range that are not present: a page that was
@@ -421,12 +426,11 @@ static void restore_written(struct dirty_reset *d, unsigned char *addr,
 	const size_t page = ufpi_page_size();
 	for (size_t off = 0; off < len; off += page) {
 		uint64_t p = (uint64_t)(addr + off - d->base) / page;
-		const unsigned char *src = ufpi_image_page(d->img, p);
-		if (src ? memcmp(addr + off, src, page) == 0
-			: page_is_zero(addr + off, page)) {
+		if (page_matches_image(d->img, p, addr + off)) {
 			d->unchanged += page;
 			continue;
 		}
+		const unsigned char *src = ufpi_image_page(d->img, p);
 		if (src)
 			memcpy(addr + off, src, page);
 		else
@@ -485,16 +489,11 @@ static void note_dropped_written(struct dirty_reset *d, unsigned char *addr,
 	if ((p0 + n) * page > d->readable)
 		n = d->readable > p0 * page ? d->readable / page - p0 : 0;
 	for (uint64_t k = 0; k <= n; k++) {
-		if (k < n) {
-			const unsigned char *src =
-				ufpi_image_page(d->img, p0 + k);
-			const unsigned char *pg = addr + k * page;
-			if (src ? memcmp(pg, src, page) != 0
-				: !page_is_zero(pg, page)) {
-				first = cnt ? first : k;
-				cnt++;
-				continue;
-			}
+		if (k < n &&
+		    !page_matches_image(d->img, p0 + k, addr + k * page)) {
+			first = cnt ? first : k;
+			cnt++;
+			continue;
 		}
 		if (cnt)
 			record_refill(d, p0 + first, cnt);
@@ -536,7 +535,7 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		       uint64_t pop, uint64_t readable, uint64_t *kept,
-		       bool *mapped)
+		       bool *mapped, uint32_t *nrefill)
 {
 	struct dirty_reset d = {
 		.s = s,
@@ -571,13 +570,6 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		UFPI_ADD(s->ctr, reprotects, 1);
 	}
 
-	if (!err) {
-		struct ufpi_slot *slot = &s->slot[i];
-		pthread_mutex_lock(&slot->lock);
-		slot->nrefill = d.nrefill;
-		pthread_mutex_unlock(&slot->lock);
-	}
-
 	UFPI_ADD(s->ctr, dirty_scans, 1);
 	UFPI_ADD(s->ctr, dirty_scan_ns, ufpi_now_ns() - t0);
 	UFPI_ADD(s->ctr, pages_restored, d.restored / page);
@@ -587,6 +579,7 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	UFPI_ADD(s->ctr, bytes_dropped, d.dropped);
 	*kept = d.kept;
 	*mapped = d.mapped;
+	*nrefill = d.nrefill;
 	return err;
 }
 
@@ -617,8 +610,10 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;
 	bool mapped = false;
+	uint32_t nrefill = 0; /* runs recorded in slot->refill */
 	if (s->dirty)
-		err = reset_dirty(s, i, keep, pop, readable, kept, &mapped);
+		err = reset_dirty(s, i, keep, pop, readable, kept, &mapped,
+				  &nrefill);
 	else
 		err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
 	mapped |= *kept != 0;
@@ -627,6 +622,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	slot->state = UFPI_SLOT_FREE;
 	slot->gen++;
 	slot->accessible = 0;
+	slot->nrefill = err ? 0 : nrefill;
 	if (!s->dirty)
 		pop = slot->populated_hi;
 	pthread_mutex_unlock(&slot->lock);
@@ -645,7 +641,6 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 		pthread_mutex_lock(&slot->lock);
 		slot->stale = true;
 		slot->kept_bytes = 0;
-		slot->nrefill = 0;
 		pthread_mutex_unlock(&slot->lock);
 		*kept = pop;
 		ufpi_logf(s->log, UFP_LOG_ERROR,

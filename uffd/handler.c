@@ -201,16 +201,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 	const struct ufpi_image *img = slot->image;
 	int err = 0;
 	for (uint64_t p = start / page, endp = end / page; p < endp && !err;) {
-		const unsigned char *src = ufpi_image_page(img, p);
-		uint64_t q = p + 1;
-		if (src)
-			while (q < endp &&
-			       ufpi_image_page(img, q) == src + (q - p) * page)
-				q++;
-		else
-			while (q < endp && !ufpi_image_page(img, q))
-				q++;
-		err = fill_run(s, fd, base + p * page, src, (q - p) * page);
+		uint64_t q = ufpi_image_run_end(img, p, endp);
+		err = fill_run(s, fd, base + p * page, ufpi_image_page(img, p),
+			       (q - p) * page);
 		p = q;
 	}
 	if (unlikely(err)) {
