@@ -129,12 +129,14 @@ typedef struct ufp_config {
 	 * library was built with, so a binary built against another minor
 	 * version must not load this library: before 1.0 the soname carries
 	 * the minor version (libuffdpool.so.0.2). */
-	uint64_t fault_around_min_bytes; /* the window halves on each fault
-					    that does not continue the last
-					    one, down to this (at most
-					    fault_around_bytes: larger values
-					    act as fault_around_bytes, which
-					    disables shrinking); non-zero
+	uint64_t fault_around_min_bytes; /* a fault that does not continue
+					    the last window halves it
+					    (starting from at most
+					    fault_around_bytes, rounded down
+					    to a page), down to this; larger
+					    than fault_around_bytes acts as
+					    fault_around_bytes, which
+					    disables shrinking; non-zero
 					    page multiple (default 16 KiB) */
 } ufp_config;
 
