@@ -115,6 +115,10 @@ int ufpi_os_eventfd_drain(int fd);
 /* Bytes resident in [addr, addr+len): PAGEMAP_SCAN (present, not the zero
  * page) when pagemap_fd >= 0 and the kernel has it, else mincore. */
 int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out);
+/* The same split into anonymous (private) and file-backed (shared page
+ * cache) bytes. Without PAGEMAP_SCAN everything counts as private. */
+int ufpi_os_resident_split(int pagemap_fd, void *addr, size_t len,
+			   uint64_t *private_bytes, uint64_t *shared_bytes);
 int ufpi_os_max_map_count(uint64_t *max, uint64_t *used);
 int ufpi_os_rlimit_as(uint64_t *limit); /* UINT64_MAX when unlimited */
 int ufpi_os_pidfd_self(int *out);
@@ -152,6 +156,7 @@ struct ufpi_features {
 	bool poison;		/* UFFDIO_POISON (6.6) */
 	bool wp_async;		/* UFFD_FEATURE_WP_ASYNC (6.7) */
 	bool pagemap_scan;	/* PAGEMAP_SCAN ioctl (6.7) */
+	bool minor_shmem;	/* UFFD_FEATURE_MINOR_SHMEM (5.14) */
 	int uring_madvise;	/* 1 yes, 0 no, <0 io_uring unusable (-errno) */
 	int process_madvise;	/* 1 if process_madvise accepts MADV_DONTNEED on
 				  ourselves, 0 no, <0 -errno */
@@ -427,6 +432,7 @@ struct ufp_pool {
 	struct ufpi_features feat; /* copy of the process-wide probe */
 	ufp_backend backend;	   /* resolved */
 	bool dirty_tracking;	   /* resolved */
+	ufp_fill_mode fill_mode;   /* resolved: MINOR or COPY (UFFD), AUTO */
 
 	unsigned char *reservation; /* pre_guard + slots * slot_bytes */
 	size_t reservation_len;

@@ -202,11 +202,13 @@ int ufpi_os_eventfd_drain(int fd)
 }
 
 /* PAGEMAP_SCAN walks page tables and reports runs, so a sparse terabyte
- * reservation costs what is populated, not what is reserved. */
-static int resident_scan(int fd, uint64_t start, uint64_t end, uint64_t *out)
+ * reservation costs what is populated, not what is reserved. Present pages
+ * other than the shared zero page, split by file-backed or not. */
+static int resident_scan(int fd, uint64_t start, uint64_t end,
+			 uint64_t *private_bytes, uint64_t *shared_bytes)
 {
 	struct page_region regs[256];
-	uint64_t total = 0;
+	uint64_t priv = 0, shared = 0;
 	int saved = errno;
 
 	while (start < end) {
@@ -218,7 +220,7 @@ static int resident_scan(int fd, uint64_t start, uint64_t end, uint64_t *out)
 			.vec_len = sizeof(regs) / sizeof(regs[0]),
 			.category_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO,
 			.category_inverted = PAGE_IS_PFNZERO,
-			.return_mask = PAGE_IS_PRESENT,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_FILE,
 		};
 		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
 		if (n < 0) {
@@ -226,13 +228,19 @@ static int resident_scan(int fd, uint64_t start, uint64_t end, uint64_t *out)
 			errno = saved;
 			return err;
 		}
-		for (int i = 0; i < n; i++)
-			total += regs[i].end - regs[i].start;
+		for (int i = 0; i < n; i++) {
+			uint64_t len = regs[i].end - regs[i].start;
+			if (regs[i].categories & PAGE_IS_FILE)
+				shared += len;
+			else
+				priv += len;
+		}
 		if (arg.walk_end <= start)
 			break;
 		start = arg.walk_end;
 	}
-	*out = total;
+	*private_bytes = priv;
+	*shared_bytes = shared;
 	return 0;
 }
 
@@ -261,15 +269,27 @@ static int resident_mincore(unsigned char *addr, size_t len, uint64_t *out)
 	return 0;
 }
 
-int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out)
+int ufpi_os_resident_split(int pagemap_fd, void *addr, size_t len,
+			   uint64_t *private_bytes, uint64_t *shared_bytes)
 {
 	if (pagemap_fd >= 0) {
 		int err = resident_scan(pagemap_fd, (uint64_t)(uintptr_t)addr,
-					(uint64_t)(uintptr_t)addr + len, out);
+					(uint64_t)(uintptr_t)addr + len,
+					private_bytes, shared_bytes);
 		if (err != -ENOTTY && err != -EINVAL)
 			return err;
 	}
-	return resident_mincore(addr, len, out);
+	*shared_bytes = 0;
+	return resident_mincore(addr, len, private_bytes);
+}
+
+int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out)
+{
+	uint64_t priv, shared;
+	int err = ufpi_os_resident_split(pagemap_fd, addr, len, &priv, &shared);
+	if (!err)
+		*out = priv + shared;
+	return err;
 }
 
 static int read_u64_file(const char *path, uint64_t *out)

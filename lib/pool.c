@@ -141,6 +141,8 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 		BAD("fault_around_min_bytes must be a non-zero page multiple");
 	if (c->keep_resident_bytes % page)
 		BAD("keep_resident_bytes must be a page multiple");
+	if ((unsigned)c->fill_mode > UFP_FILL_COPY)
+		BAD("unknown fill_mode %d", (int)c->fill_mode);
 	if ((unsigned)c->log_level > UFP_LOG_DEBUG)
 		BAD("unknown log_level %d", (int)c->log_level);
 #undef BAD
@@ -368,6 +370,8 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		goto fail;
 	}
 
+	if (pool->backend == UFP_BACKEND_UFFD)
+		pool->fill_mode = UFP_FILL_COPY;
 	if (cfg.dirty_tracking == UFP_DIRTY_AUTO &&
 	    pool->backend == UFP_BACKEND_UFFD) {
 		pool->dirty_tracking =
@@ -745,6 +749,24 @@ UFP_API int ufp_pool_resident_bytes(ufp_pool *pool, uint64_t *out)
 		return -EINVAL;
 	return ufpi_os_resident(pool->pagemap_fd, pool->reservation,
 				pool->reservation_len, out);
+}
+
+UFP_API int ufp_pool_resident_split(ufp_pool *pool, uint64_t *private_bytes,
+				    uint64_t *shared_bytes)
+{
+	if (!pool_ok(pool) || !private_bytes || !shared_bytes)
+		return -EINVAL;
+	return ufpi_os_resident_split(pool->pagemap_fd, pool->reservation,
+				      pool->reservation_len, private_bytes,
+				      shared_bytes);
+}
+
+UFP_API int ufp_pool_fill_mode(const ufp_pool *pool, ufp_fill_mode *out)
+{
+	if (!pool_ok(pool) || !out)
+		return -EINVAL;
+	*out = pool->fill_mode;
+	return 0;
 }
 
 UFP_API int ufp_pool_info(const ufp_pool *pool, ufp_backend *backend,

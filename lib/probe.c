@@ -79,6 +79,8 @@ const struct ufpi_features *ufpi_features_probe(void)
 		if (!f.uffd_err) {
 			f.poison = f.uffd_features & UFFD_FEATURE_POISON;
 			f.wp_async = f.uffd_features & UFFD_FEATURE_WP_ASYNC;
+			f.minor_shmem =
+				f.uffd_features & UFFD_FEATURE_MINOR_SHMEM;
 		}
 		f.pagemap_scan = probe_pagemap_scan();
 		f.uring_madvise = ufpi_os_uring_has_madvise();

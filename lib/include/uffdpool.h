@@ -70,6 +70,22 @@ typedef enum ufp_dirty_tracking {
 	UFP_DIRTY_OFF = 1,  /* always reset the plain way */
 } ufp_dirty_tracking;
 
+/* How the UFFD backend installs a module's image pages. */
+typedef enum ufp_fill_mode {
+	/* MINOR where the kernel has UFFD_FEATURE_MINOR_SHMEM (Linux 5.14),
+	 * else COPY (the reason is logged at INFO). */
+	UFP_FILL_AUTO = 0,
+	/* Zero-copy: the slot's image range is a private mapping of the
+	 * module's sealed memfd, registered for minor faults; the handler
+	 * maps page-cache pages with UFFDIO_CONTINUE. Clean pages are shared
+	 * by every memory of the module, a write takes a kernel
+	 * copy-on-write fault. ufp_pool_create returns -ENOTSUP when the
+	 * kernel lacks MINOR_SHMEM. */
+	UFP_FILL_MINOR = 1,
+	/* Private copies (UFFDIO_COPY): one copy of the image per memory. */
+	UFP_FILL_COPY = 2,
+} ufp_fill_mode;
+
 typedef enum ufp_log_level {
 	UFP_LOG_ERROR = 0,
 	UFP_LOG_WARN = 1,
@@ -138,6 +154,9 @@ typedef struct ufp_config {
 					    fault_around_bytes, which
 					    disables shrinking; non-zero
 					    page multiple (default 16 KiB) */
+
+	/* Added in 0.3 (soname libuffdpool.so.0.3). */
+	ufp_fill_mode fill_mode; /* UFFD backend only (default AUTO) */
 } ufp_config;
 
 /* Fill *cfg with defaults (see each field). NULL is ignored. */
@@ -185,7 +204,8 @@ typedef struct ufp_segment {
 	X(idle_resident_bytes, "bytes kept by unused slots (gauge)")          \
 	X(pages_unchanged, "written pages found equal to the image at reset") \
 	X(reprotects, "restored spans write-protected again at reset")        \
-	X(pages_refilled, "dropped written pages copied back at warm alloc")
+	X(pages_refilled, "dropped written pages copied back at warm alloc")  \
+	X(pages_continued, "page-cache pages mapped with UFFDIO_CONTINUE")
 
 typedef struct ufp_stats {
 	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
@@ -343,6 +363,25 @@ UFP_API size_t ufp_stats_format(const ufp_stats *st, int json, char *buf,
  * Returns 0, -EINVAL (NULL), -errno from the kernel. Any thread.
  */
 UFP_API UFP_WUR int ufp_pool_resident_bytes(ufp_pool *pool, uint64_t *out);
+
+/*
+ * The same, split by kind: *private_bytes are the pool's anonymous pages
+ * (written pages, copies the handler installed, restored kept pages);
+ * *shared_bytes are page-cache pages of module images mapped into slots
+ * (minor-fault mode and the COW backend), one physical copy shared by
+ * every slot that maps it. Needs PAGEMAP_SCAN (Linux 6.7); without it
+ * everything resident is reported private. Returns 0, -EINVAL (a NULL
+ * argument), -errno from the kernel. Any thread.
+ */
+UFP_API UFP_WUR int ufp_pool_resident_split(ufp_pool *pool,
+					    uint64_t *private_bytes,
+					    uint64_t *shared_bytes);
+
+/* How the pool's UFFD backend installs image pages (AUTO resolved):
+ * UFP_FILL_MINOR or UFP_FILL_COPY; UFP_FILL_AUTO for the COW and COPY
+ * backends, which have no handler. Returns 0, -EINVAL (NULL). */
+UFP_API UFP_WUR int ufp_pool_fill_mode(const ufp_pool *pool,
+				       ufp_fill_mode *out);
 
 /* Which backend, reclaim engine and dirty tracking the pool actually uses
  * (AUTO resolved). Any of the out pointers may be NULL. */
