@@ -49,6 +49,7 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	if (!img)
 		return -ENOMEM;
 	atomic_init(&img->refs, 1);
+	pthread_mutex_init(&img->wset_lock, NULL);
 	img->memfd = -1;
 	img->npages = (uint32_t)npages;
 	img->map = malloc((npages ? npages : 1) * sizeof(*img->map));
@@ -106,6 +107,7 @@ fail:
 		ufpi_os_unmap(scratch, initial_bytes);
 	free(touched);
 	free(img->map);
+	pthread_mutex_destroy(&img->wset_lock);
 	free(img);
 	return err;
 }
@@ -164,5 +166,7 @@ void ufpi_image_unref(struct ufpi_image *img)
 		ufpi_os_unmap(img->data, img->data_len);
 	ufpi_os_close(img->memfd);
 	free(img->map);
+	free(img->wset);
+	pthread_mutex_destroy(&img->wset_lock);
 	free(img);
 }

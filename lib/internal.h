@@ -219,11 +219,22 @@ int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, bool anon,
  * Refcounted: the module holds one reference until it is dropped, each slot
  * holding populated pages of it one more; the last unref unmaps `data`.
  */
+struct ufpi_run {
+	uint32_t page, n; /* first page, page count */
+};
+
 #define UFPI_IMAGE_ZERO UINT32_MAX
 struct ufpi_image {
 	_Atomic uint32_t refs;
-	uint32_t npages; /* pages covered by map */
-	uint32_t ndata;	 /* pages stored in data */
+	/* The module's learned working set (uffd/prefetch.c): image pages
+	 * its memories touched on a cold start, as runs in first-touch
+	 * order; replaced at the end of each learning run. */
+	pthread_mutex_t wset_lock;
+	struct ufpi_run *wset; /* nwset runs, malloc'd */
+	uint32_t nwset;
+	uint32_t cold_starts; /* cold starts since the set was learned */
+	uint32_t npages;      /* pages covered by map */
+	uint32_t ndata;	      /* pages stored in data */
 	uint32_t *map;
 	unsigned char *data; /* page-aligned, ndata pages */
 	size_t data_len;     /* bytes mapped at data */
@@ -306,10 +317,18 @@ struct ufpi_slot {
 	uint32_t nrefill, refill_cap;
 	uint64_t file_len; /* COW, minor mode: [0, file_len) is a private
 			      mapping of image->memfd */
-};
-
-struct ufpi_run {
-	uint32_t page, n; /* first page, page count */
+	/* Working-set prefetch (uffd/prefetch.c), under lock. A cold start
+	 * either learns (the handler records the windows it fills, with
+	 * single-page windows for isolated faults) or prefetches the image's
+	 * set: the handler thread maps it run by run, from pf_run/pf_off,
+	 * while pf_gen == gen. */
+	bool learning;		 /* this memory's windows are recorded */
+	bool prefetched;	 /* this memory was prefetched */
+	_Atomic bool pf_pending; /* prefetch work left (read unlocked) */
+	uint32_t pf_gen, pf_run, pf_off;
+	struct ufpi_run *learn; /* nlearn runs recorded, learn_cap */
+	uint32_t nlearn, learn_cap;
+	uint64_t learn_pages;
 };
 
 /* Geometry and shared context the slot and handler layers work with. */
@@ -339,6 +358,9 @@ struct ufpi_slots {
 				module's memfd, served with UFFDIO_CONTINUE */
 	bool anon_scan;	     /* written pages are the anonymous ones of the
 				range (minor mode, COW with PAGEMAP_SCAN) */
+	bool prefetch;	     /* minor mode: learn and prefetch working sets */
+	uint64_t prefetch_max_pages;	 /* recorded per module, at most */
+	int wake_efd[UFPI_MAX_HANDLERS]; /* handler k's prefetch doorbell */
 };
 
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
@@ -369,13 +391,32 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
  * image through its uffd: CONTINUE where the slot maps the image's memfd,
  * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
  * are normal; other errors do not stop it. Returns 0 or the first
- * unexpected -errno, with *stop at the first page it left empty. Wakes
- * nobody. */
+ * unexpected -errno, with *stop at the first page it left empty. Adds the
+ * pages it filled to *filled (may be NULL). Wakes nobody. */
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned char **stop);
+		    unsigned char **stop, uint64_t *filled);
 /* End of the run from page p (< endp) that one fill ioctl covers. */
 uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 			   uint64_t endp);
+
+/* ---- floor 3: working-set prefetch (uffd/prefetch.c) ------------------- */
+
+/* Slot lock held, slot i just became LIVE after a cold prepare (its image
+ * mapping is new): start learning or prefetching. True when the handler
+ * thread of the slot must be woken. */
+bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i);
+/* Handler, slot lock held: pages [p, q) were filled for a fault. */
+void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
+			       uint64_t q);
+/* At reset, before the slot leaves LIVE: end learning (publish the set)
+ * and any prefetch of this memory. */
+void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i);
+/* Handler thread k: map one chunk of some slot's working set. *cursor
+ * (the handler's, starts at 0) rotates over its slots. True while work
+ * remains. */
+bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor);
+/* Free a slot's recording buffer. */
+void ufpi_prefetch_fini(struct ufpi_slot *slot);
 
 /* ---- floor 4: handler (uffd/handler.c) --------------------------------- */
 

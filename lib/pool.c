@@ -52,6 +52,9 @@ UFP_API void ufp_config_init(ufp_config *cfg)
 	cfg->dirty_tracking = UFP_DIRTY_AUTO;
 	cfg->max_resident_idle_bytes = 0;
 	cfg->log_level = UFP_LOG_WARN;
+	cfg->fill_mode = UFP_FILL_AUTO;
+	cfg->prefetch = UFP_PREFETCH_AUTO;
+	cfg->prefetch_max_bytes = (uint64_t)64 << 20;
 }
 
 UFP_API const char *ufp_strerror(int err)
@@ -143,6 +146,10 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 		BAD("keep_resident_bytes must be a page multiple");
 	if ((unsigned)c->fill_mode > UFP_FILL_COPY)
 		BAD("unknown fill_mode %d", (int)c->fill_mode);
+	if ((unsigned)c->prefetch > UFP_PREFETCH_OFF)
+		BAD("unknown prefetch %d", (int)c->prefetch);
+	if (c->prefetch_max_bytes % page)
+		BAD("prefetch_max_bytes must be a page multiple");
 	if ((unsigned)c->log_level > UFP_LOG_DEBUG)
 		BAD("unknown log_level %d", (int)c->log_level);
 #undef BAD
@@ -480,6 +487,11 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->pagemap_fd = pool->pagemap_fd;
 	s->minor = pool->fill_mode == UFP_FILL_MINOR;
 	s->anon_scan = pool->dirty_tracking && !s->dirty;
+	s->prefetch = s->minor && cfg.prefetch == UFP_PREFETCH_AUTO &&
+		      cfg.prefetch_max_bytes;
+	s->prefetch_max_pages = cfg.prefetch_max_bytes / ufpi_page_size();
+	for (unsigned k = 0; k < UFPI_MAX_HANDLERS; k++)
+		s->wake_efd[k] = -1;
 	if (pool->feat.process_madvise == 1 && ufpi_os_pidfd_self(&pool->pidfd))
 		pool->pidfd = -1;
 	s->pidfd = pool->pidfd;

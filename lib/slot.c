@@ -35,6 +35,7 @@ void ufpi_slot_fini(struct ufpi_slot *slot)
 	slot->image = NULL;
 	free(slot->refill);
 	slot->refill = NULL;
+	ufpi_prefetch_fini(slot);
 	pthread_mutex_destroy(&slot->lock);
 }
 
@@ -284,7 +285,8 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
  * `bytes` backed by img needs; the slot is FREE and owned by the caller. */
 static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 			 const struct ufpi_image *img, uint64_t bytes,
-			 bool poisoned, bool prot_dirty, bool *wiped)
+			 bool poisoned, bool prot_dirty, bool *wiped,
+			 bool *cold)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	int err;
@@ -300,6 +302,7 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 		if (err)
 			return err;
 		*wiped = true;
+		*cold = slot->file_len != 0; /* wipe mapped the image anew */
 	}
 	if ((s->backend == UFP_BACKEND_COW || s->minor) && img && img->npages &&
 	    !slot->file_len) {
@@ -308,6 +311,7 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 		err = map_image(s, i, img);
 		if (err)
 			return err;
+		*cold = true;
 	}
 	err = set_protection(s, i, bytes, prot_dirty);
 	if (err)
@@ -332,8 +336,9 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		slot->prot_dirty = false;
 		pthread_mutex_unlock(&slot->lock);
 
+		bool cold = false;
 		int err = prepare_pages(s, i, img, bytes, poisoned, prot_dirty,
-					wiped);
+					wiped, &cold);
 		if (err) {
 			/* what we took over is still to be done next time:
 			 * without it a page made PROT_NONE by the handler
@@ -373,7 +378,11 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		if (slot->nrefill && img)
 			refill_locked(s, i, img, bytes);
 		slot->nrefill = 0;
+		bool wake = cold && ufpi_prefetch_begin_locked(s, i);
 		pthread_mutex_unlock(&slot->lock);
+		if (wake)
+			UFPI_IGNORE(ufpi_os_eventfd_signal(
+				s->wake_efd[i % s->nuffd]));
 		return 0;
 	}
 }
@@ -516,7 +525,7 @@ static void remap_dropped(struct dirty_reset *d)
 		uint64_t hi = min_u64(lo + d->drop[k].iov_len, d->readable);
 		if (lo < hi) {
 			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
-						    hi / page, &stop));
+						    hi / page, &stop, NULL));
 			d->mapped = true; /* populated_hi must cover them */
 		}
 	}
@@ -737,6 +746,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	keep -= keep % page;
 	pthread_mutex_unlock(&slot->lock);
 
+	ufpi_prefetch_end(s, i);
 	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;

@@ -440,3 +440,42 @@ Test(minor_api, bad_arguments)
 	cr_assert_eq(mode, UFP_FILL_AUTO, "COW has no handler");
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
+
+/* ---- working-set prefetch ------------------------------------------------ */
+
+/* A cold start after a learning one gets its set mapped ahead; every page
+ * still holds exactly the image's bytes. */
+Test(prefetch, prefetched_pages_hold_the_image)
+{
+	const size_t page = t_page();
+	ufp_pool *p = minor_pool(1, 2 * MIB, 0);
+	struct mod a, b;
+	mod_make(p, &a, 1 * MIB, 21);
+	mod_make(p, &b, 1 * MIB, 22);
+	for (int round = 0; round < 6; round++) {
+		struct mod *md = round % 2 ? &b : &a;
+		ufp_memory *mem = alloc_ok(p, md);
+		const volatile unsigned char *v = ufp_memory_base(mem);
+		uint64_t x = 7;
+		for (int k = 0; k < 64; k++) /* a fixed scattered set */
+			(void)v[(t_rand(&x) % (md->bytes / page)) * page];
+		usleep(20000); /* let the prefetch run */
+		cr_assert_eq(memcmp((const void *)v, md->ref, md->bytes), 0,
+			     "round %d: not the image", round);
+		/* writes to pages only the prefetch mapped (no handler
+		 * fault) are reset like any other */
+		memset(ufp_memory_base(mem), 0xee, md->bytes);
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		mem = alloc_ok(p, md); /* warm: the same slot */
+		cr_assert_eq(memcmp(ufp_memory_base(mem), md->ref, md->bytes),
+			     0, "round %d: a write survived the reset", round);
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	ufp_stats st = t_stats(p);
+	cr_assert_eq(st.prefetch_learns, 2);
+	cr_assert_eq(st.prefetch_starts, 4);
+	cr_assert_gt(st.pages_prefetched, 0);
+	mod_drop(&a);
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}

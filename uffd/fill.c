@@ -52,7 +52,7 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
  * unexpected -errno, with *stop at the first page not filled. */
 static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		    unsigned char *dst, const unsigned char *src, size_t len,
-		    unsigned char **stop)
+		    unsigned char **stop, uint64_t *filled)
 {
 	const size_t page = ufpi_page_size();
 	unsigned again = 0;
@@ -61,6 +61,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		size_t done = 0;
 		int err = fill_once(s, fd, kind, dst, src, len, &done);
 		if (done) {
+			*filled += done / page;
 			dst += done;
 			src = src ? src + done : NULL;
 			len -= done;
@@ -99,7 +100,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 			for (size_t off = 0; off < len; off += page) {
 				int e = fill_run(s, fd, kind, dst + off,
 						 src ? src + off : NULL, page,
-						 stop);
+						 stop, filled);
 				if (e)
 					return e;
 			}
@@ -134,8 +135,9 @@ uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 }
 
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned char **stop)
+		    unsigned char **stop, uint64_t *filled)
 {
+	uint64_t ignored = 0;
 	const size_t page = ufpi_page_size();
 	const struct ufpi_slot *slot = &s->slot[i];
 	unsigned char *base = ufpi_slot_base(s, i);
@@ -148,7 +150,8 @@ int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
 		uint64_t r = run_at(slot, slot->image, p, q, &kind);
 		int err = fill_run(s, fd, kind, base + p * page,
 				   ufpi_image_page(slot->image, p),
-				   (r - p) * page, &at);
+				   (r - p) * page, &at,
+				   filled ? filled : &ignored);
 		if (err && !first) {
 			first = err;
 			*stop = at;

@@ -66,6 +66,9 @@ static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
 	 * window_floor, so that random access populates little more than
 	 * it touches. A new memory starts at window_min. Every window is a
 	 * page multiple: the configured sizes only have to be. */
+	/* a learning cold start records what the windows cover: isolated
+	 * faults shrink them down to one page */
+	uint64_t floor = slot->learning ? page : s->window_floor;
 	if (in == slot->seq_next) {
 		slot->win = slot->win * 2 > s->window_max ? s->window_max
 							  : slot->win * 2;
@@ -75,7 +78,7 @@ static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
 			uint64_t w = slot->win < s->window_min ? slot->win
 							       : s->window_min;
 			w = (w / 2) & ~(uint64_t)(page - 1);
-			slot->win = w < s->window_floor ? s->window_floor : w;
+			slot->win = w < floor ? floor : w;
 		}
 		*start = in - in % slot->win;
 	}
@@ -118,6 +121,7 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	uint64_t start, end;
 	pick_window(s, slot, in, &start, &end);
 	UFPI_ADD(s->ctr, windows, 1);
+	ufpi_prefetch_note_locked(s, i, start / page, end / page);
 
 	/* The faulting page's run first; the rest of the window is
 	 * best-effort: an error on a page the instance did not ask for
@@ -125,9 +129,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
 	unsigned char *stop = NULL, *rstop;
 	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
-	int err = ufpi_fill_pages(s, i, fp, fq, &stop);
-	int rest = ufpi_fill_pages(s, i, startp, fp, &rstop);
-	int rest2 = ufpi_fill_pages(s, i, fq, endp, &rstop);
+	int err = ufpi_fill_pages(s, i, fp, fq, &stop, NULL);
+	int rest = ufpi_fill_pages(s, i, startp, fp, &rstop, NULL);
+	int rest2 = ufpi_fill_pages(s, i, fq, endp, &rstop, NULL);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */
@@ -220,20 +224,28 @@ static void handler_trouble(struct ufpi_handler *h, bool *said,
 		  ufp_strerror(err));
 }
 
+/*
+ * Thread k: faults first, then purge completions (thread 0), then, while
+ * no fault is waiting, prefetch work one chunk at a time (poll with no
+ * timeout between chunks, so a fault never waits behind more than one).
+ */
 static void *handler_main(void *arg)
 {
 	struct handler_thread *t = arg;
 	struct ufpi_handler *h = t->h;
-	int fd = h->s->uffd[t->k];
-	struct pollfd pfd[3] = {
+	struct ufpi_slots *s = h->s;
+	int fd = s->uffd[t->k];
+	struct pollfd pfd[4] = {
 		{.fd = fd, .events = POLLIN},
 		{.fd = h->stop_efd, .events = POLLIN},
 		{.fd = t->k == 0 ? h->reclaim_efd : -1, .events = POLLIN},
+		{.fd = s->wake_efd[t->k], .events = POLLIN},
 	};
+	bool said = false, work = false;
+	uint32_t cursor = 0;
 
-	bool said = false;
 	for (;;) {
-		int n = poll(pfd, 3, -1);
+		int n = poll(pfd, 4, work ? 0 : -1);
 		if (unlikely(n < 0)) {
 			if (errno == EINTR)
 				continue;
@@ -252,12 +264,18 @@ static void *handler_main(void *arg)
 			handler_trouble(h, &said, "userfaultfd", -EIO);
 			pfd[0].fd = -1;
 		} else if (pfd[0].revents) {
-			drain_faults(h->s, fd);
+			drain_faults(s, fd);
 		}
 		if (pfd[2].revents) {
 			ufpi_os_eventfd_drain(h->reclaim_efd);
 			h->reap(h->reap_arg);
 		}
+		if (pfd[3].revents) {
+			ufpi_os_eventfd_drain(pfd[3].fd);
+			work = true;
+		}
+		if (work && !(pfd[0].revents & POLLIN))
+			work = ufpi_prefetch_step(s, t->k, &cursor);
 	}
 	return NULL;
 }
@@ -280,6 +298,13 @@ int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd, ufpi_reap_fn reap,
 	if (err) {
 		free(h);
 		return err;
+	}
+	for (unsigned k = 0; k < h->n && s->prefetch; k++) {
+		err = ufpi_os_eventfd(&s->wake_efd[k]);
+		if (err) {
+			ufpi_handler_stop(h);
+			return err;
+		}
 	}
 	/* the embedder's signals are not ours to receive */
 	sigfillset(&all);
@@ -311,5 +336,10 @@ void ufpi_handler_stop(struct ufpi_handler *h)
 		if (h->th[k].started)
 			pthread_join(h->th[k].tid, NULL);
 	ufpi_os_close(h->stop_efd);
+	for (unsigned k = 0; k < h->n; k++) {
+		if (h->s->wake_efd[k] >= 0)
+			ufpi_os_close(h->s->wake_efd[k]);
+		h->s->wake_efd[k] = -1;
+	}
 	free(h);
 }

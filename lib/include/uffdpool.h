@@ -86,6 +86,16 @@ typedef enum ufp_fill_mode {
 	UFP_FILL_COPY = 2,
 } ufp_fill_mode;
 
+/* Working-set prefetch for cold starts (minor fill mode only). */
+typedef enum ufp_prefetch {
+	/* On where the fill mode is MINOR: the first cold start of a module
+	 * (and every 16th after it) records the image pages its memory
+	 * touches; the other cold starts get that set mapped by the handler
+	 * thread, in first-touch order, while the instance runs. */
+	UFP_PREFETCH_AUTO = 0,
+	UFP_PREFETCH_OFF = 1, /* every page is faulted in on first touch */
+} ufp_prefetch;
+
 typedef enum ufp_log_level {
 	UFP_LOG_ERROR = 0,
 	UFP_LOG_WARN = 1,
@@ -156,7 +166,11 @@ typedef struct ufp_config {
 					    page multiple (default 16 KiB) */
 
 	/* Added in 0.3 (soname libuffdpool.so.0.3). */
-	ufp_fill_mode fill_mode; /* UFFD backend only (default AUTO) */
+	ufp_fill_mode fill_mode;     /* UFFD backend only (default AUTO) */
+	ufp_prefetch prefetch;	     /* default AUTO */
+	uint64_t prefetch_max_bytes; /* working set recorded (and prefetched)
+					per module, at most; page multiple
+					(default 64 MiB) */
 } ufp_config;
 
 /* Fill *cfg with defaults (see each field). NULL is ignored. */
@@ -205,7 +219,12 @@ typedef struct ufp_segment {
 	X(pages_unchanged, "written pages found equal to the image at reset") \
 	X(reprotects, "restored spans write-protected again at reset")        \
 	X(pages_refilled, "dropped written pages copied back at warm alloc")  \
-	X(pages_continued, "page-cache pages mapped with UFFDIO_CONTINUE")
+	X(pages_continued, "page-cache pages mapped with UFFDIO_CONTINUE")    \
+	X(prefetch_learns, "cold starts that recorded a working set")         \
+	X(prefetch_starts, "cold starts that prefetched a working set")       \
+	X(pages_prefetched, "pages mapped ahead by prefetch")                 \
+	X(prefetch_raced, "prefetch pages the memory had touched first")      \
+	X(prefetch_faults, "faults taken by prefetched memories")
 
 typedef struct ufp_stats {
 	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */

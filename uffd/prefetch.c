@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prefetch.c - working-set prefetch for minor-fault mode.
+ *
+ * A cold start (a memory in a slot whose image mapping is new) is where a
+ * fault-driven pool pays most: one handler round trip per window. The
+ * handler sees every first touch, so it can learn which image pages a
+ * module's memories touch, and in which order, and map that set at the
+ * next cold start with a few large UFFDIO_CONTINUE calls while the
+ * instance already runs.
+ *
+ * Record. A learning cold start records the windows the handler fills, in
+ * fault order, merged into runs; its windows shrink down to one page on
+ * isolated faults (instead of fault_around_min_bytes), so that random
+ * access records what was touched and little else. At the end of the
+ * memory (reset) the record becomes the image's set: image pages only
+ * (zero pages cost nothing to fault), each page once, at most
+ * prefetch_max_pages. The first cold start of an image learns, and every
+ * UFPI_RELEARN-th after it, so that a set follows a module whose working
+ * set changes; the other cold starts prefetch the set learned last.
+ *
+ * Prefetch. The allocation only publishes the work (slot fields under the
+ * slot lock) and rings the slot's handler thread. That thread maps the
+ * set in first-touch order, UFPI_PF_CHUNK pages at a time under the slot
+ * lock, and polls its userfaultfd between chunks: a real fault is always
+ * served before more prefetch work. A chunk first checks that the slot is
+ * still LIVE with the generation the work was published for: a freed,
+ * purged or re-allocated slot stops at once, and no page of the old
+ * module reaches a new memory. UFFDIO_CONTINUE never replaces a present
+ * page (EEXIST), so a page the instance wrote before the prefetch got
+ * there keeps its bytes.
+ *
+ * What a mapped page's reads leave behind is the accessed bit of its page
+ * table entry, which Linux exposes only process-wide (clear_refs, idle
+ * page tracking): the library counts pages prefetched and the faults a
+ * prefetched memory still takes; which prefetched pages were touched is
+ * measured by ufp-bench, which knows what it touched.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define UFPI_RELEARN 16	      /* learn again every this many cold starts */
+#define UFPI_PF_CHUNK 256     /* pages mapped per step (1 MiB of 4 KiB) */
+#define UFPI_LEARN_RUNS 65536 /* runs recorded per learning memory */
+
+void ufpi_prefetch_fini(struct ufpi_slot *slot)
+{
+	free(slot->learn);
+	slot->learn = NULL;
+	slot->nlearn = slot->learn_cap = 0;
+}
+
+bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	struct ufpi_image *img = slot->image;
+
+	slot->learning = slot->prefetched = false;
+	atomic_store_explicit(&slot->pf_pending, false, memory_order_relaxed);
+	if (!s->prefetch || !img || !img->ndata || !slot->file_len)
+		return false;
+	pthread_mutex_lock(&img->wset_lock);
+	bool learn = !img->nwset || ++img->cold_starts % UFPI_RELEARN == 0;
+	pthread_mutex_unlock(&img->wset_lock);
+	if (learn) {
+		slot->learning = true;
+		slot->nlearn = 0;
+		slot->learn_pages = 0;
+		UFPI_ADD(s->ctr, prefetch_learns, 1);
+		return false;
+	}
+	slot->prefetched = true;
+	slot->pf_gen = slot->gen;
+	slot->pf_run = slot->pf_off = 0;
+	atomic_store_explicit(&slot->pf_pending, true, memory_order_release);
+	UFPI_ADD(s->ctr, prefetch_starts, 1);
+	return true;
+}
+
+void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
+			       uint64_t q)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	uint64_t ipages = slot->image ? slot->image->npages : 0;
+
+	if (slot->prefetched)
+		UFPI_ADD(s->ctr, prefetch_faults, 1);
+	if (!slot->learning || p >= ipages)
+		return;
+	if (q > ipages)
+		q = ipages;
+	if (slot->learn_pages >= s->prefetch_max_pages)
+		return;
+	if (slot->nlearn && slot->learn[slot->nlearn - 1].page +
+					    slot->learn[slot->nlearn - 1].n ==
+				    p) {
+		slot->learn[slot->nlearn - 1].n += (uint32_t)(q - p);
+	} else {
+		if (slot->nlearn == slot->learn_cap) {
+			uint32_t cap =
+				slot->learn_cap ? 2 * slot->learn_cap : 64;
+			struct ufpi_run *r;
+			if (cap > UFPI_LEARN_RUNS ||
+			    !(r = realloc(slot->learn, cap * sizeof(*r))))
+				return; /* the record stays what it is */
+			slot->learn = r;
+			slot->learn_cap = cap;
+		}
+		slot->learn[slot->nlearn++] =
+			(struct ufpi_run){(uint32_t)p, (uint32_t)(q - p)};
+	}
+	slot->learn_pages += q - p;
+}
+
+/* The recorded windows as the image's set: data pages only, each once, in
+ * first-touch order, at most max pages. NULL when nothing is left. */
+static struct ufpi_run *build_set(const struct ufpi_slot *slot,
+				  const struct ufpi_image *img, uint64_t max,
+				  uint32_t *nout)
+{
+	uint8_t *seen = calloc((img->npages + 7) / 8, 1);
+	struct ufpi_run *out = malloc(slot->nlearn * 2 * sizeof(*out) + 1);
+	uint32_t n = 0;
+	uint64_t pages = 0;
+
+	if (!seen || !out) {
+		free(seen);
+		free(out);
+		return NULL;
+	}
+	for (uint32_t k = 0; k < slot->nlearn && pages < max; k++) {
+		uint64_t end = (uint64_t)slot->learn[k].page + slot->learn[k].n;
+		for (uint64_t p = slot->learn[k].page; p < end && pages < max;
+		     p++) {
+			if ((seen[p / 8] >> (p % 8)) & 1 ||
+			    !ufpi_image_page(img, p))
+				continue;
+			seen[p / 8] |= (uint8_t)(1u << (p % 8));
+			if (n && out[n - 1].page + out[n - 1].n == p) {
+				out[n - 1].n++;
+			} else if (n < slot->nlearn * 2) {
+				out[n++] = (struct ufpi_run){(uint32_t)p, 1};
+			} else {
+				break;
+			}
+			pages++;
+		}
+	}
+	free(seen);
+	*nout = n;
+	if (!n) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+
+	pthread_mutex_lock(&slot->lock);
+	atomic_store_explicit(&slot->pf_pending, false, memory_order_relaxed);
+	slot->prefetched = false;
+	struct ufpi_image *img = slot->image;
+	struct ufpi_run *set = NULL;
+	uint32_t n = 0;
+	if (slot->learning && img)
+		set = build_set(slot, img, s->prefetch_max_pages, &n);
+	slot->learning = false;
+	pthread_mutex_unlock(&slot->lock);
+	if (!set)
+		return;
+	/* the slot still holds its image reference: img is alive */
+	pthread_mutex_lock(&img->wset_lock);
+	struct ufpi_run *old = img->wset;
+	img->wset = set;
+	img->nwset = n;
+	img->cold_starts = 0;
+	pthread_mutex_unlock(&img->wset_lock);
+	free(old);
+}
+
+/* Map the next chunk of slot i's set (slot lock held, work current).
+ * False when the set is done. */
+static bool map_chunk(struct ufpi_slots *s, uint32_t i)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	struct ufpi_image *img = slot->image;
+	const uint64_t limit = slot->file_len / ufpi_page_size();
+	uint64_t budget = UFPI_PF_CHUNK, filled = 0, raced = 0;
+	unsigned char *stop;
+
+	pthread_mutex_lock(&img->wset_lock);
+	while (budget && slot->pf_run < img->nwset) {
+		const struct ufpi_run *r = &img->wset[slot->pf_run];
+		uint64_t p = (uint64_t)r->page + slot->pf_off;
+		uint64_t q = (uint64_t)r->page + r->n;
+		if (q - p > budget)
+			q = p + budget;
+		if (q > limit)
+			q = limit > p ? limit : p;
+		uint64_t got = 0;
+		if (p < q) {
+			/* the reset scans [0, populated_hi): a mapped page
+			 * the memory writes must lie below it */
+			uint64_t hi = q * ufpi_page_size();
+			if (hi > slot->populated_hi)
+				slot->populated_hi = hi;
+			UFPI_IGNORE(ufpi_fill_pages(s, i, p, q, &stop, &got));
+		}
+		filled += got;
+		raced += (q - p) - got;
+		budget -= q - p ? q - p : 1;
+		slot->pf_off += (uint32_t)(q - p);
+		if (p >= q ||
+		    r->page + slot->pf_off >= (uint64_t)r->page + r->n) {
+			slot->pf_run++;
+			slot->pf_off = 0;
+		}
+	}
+	bool more = slot->pf_run < img->nwset;
+	pthread_mutex_unlock(&img->wset_lock);
+	UFPI_ADD(s->ctr, pages_prefetched, filled);
+	UFPI_ADD(s->ctr, prefetch_raced, raced);
+	return more;
+}
+
+bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
+{
+	const uint32_t nmine = (s->n - k + s->nuffd - 1) / s->nuffd;
+
+	for (uint32_t t = 0; t < nmine; t++) {
+		uint32_t i = k + (uint32_t)((*cursor + t) % nmine) * s->nuffd;
+		struct ufpi_slot *slot = &s->slot[i];
+		if (!atomic_load_explicit(&slot->pf_pending,
+					  memory_order_acquire))
+			continue;
+		pthread_mutex_lock(&slot->lock);
+		bool more = false;
+		if (slot->state == UFPI_SLOT_LIVE &&
+		    slot->gen == slot->pf_gen && slot->prefetched &&
+		    slot->image)
+			more = map_chunk(s, i);
+		if (!more)
+			atomic_store_explicit(&slot->pf_pending, false,
+					      memory_order_relaxed);
+		pthread_mutex_unlock(&slot->lock);
+		*cursor = (uint32_t)((*cursor + t + (more ? 0 : 1)) % nmine);
+		return true; /* look again: this or another slot */
+	}
+	return false;
+}
