@@ -301,6 +301,15 @@ static void pool_free(ufp_pool *pool)
 	free(pool);
 }
 
+/* The sizes of every released ufp_config and nothing else: a prefix that
+ * ends elsewhere may end inside a field (a pointer half copied). */
+static bool config_size_ok(uint32_t size)
+{
+	return size == offsetof(ufp_config, fault_around_min_bytes) || /* 0.1 */
+	       size == offsetof(ufp_config, fill_mode) ||	       /* 0.2 */
+	       size == sizeof(ufp_config);			       /* 0.3 */
+}
+
 UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 {
 	ufp_config cfg;
@@ -308,13 +317,12 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	size_t slot_bytes, total;
 	int err;
 
-	if (!cfg_in || !out || cfg_in->size < offsetof(ufp_config, log))
+	if (!cfg_in || !out || !config_size_ok(cfg_in->size))
 		return -EINVAL;
 	/* a caller built against an older header passes a shorter struct:
 	 * its missing fields keep their defaults */
 	ufp_config_init(&cfg);
-	memcpy(&cfg, cfg_in,
-	       cfg_in->size < sizeof(cfg) ? cfg_in->size : sizeof(cfg));
+	memcpy(&cfg, cfg_in, cfg_in->size);
 	cfg.size = sizeof(cfg);
 	struct ufpi_log log = {cfg.log, cfg.log_arg, cfg.log_level};
 	err = validate_config(&cfg, &log);
@@ -736,10 +744,21 @@ UFP_API int ufp_memory_free(ufp_memory *mem)
 
 UFP_API int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out)
 {
-	if (!pool_ok(pool) || !out)
+	ufp_stats st;
+
+	/* out->size is the caller's sizeof(ufp_stats): an older, smaller
+	 * struct gets its prefix, a newer one ours and zeros after it */
+	if (!pool_ok(pool) || !out ||
+	    out->size < offsetof(ufp_stats, faults) + sizeof(uint64_t) ||
+	    out->size % sizeof(uint64_t))
 		return -EINVAL;
-	ufpi_counters_snapshot(&pool->ctr, out);
-	out->idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
+	ufpi_counters_snapshot(&pool->ctr, &st);
+	st.idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
+	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);
+	if (out->size > sizeof(st))
+		memset((char *)out + sizeof(st), 0, out->size - sizeof(st));
+	st.size = (uint32_t)n;
+	memcpy(out, &st, n);
 	return 0;
 }
 

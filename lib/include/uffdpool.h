@@ -208,7 +208,8 @@ typedef struct ufp_segment {
 	X(pages_continued, "page-cache pages mapped with UFFDIO_CONTINUE")
 
 typedef struct ufp_stats {
-	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
+	uint32_t size; /* the caller sets sizeof(ufp_stats) before
+			  ufp_pool_stats, which sets what it wrote */
 	uint32_t reserved;
 #define UFP_STATS_FIELD(name, doc) uint64_t name;
 	UFP_STATS_LIST(UFP_STATS_FIELD)
@@ -220,8 +221,13 @@ typedef struct ufp_stats {
  * address space (slot_bytes = max_memory_bytes + guard_bytes), open and
  * register userfaultfd, start the handler thread(s), set up the reclaim
  * engine. cfg is copied.
+ * cfg->size must be the size of a released ufp_config: sizeof(ufp_config)
+ * (0.3), offsetof(ufp_config, fill_mode) (0.2) or
+ * offsetof(ufp_config, fault_around_min_bytes) (0.1); fields past it get
+ * their defaults. Any other size (a newer header's too) is -EINVAL.
  * Returns 0 and *out, or:
- *  -EINVAL  NULL argument, cfg->size too small, reserved != 0, zero slots,
+ *  -EINVAL  NULL argument, cfg->size not one of those, reserved != 0,
+ *           zero slots,
  *           sizes not page multiples or zero, unknown enum values,
  *           handler_threads 0 or > 64, ring_entries 0 or > 32768,
  *           fault_around_max_bytes < fault_around_bytes;
@@ -346,7 +352,14 @@ UFP_API UFP_WUR int ufp_memory_free(ufp_memory *mem);
  */
 UFP_API UFP_WUR int ufp_pool_quiesce(ufp_pool *pool);
 
-/* Snapshot of the counters. Returns 0, -EINVAL (NULL). Any thread. */
+/*
+ * Snapshot of the counters. Set out->size = sizeof(ufp_stats) first (e.g.
+ * `ufp_stats st = {.size = sizeof(st)};`): a caller built against an older
+ * header gets only the counters its struct has, one built against a newer
+ * header gets ours and zeros up to its size. On return out->size is the
+ * bytes written. Returns 0, -EINVAL (NULL, or out->size not a multiple of
+ * 8 holding at least one counter). Any thread.
+ */
 UFP_API UFP_WUR int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out);
 
 /*
