@@ -344,7 +344,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pthread_mutex_init(&pool->mod_lock, NULL);
 	pthread_mutex_init(&pool->wait_lock, NULL);
 	pthread_cond_init(&pool->wait_cond, NULL);
-	pool->feat = *ufpi_features_probe();
+	ufpi_features_copy(&pool->feat);
 
 	pool->backend = cfg.backend;
 	if (pool->backend == UFP_BACKEND_AUTO) {
@@ -482,19 +482,40 @@ static bool pool_ok(const ufp_pool *pool)
 	return pool && pool->magic == UFPI_MAGIC_POOL;
 }
 
-UFP_API int ufp_pool_quiesce(ufp_pool *pool)
+/* Purges hold the slots they clear (used, no key) from the moment they
+ * take them until their pages are released. */
+static bool purges_pending(ufp_pool *pool)
 {
-	if (!pool_ok(pool))
-		return -EINVAL;
+	return atomic_load(&pool->purge_pending) || atomic_load(&pool->purgers);
+}
+
+/* Reclaim that makes no progress for this long is asked to give back the
+ * work the kernel refuses (ufpi_reclaim_rescue: madvise here, logged). */
+#define UFPI_STALL_NS ((uint64_t)10 * 1000 * 1000)
+
+struct purge_progress {
+	uint64_t left;	/* purge_pending when it last changed */
+	uint64_t since; /* ... at this time */
+};
+
+/* One step of waiting for purges: reap what completed, rescue a stuck
+ * engine, then sleep until a slot is freed (at most 1 ms). */
+static void purge_wait_step(ufp_pool *pool, struct purge_progress *pp)
+{
+	/* the handler reaps on the ring's eventfd; reaping here too makes
+	 * waiting independent of it (and there is none for COW/COPY) */
+	ufpi_reclaim_reap(pool->reclaim);
+	uint64_t now = ufpi_now_ns();
+	uint64_t left = atomic_load(&pool->purge_pending);
+	if (!pp->since || left != pp->left) {
+		pp->left = left;
+		pp->since = now;
+	} else if (now - pp->since > UFPI_STALL_NS) {
+		ufpi_reclaim_rescue(pool->reclaim);
+		pp->since = now;
+	}
 	pthread_mutex_lock(&pool->wait_lock);
-	while (atomic_load(&pool->purge_pending)) {
-		pthread_mutex_unlock(&pool->wait_lock);
-		/* the handler reaps on the ring's eventfd; reaping here too
-		 * makes quiesce independent of it */
-		ufpi_reclaim_reap(pool->reclaim);
-		pthread_mutex_lock(&pool->wait_lock);
-		if (!atomic_load(&pool->purge_pending))
-			break;
+	if (purges_pending(pool)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 1000000;
@@ -507,6 +528,16 @@ UFP_API int ufp_pool_quiesce(ufp_pool *pool)
 		pool->waiters--;
 	}
 	pthread_mutex_unlock(&pool->wait_lock);
+}
+
+UFP_API int ufp_pool_quiesce(ufp_pool *pool)
+{
+	struct purge_progress pp = {0, 0};
+
+	if (!pool_ok(pool))
+		return -EINVAL;
+	while (purges_pending(pool))
+		purge_wait_step(pool, &pp);
 	return 0;
 }
 
@@ -541,9 +572,12 @@ static bool module_ok(const ufp_pool *pool, const ufp_module *m)
 	return atomic_load(&m->magic) == UFPI_MAGIC_MODULE && m->pool == pool;
 }
 
-UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
-			     uint64_t initial_bytes, ufp_memory **out)
+/* ufp_memory_alloc; *no_slot tells a -EAGAIN "every slot is held by a
+ * live memory" from any error of the kernel. */
+static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
+			ufp_memory **out, bool *no_slot)
 {
+	struct purge_progress pp = {0, 0};
 	ufp_memory *mem;
 	ufp_slot_index i;
 	uint64_t prev_key;
@@ -585,6 +619,13 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 		ufpi_reclaim_reap(pool->reclaim);
 	uint64_t key = m ? m->key : 0;
 	err = ufp_index_alloc(pool->index, key, &i, &prev_key);
+	/* a slot being purged is not held by a memory: wait for its purge
+	 * (it takes the kernel a moment) rather than fail */
+	while (err == -EAGAIN && purges_pending(pool)) {
+		purge_wait_step(pool, &pp);
+		err = ufp_index_alloc(pool->index, key, &i, &prev_key);
+	}
+	*no_slot = err == -EAGAIN;
 	if (!err) {
 		err = ufpi_slot_prepare(&pool->slots, i, img, initial_bytes,
 					&wiped);
@@ -600,6 +641,15 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			UFPI_IGNORE(ufp_index_free_affine(pool->index, i,
 							  prev_key, kept));
 			ufpi_pool_slot_freed(pool);
+			/* ... but if that module was dropped meanwhile, its
+			 * purge ran while we held the slot and missed it */
+			if (prev_key && prev_key != key &&
+			    !ufpi_module_key_live(pool, prev_key))
+				ufpi_module_purge(pool, prev_key);
+			/* -EAGAIN means "no slot": a transient kernel error
+			 * is not that */
+			if (err == -EAGAIN)
+				err = -ENOMEM;
 		}
 	}
 	ufpi_image_unref(img); /* the slot holds its own now */
@@ -622,6 +672,13 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 	atomic_store(&mem->magic, UFPI_MAGIC_MEMORY);
 	*out = mem;
 	return 0;
+}
+
+UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
+			     uint64_t initial_bytes, ufp_memory **out)
+{
+	bool no_slot;
+	return memory_alloc(pool, m, initial_bytes, out, &no_slot);
 }
 
 UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
@@ -647,9 +704,13 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 		pthread_mutex_lock(&pool->wait_lock);
 		pool->waiters++;
 		pthread_mutex_unlock(&pool->wait_lock);
-		int err = ufp_memory_alloc(pool, m, initial_bytes, out);
+		bool no_slot = false;
+		int err = memory_alloc(pool, m, initial_bytes, out, &no_slot);
 		pthread_mutex_lock(&pool->wait_lock);
-		if (err == -EAGAIN && ufp_index_num_free(pool->index) == 0) {
+		/* wait only while every slot is held by a live memory; any
+		 * other error (a kernel's) is the caller's at once */
+		if (err == -EAGAIN && no_slot &&
+		    ufp_index_num_free(pool->index) == 0) {
 			/* with no handler thread, purges complete only when
 			 * someone reaps: wake up every millisecond to do so */
 			struct timespec until = deadline;
