@@ -322,9 +322,9 @@ int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 	pthread_mutex_lock(&r->lock);
 	err = enqueue_locked(r, rg, n);
 	if (!err)
-		err = pump_locked(r);
+		UFPI_IGNORE(pump_locked(r));
 	pthread_mutex_unlock(&r->lock);
-	if (err == -ENOMEM) {
+	if (err) {
 		/* cannot even queue: do it here rather than lose it */
 		submit_sync(r, rg, n);
 		return 0;
