@@ -1708,3 +1708,58 @@ Test(purge_fail, uring_probe_failure_reports_no_stale_errno)
 		  "probe failure: %d", r);
 	cr_assert_eq(errno, ENOTTY, "errno not preserved");
 }
+
+/* ---- data races ThreadSanitizer must not see (issue 12, 5 and 11) -------- */
+
+/* ufp_pool_create copies the cached probe while another thread forgets and
+ * redoes it: the copy must be taken under the probe's lock. (Under TSan a
+ * torn copy is a reported race; elsewhere this only exercises it.) */
+static _Atomic bool reprobe_stop;
+
+static void *reprobe(void *arg)
+{
+	(void)arg;
+	for (int k = 0; k < 40 && !atomic_load(&reprobe_stop); k++) {
+		ufpi_features_reset();
+		(void)ufpi_features_probe();
+	}
+	return NULL;
+}
+
+Test(race, pool_create_copies_the_probe_under_its_lock, .timeout = 120)
+{
+	(void)ufpi_features_probe();
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, reprobe, NULL), 0);
+	for (int k = 0; k < 20; k++) {
+		ufp_config c;
+		t_config(&c, 1, MIB);
+		c.backend = UFP_BACKEND_COPY;
+		c.reclaim = UFP_RECLAIM_SYNC;
+		ufp_pool *p = NULL;
+		int err = ufp_pool_create(&c, &p);
+		cr_assert_eq(err, 0, "pool_create: %s", ufp_strerror(err));
+		cr_assert_eq(ufp_pool_destroy(p), 0);
+	}
+	atomic_store(&reprobe_stop, true);
+	pthread_join(t, NULL);
+}
+
+static void *page_size_user(void *arg)
+{
+	*(size_t *)arg = ufpi_page_size();
+	return NULL;
+}
+
+/* The first uses of ufpi_page_size, from two threads at once. */
+Test(race, page_size_first_use_from_two_threads)
+{
+	size_t a = 0, b = 0;
+	pthread_t t1, t2;
+	cr_assert_eq(pthread_create(&t1, NULL, page_size_user, &a), 0);
+	cr_assert_eq(pthread_create(&t2, NULL, page_size_user, &b), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	cr_assert_eq(a, t_page());
+	cr_assert_eq(b, t_page());
+}
