@@ -295,16 +295,22 @@ UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m);
  * Returns 0 and *out, or -EINVAL (NULL pool/out, size not a 64 KiB
  * multiple, m not a live module of this pool), -E2BIG (initial_bytes >
  * max_memory_bytes: can never fit), -ERANGE (initial_bytes smaller than the
- * module's), -EAGAIN (every slot is in use right now), -ENOMEM and other
- * -errno from mprotect/madvise (the slot is returned to the pool).
+ * module's), -EAGAIN (every slot is held by a live memory or a concurrent
+ * allocation right now), -ENOMEM (also for a transient EAGAIN of the kernel
+ * inside mmap/mprotect/madvise) and other -errno from those (the slot is
+ * returned to the pool). A slot that a purge holds is not "in use": when
+ * no slot is free but a purge is pending or in flight, the call waits for
+ * it (the kernel releasing the pages; it reaps the io_uring completions
+ * itself) and takes the slot.
  * Thread-safety: any thread.
  */
 UFP_API UFP_WUR int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 				     uint64_t initial_bytes, ufp_memory **out);
 
 /*
- * Like ufp_memory_alloc, but when every slot is in use wait up to
- * `timeout_ns` (UINT64_MAX: forever) for one to be freed.
+ * Like ufp_memory_alloc, but when every slot is held by a live memory wait
+ * up to `timeout_ns` (UINT64_MAX: forever) for one to be freed. Any other
+ * error (the kernel's) is returned at once.
  * Returns what ufp_memory_alloc returns, with -ETIMEDOUT in place of
  * -EAGAIN once the timeout has passed.
  */
@@ -348,7 +354,11 @@ UFP_API UFP_WUR int ufp_memory_free(ufp_memory *mem);
 
 /*
  * Wait until every purge in flight has completed and its slots are back in
- * the allocator. Returns 0, -EINVAL (NULL). Thread-safety: any thread.
+ * the allocator. If io_uring keeps refusing submissions (nothing completes
+ * for 10 ms while the kernel takes none of the pending requests), the
+ * ranges it has not taken are released here with plain madvise, logged at
+ * WARN: quiesce never waits for ever. Returns 0, -EINVAL (NULL).
+ * Thread-safety: any thread.
  */
 UFP_API UFP_WUR int ufp_pool_quiesce(ufp_pool *pool);
 
