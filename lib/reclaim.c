@@ -186,12 +186,6 @@ static int send_locked(struct ufpi_reclaim *r)
 		return 0;
 	int got = ufpi_os_uring_submit(&r->ring);
 	if (got < 0 || (unsigned)got < pending) {
-		if (!r->stuck_err)
-			ufpi_logf(r->log, UFP_LOG_DEBUG,
-				  "reclaim: io_uring submit took %d of %u "
-				  "ranges (%s); the rest is sent again",
-				  got < 0 ? 0 : got, pending,
-				  got < 0 ? ufp_strerror(got) : "short");
 		/* no progress at all is what rescue looks for */
 		r->stuck_err = got > 0 ? 0 : (got < 0 ? got : -EAGAIN);
 		return got < 0 ? got : -EAGAIN;
@@ -204,7 +198,6 @@ static int send_locked(struct ufpi_reclaim *r)
 static int pump_locked(struct ufpi_reclaim *r)
 {
 	size_t n = 0;
-	int err = 0;
 	while (r->qlen && r->nfree) {
 		struct ufpi_range *rg = &r->queue[r->qhead];
 		uint32_t id = r->free_ids[r->nfree - 1];
@@ -225,8 +218,7 @@ static int pump_locked(struct ufpi_reclaim *r)
 		UFPI_ADD(r->ctr, purge_batches, 1);
 		UFPI_ADD(r->ctr, purge_ranges, n);
 	}
-	err = send_locked(r);
-	return err;
+	return send_locked(r);
 }
 
 static int enqueue_locked(struct ufpi_reclaim *r, const struct ufpi_range *rg,
@@ -319,11 +311,18 @@ int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 	default:
 		break;
 	}
+	int sent = 0;
 	pthread_mutex_lock(&r->lock);
 	err = enqueue_locked(r, rg, n);
 	if (!err)
-		UFPI_IGNORE(pump_locked(r));
+		sent = pump_locked(r);
 	pthread_mutex_unlock(&r->lock);
+	/* logged outside the lock: the handler thread takes it to reap */
+	if (sent)
+		ufpi_logf(r->log, UFP_LOG_DEBUG,
+			  "reclaim: io_uring submit refused or short (%s); "
+			  "what the kernel did not take is sent again",
+			  ufp_strerror(sent));
 	if (err) {
 		/* cannot even queue: do it here rather than lose it */
 		submit_sync(r, rg, n);
@@ -386,10 +385,9 @@ size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r)
 /*
  * The kernel will not take our SQEs (submit failing or taking nothing):
  * take back every range it has not seen (SQEs still in the ring are
- * withdrawn, queued ranges leave the queue) and
- * release them with plain madvise here. Ranges the kernel already holds
- * complete as usual. Returns the ranges done here; 0 when the engine is
- * not stuck.
+ * withdrawn, queued ranges leave the queue) and release them with plain
+ * madvise here. Ranges the kernel already holds complete as usual.
+ * Returns the ranges done here; 0 when the engine is not stuck.
  */
 size_t ufpi_reclaim_rescue(struct ufpi_reclaim *r)
 {
