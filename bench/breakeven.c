@@ -41,7 +41,7 @@ static int be_run(const struct be_setting *st, const unsigned char *data,
 	ufp_config c;
 	ufp_pool *pool;
 	ufp_module *m[BE_MODULES];
-	ufp_stats s0, s1;
+	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 	uint64_t rng = 12345 + permille;
 	int err, cur = 0, nm = 0;
 

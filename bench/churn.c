@@ -207,6 +207,7 @@ static void run_mode(const struct churn_mode *md, uint32_t slots, int rounds,
 		cr->images_held = images_held(pool);
 		out->n++;
 	}
+	out->st.size = sizeof(out->st);
 	UFPI_IGNORE(ufp_pool_stats(pool, &out->st));
 	if (host)
 		UFPI_IGNORE(ufp_module_drop(host));

@@ -94,7 +94,7 @@ static void run(const struct setting *st, const unsigned char *data, size_t len,
 	ufp_config c;
 	ufp_pool *pool;
 	ufp_module *m[2] = {NULL, NULL};
-	ufp_stats s0, s1;
+	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 
 	ufp_config_init(&c);
 	c.slots = 1;

@@ -349,7 +349,7 @@ static int touch_once(struct work *w, struct pool_run *pr,
 		      const uint32_t *order, size_t n, struct touch_result *res)
 {
 	ufp_memory *mem;
-	ufp_stats s0, s1;
+	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 	uint64_t sum = 0, want = 0;
 	int err = ufp_memory_alloc(pr->pool, pr->mod[pr->next++ & 1], 0, &mem);
 	if (err)

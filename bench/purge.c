@@ -83,7 +83,7 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 	const size_t page = ufpi_page_size();
 	ufp_segment seg = {0, img, bytes};
 	ufp_module *m;
-	ufp_stats s0, s1;
+	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 	uint64_t tp = ufpb_now_ns();
 	int err = ufp_module_create(pool, &seg, 1, bytes, &m);
 	if (err)

@@ -82,12 +82,23 @@ enum ufpi_fi_op {
 	UFPI_FI_UFFDIO_REGISTER,
 	UFPI_FI_USERFAULTFD,
 	UFPI_FI_UFFDIO_CONTINUE,
+	UFPI_FI_URING_SUBMIT,	    /* io_uring_submit fails, nothing sent */
+	UFPI_FI_URING_SUBMIT_SHORT, /* the kernel takes one SQE only (the
+				       armed errno is not used) */
+	UFPI_FI_URING_PROBE, /* io_uring_get_probe returns NULL (the armed
+				errno is left in errno, stale) */
 	UFPI_FI_NOPS
 };
 
 /* Arm op to fail with -err on its nth use from now (n >= 1); n 0 disarms.
  * Returns -ENOTSUP when built without UFP_FAULT_INJECTION. */
 int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err);
+/* The same, but every use from the nth on fails, until ufpi_fi_reset. */
+int ufpi_fi_arm_sticky(enum ufpi_fi_op op, unsigned nth, int err);
+/* Call fn(op, arg) in the failing thread just before an injected failure
+ * is returned (tests use it to run something inside a failing call);
+ * cleared by ufpi_fi_reset. A no-op without UFP_FAULT_INJECTION. */
+void ufpi_fi_set_hook(void (*fn)(enum ufpi_fi_op op, void *arg), void *arg);
 void ufpi_fi_reset(void);
 #ifdef UFP_FAULT_INJECTION
 int ufpi_fi_hit(enum ufpi_fi_op op); /* 0, or the armed -errno */
@@ -147,7 +158,19 @@ int ufpi_os_uring_register_eventfd(struct io_uring *ring, int efd);
  * submission queue is full. */
 int ufpi_os_uring_queue_madvise(struct io_uring *ring, void *addr, size_t len,
 				uint64_t user_data);
-int ufpi_os_uring_submit(struct io_uring *ring); /* one io_uring_enter */
+/* One io_uring_enter for every SQE queued and not yet taken by the
+ * kernel: returns how many it took (may be fewer: a short submit leaves
+ * the rest in the ring for the next call), or -errno. */
+int ufpi_os_uring_submit(struct io_uring *ring);
+/* SQEs queued and not yet taken by the kernel. */
+unsigned ufpi_os_uring_sq_pending(const struct io_uring *ring);
+/* Withdraw them all (the kernel never sees them); their user_data go to
+ * ids. Returns how many. Not with SQPOLL. */
+unsigned ufpi_os_uring_unqueue(struct io_uring *ring, uint64_t *ids,
+			       unsigned max);
+/* io_uring_enter calls made by ufpi_os_uring_submit in this process
+ * (tests: a batch must be one enter, not one per range). */
+uint64_t ufpi_os_uring_enters(void);
 /* Pop one completion: 0 with its user_data and result, or -EAGAIN. */
 int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res);
 
@@ -168,6 +191,9 @@ struct ufpi_features {
 
 /* Probe once per process (cached, thread-safe). */
 const struct ufpi_features *ufpi_features_probe(void);
+/* Copy the cached probe (probing first if needed) under its lock: a
+ * concurrent re-probe may rewrite it. */
+void ufpi_features_copy(struct ufpi_features *out);
 /* Forget the cached probe (tests with fault injection). */
 void ufpi_features_reset(void);
 
@@ -463,6 +489,10 @@ int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 size_t ufpi_reclaim_reap(struct ufpi_reclaim *r);
 /* Ranges submitted and not yet completed. */
 size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r);
+/* URING whose last submit the kernel refused (or took nothing of): do
+ * every range the kernel has not taken with plain madvise here, logged.
+ * Returns ranges so done (0 when the engine makes progress). */
+size_t ufpi_reclaim_rescue(struct ufpi_reclaim *r);
 
 /* ---- floor 5: pool, modules, memories (pool.c, module.c) -------------- */
 
@@ -537,6 +567,7 @@ struct ufp_pool {
 	pthread_cond_t wait_cond;
 	uint32_t waiters;
 	_Atomic uint64_t purge_pending; /* slots being purged */
+	_Atomic uint32_t purgers;	/* purge/evict loops taking slots */
 	_Atomic bool purge_disabled;	/* benchmark-only: see below */
 };
 
@@ -544,6 +575,8 @@ struct ufp_pool {
 ufp_memory *ufpi_memory_handle_new(ufp_pool *pool);
 void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem);
 void ufpi_module_purge(ufp_pool *pool, uint64_t key);
+/* true while a module with this key exists and is not dropped */
+bool ufpi_module_key_live(ufp_pool *pool, uint64_t key);
 void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
 void ufpi_pool_evict_idle(ufp_pool *pool);
 void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err);

@@ -263,6 +263,9 @@ void ufpi_module_purge(ufp_pool *pool, uint64_t key)
 	if (atomic_load(&pool->purge_disabled))
 		return;
 	UFPI_ADD(&pool->ctr, purges, 1);
+	/* from the moment a slot is taken until purge_slot counts it, an
+	 * allocation must know a purge holds it (it waits, never -EAGAIN) */
+	atomic_fetch_add(&pool->purgers, 1);
 	batch_init(pool, &b);
 	while (ufp_index_alloc_affine_and_clear_affinity(pool->index, key, &i,
 							 NULL) == 0) {
@@ -270,6 +273,18 @@ void ufpi_module_purge(ufp_pool *pool, uint64_t key)
 		purge_slot(pool, &b, i);
 	}
 	batch_fini(pool, &b);
+	atomic_fetch_sub(&pool->purgers, 1);
+	ufpi_pool_slot_freed(pool);
+}
+
+bool ufpi_module_key_live(ufp_pool *pool, uint64_t key)
+{
+	bool live = false;
+	pthread_mutex_lock(&pool->mod_lock);
+	for (ufp_module *m = pool->modules; m && !live; m = m->all_next)
+		live = m->key == key && !m->dropped;
+	pthread_mutex_unlock(&pool->mod_lock);
+	return live;
 }
 
 /*
@@ -286,6 +301,7 @@ void ufpi_pool_evict_idle(ufp_pool *pool)
 	uint64_t bytes, prev;
 	bool started = false;
 
+	atomic_fetch_add(&pool->purgers, 1);
 	for (;;) {
 		uint64_t idle = ufp_index_unused_bytes_resident(pool->index);
 		uint32_t nres = ufp_index_num_resident(pool->index);
@@ -305,6 +321,8 @@ void ufpi_pool_evict_idle(ufp_pool *pool)
 	}
 	if (started)
 		batch_fini(pool, &b);
+	atomic_fetch_sub(&pool->purgers, 1);
+	ufpi_pool_slot_freed(pool);
 }
 
 /* One range of a purged slot is released; the last one frees the slot.

@@ -32,38 +32,83 @@
 static struct {
 	_Atomic unsigned countdown;
 	_Atomic int err;
+	_Atomic bool sticky; /* keep failing once reached */
 } fi[UFPI_FI_NOPS];
+static void (*_Atomic fi_hook)(enum ufpi_fi_op, void *);
+static void *_Atomic fi_hook_arg;
 
 int ufpi_fi_hit(enum ufpi_fi_op op)
 {
 	unsigned n =
 		atomic_load_explicit(&fi[op].countdown, memory_order_relaxed);
 	while (n) {
-		if (atomic_compare_exchange_weak(&fi[op].countdown, &n, n - 1))
-			return n == 1 ? atomic_load(&fi[op].err) : 0;
+		if (n == 1 && atomic_load(&fi[op].sticky))
+			break;
+		if (atomic_compare_exchange_weak(&fi[op].countdown, &n,
+						 n - 1)) {
+			if (n != 1)
+				return 0;
+			break;
+		}
 	}
+	if (n != 1)
+		return 0;
+	void (*hook)(enum ufpi_fi_op, void *) = atomic_load(&fi_hook);
+	if (hook)
+		hook(op, atomic_load(&fi_hook_arg));
+	return atomic_load(&fi[op].err);
+}
+
+static int fi_arm(enum ufpi_fi_op op, unsigned nth, int err, bool sticky)
+{
+	if ((unsigned)op >= UFPI_FI_NOPS || err >= 0)
+		return -EINVAL;
+	atomic_store(&fi[op].err, err);
+	atomic_store(&fi[op].sticky, sticky);
+	atomic_store(&fi[op].countdown, nth);
 	return 0;
 }
 
 int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err)
 {
-	if ((unsigned)op >= UFPI_FI_NOPS || err >= 0)
-		return -EINVAL;
-	atomic_store(&fi[op].err, err);
-	atomic_store(&fi[op].countdown, nth);
-	return 0;
+	return fi_arm(op, nth, err, false);
+}
+
+int ufpi_fi_arm_sticky(enum ufpi_fi_op op, unsigned nth, int err)
+{
+	return fi_arm(op, nth, err, true);
+}
+
+void ufpi_fi_set_hook(void (*fn)(enum ufpi_fi_op op, void *arg), void *arg)
+{
+	atomic_store(&fi_hook_arg, arg);
+	atomic_store(&fi_hook, fn);
 }
 
 void ufpi_fi_reset(void)
 {
-	for (int i = 0; i < UFPI_FI_NOPS; i++)
+	for (int i = 0; i < UFPI_FI_NOPS; i++) {
 		atomic_store(&fi[i].countdown, 0);
+		atomic_store(&fi[i].sticky, false);
+	}
+	atomic_store(&fi_hook, NULL);
 }
 #else
 int ufpi_fi_arm(enum ufpi_fi_op op, unsigned nth, int err)
 {
 	(void)op, (void)nth, (void)err;
 	return -ENOTSUP;
+}
+
+int ufpi_fi_arm_sticky(enum ufpi_fi_op op, unsigned nth, int err)
+{
+	(void)op, (void)nth, (void)err;
+	return -ENOTSUP;
+}
+
+void ufpi_fi_set_hook(void (*fn)(enum ufpi_fi_op op, void *arg), void *arg)
+{
+	(void)fn, (void)arg;
 }
 
 void ufpi_fi_reset(void)
@@ -83,14 +128,18 @@ void ufpi_fi_reset(void)
 		r_;                     \
 	})
 
+/* Threads may race to initialise it: every one computes the same value,
+ * and relaxed atomics make that race well defined. */
 size_t ufpi_page_size(void)
 {
-	static size_t page;
-	if (unlikely(!page)) {
+	static _Atomic size_t page;
+	size_t v = atomic_load_explicit(&page, memory_order_relaxed);
+	if (unlikely(!v)) {
 		long p = sysconf(_SC_PAGESIZE);
-		page = p > 0 ? (size_t)p : 4096;
+		v = p > 0 ? (size_t)p : 4096;
+		atomic_store_explicit(&page, v, memory_order_relaxed);
 	}
-	return page;
+	return v;
 }
 
 uint64_t ufpi_now_ns(void)
@@ -410,8 +459,11 @@ int ufpi_os_uring_init(unsigned entries, struct io_uring *ring)
 	if (err)
 		return err;
 	int saved = errno;
-	/* liburing returns -errno itself */
-	err = io_uring_queue_init(entries, ring, 0);
+	/* SUBMIT_ALL (5.18): an SQE the kernel rejects does not stop the
+	 * submission of the ones behind it. liburing returns -errno. */
+	err = io_uring_queue_init(entries, ring, IORING_SETUP_SUBMIT_ALL);
+	if (err == -EINVAL)
+		err = io_uring_queue_init(entries, ring, 0);
 	errno = saved;
 	return err;
 }
@@ -427,10 +479,25 @@ int ufpi_os_uring_has_madvise(void)
 {
 	int saved = errno;
 	struct io_uring_probe *p = io_uring_get_probe();
-	int r;
+	int r = ufpi_fi_hit(UFPI_FI_URING_PROBE);
+
+	if (r) {
+		io_uring_free_probe(p);
+		p = NULL;
+		errno = -r; /* what a stale errno looks like */
+	}
 
 	if (!p) {
-		r = errno ? -errno : -ENOSYS;
+		/* liburing 2.3 reports the probe's failure by return value
+		 * only (io_uring_get_probe_ring may not set errno): errno
+		 * here can be stale from any earlier call. Ask the kernel
+		 * directly for the reason. */
+		struct io_uring ring;
+		r = io_uring_queue_init(1, &ring, 0);
+		if (r == 0) {
+			io_uring_queue_exit(&ring);
+			r = -ENOTSUP; /* a ring, but no opcode probe */
+		}
 		errno = saved;
 		return r;
 	}
@@ -461,12 +528,67 @@ int ufpi_os_uring_queue_madvise(struct io_uring *ring, void *addr, size_t len,
 	return 0;
 }
 
+static _Atomic uint64_t uring_enters;
+
+uint64_t ufpi_os_uring_enters(void)
+{
+	return atomic_load_explicit(&uring_enters, memory_order_relaxed);
+}
+
+unsigned ufpi_os_uring_sq_pending(const struct io_uring *ring)
+{
+	return io_uring_sq_ready(ring);
+}
+
+/* Withdraw the SQEs the kernel has not taken: without SQPOLL it reads
+ * the SQ tail only inside io_uring_enter, so moving the tail back to its
+ * head (under the caller's lock) un-queues them. Their user_data go to
+ * ids (at most max); returns how many. */
+unsigned ufpi_os_uring_unqueue(struct io_uring *ring, uint64_t *ids,
+			       unsigned max)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned head = io_uring_smp_load_acquire(sq->khead);
+	unsigned n = 0;
+	for (unsigned k = head; k != sq->sqe_tail && n < max; k++)
+		ids[n++] = sq->sqes[k & sq->ring_mask].user_data;
+	sq->sqe_head = sq->sqe_tail = head;
+	io_uring_smp_store_release(sq->ktail, head);
+	return n;
+}
+
+#ifdef UFP_FAULT_INJECTION
+/* What io_uring_submit does, but the kernel is told about one SQE only:
+ * a real short submit, the rest stays in the ring (liburing 2.3's
+ * __io_uring_flush_sq, then io_uring_enter with to_submit = 1). */
+static int submit_one(struct io_uring *ring)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	return (int)SYSCALL_RET(
+		syscall(__NR_io_uring_enter, ring->ring_fd, 1, 0, 0, NULL, 0));
+}
+#endif
+
 int ufpi_os_uring_submit(struct io_uring *ring)
 {
+	int err = ufpi_fi_hit(UFPI_FI_URING_SUBMIT);
+	if (err)
+		return err;
+	atomic_fetch_add_explicit(&uring_enters, 1, memory_order_relaxed);
+#ifdef UFP_FAULT_INJECTION
+	if (ufpi_fi_hit(UFPI_FI_URING_SUBMIT_SHORT) &&
+	    io_uring_sq_ready(ring) > 1)
+		return submit_one(ring);
+#endif
 	int saved = errno;
 	int r = io_uring_submit(ring);
 	errno = saved;
-	return r < 0 ? r : 0;
+	return r;
 }
 
 int ufpi_os_uring_peek(struct io_uring *ring, uint64_t *user_data, int *res)

@@ -381,6 +381,15 @@ static void pool_free(ufp_pool *pool)
 	free(pool);
 }
 
+/* The sizes of every released ufp_config and nothing else: a prefix that
+ * ends elsewhere may end inside a field (a pointer half copied). */
+static bool config_size_ok(uint32_t size)
+{
+	return size == offsetof(ufp_config, fault_around_min_bytes) || /* 0.1 */
+	       size == offsetof(ufp_config, fill_mode) ||	       /* 0.2 */
+	       size == sizeof(ufp_config);			       /* 0.3 */
+}
+
 UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 {
 	ufp_config cfg;
@@ -388,13 +397,12 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	size_t slot_bytes, total;
 	int err;
 
-	if (!cfg_in || !out || cfg_in->size < offsetof(ufp_config, log))
+	if (!cfg_in || !out || !config_size_ok(cfg_in->size))
 		return -EINVAL;
 	/* a caller built against an older header passes a shorter struct:
 	 * its missing fields keep their defaults */
 	ufp_config_init(&cfg);
-	memcpy(&cfg, cfg_in,
-	       cfg_in->size < sizeof(cfg) ? cfg_in->size : sizeof(cfg));
+	memcpy(&cfg, cfg_in, cfg_in->size);
 	cfg.size = sizeof(cfg);
 	struct ufpi_log log = {cfg.log, cfg.log_arg, cfg.log_level};
 	err = validate_config(&cfg, &log);
@@ -416,7 +424,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pthread_mutex_init(&pool->mod_lock, NULL);
 	pthread_mutex_init(&pool->wait_lock, NULL);
 	pthread_cond_init(&pool->wait_cond, NULL);
-	pool->feat = *ufpi_features_probe();
+	ufpi_features_copy(&pool->feat);
 
 	pool->backend = cfg.backend;
 	if (pool->backend == UFP_BACKEND_AUTO) {
@@ -544,19 +552,40 @@ static bool pool_ok(const ufp_pool *pool)
 	return pool && pool->magic == UFPI_MAGIC_POOL;
 }
 
-UFP_API int ufp_pool_quiesce(ufp_pool *pool)
+/* Purges hold the slots they clear (used, no key) from the moment they
+ * take them until their pages are released. */
+static bool purges_pending(ufp_pool *pool)
 {
-	if (!pool_ok(pool))
-		return -EINVAL;
+	return atomic_load(&pool->purge_pending) || atomic_load(&pool->purgers);
+}
+
+/* Reclaim that makes no progress for this long is asked to give back the
+ * work the kernel refuses (ufpi_reclaim_rescue: madvise here, logged). */
+#define UFPI_STALL_NS ((uint64_t)10 * 1000 * 1000)
+
+struct purge_progress {
+	uint64_t left;	/* purge_pending when it last changed */
+	uint64_t since; /* ... at this time */
+};
+
+/* One step of waiting for purges: reap what completed, rescue a stuck
+ * engine, then sleep until a slot is freed (at most 1 ms). */
+static void purge_wait_step(ufp_pool *pool, struct purge_progress *pp)
+{
+	/* the handler reaps on the ring's eventfd; reaping here too makes
+	 * waiting independent of it (and there is none for COW/COPY) */
+	ufpi_reclaim_reap(pool->reclaim);
+	uint64_t now = ufpi_now_ns();
+	uint64_t left = atomic_load(&pool->purge_pending);
+	if (!pp->since || left != pp->left) {
+		pp->left = left;
+		pp->since = now;
+	} else if (now - pp->since > UFPI_STALL_NS) {
+		ufpi_reclaim_rescue(pool->reclaim);
+		pp->since = now;
+	}
 	pthread_mutex_lock(&pool->wait_lock);
-	while (atomic_load(&pool->purge_pending)) {
-		pthread_mutex_unlock(&pool->wait_lock);
-		/* the handler reaps on the ring's eventfd; reaping here too
-		 * makes quiesce independent of it */
-		ufpi_reclaim_reap(pool->reclaim);
-		pthread_mutex_lock(&pool->wait_lock);
-		if (!atomic_load(&pool->purge_pending))
-			break;
+	if (purges_pending(pool)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 1000000;
@@ -569,6 +598,16 @@ UFP_API int ufp_pool_quiesce(ufp_pool *pool)
 		pool->waiters--;
 	}
 	pthread_mutex_unlock(&pool->wait_lock);
+}
+
+UFP_API int ufp_pool_quiesce(ufp_pool *pool)
+{
+	struct purge_progress pp = {0, 0};
+
+	if (!pool_ok(pool))
+		return -EINVAL;
+	while (purges_pending(pool))
+		purge_wait_step(pool, &pp);
 	return 0;
 }
 
@@ -603,9 +642,12 @@ static bool module_ok(const ufp_pool *pool, const ufp_module *m)
 	return atomic_load(&m->magic) == UFPI_MAGIC_MODULE && m->pool == pool;
 }
 
-UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
-			     uint64_t initial_bytes, ufp_memory **out)
+/* ufp_memory_alloc; *no_slot tells a -EAGAIN "every slot is held by a
+ * live memory" from any error of the kernel. */
+static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
+			ufp_memory **out, bool *no_slot)
 {
+	struct purge_progress pp = {0, 0};
 	ufp_memory *mem;
 	ufp_slot_index i;
 	uint64_t prev_key;
@@ -647,6 +689,13 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 		ufpi_reclaim_reap(pool->reclaim);
 	uint64_t key = m ? m->key : 0;
 	err = ufp_index_alloc(pool->index, key, &i, &prev_key);
+	/* a slot being purged is not held by a memory: wait for its purge
+	 * (it takes the kernel a moment) rather than fail */
+	while (err == -EAGAIN && purges_pending(pool)) {
+		purge_wait_step(pool, &pp);
+		err = ufp_index_alloc(pool->index, key, &i, &prev_key);
+	}
+	*no_slot = err == -EAGAIN;
 	if (!err) {
 		err = ufpi_slot_prepare(&pool->slots, i, img, initial_bytes,
 					&wiped);
@@ -662,6 +711,15 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			UFPI_IGNORE(ufp_index_free_affine(pool->index, i,
 							  prev_key, kept));
 			ufpi_pool_slot_freed(pool);
+			/* ... but if that module was dropped meanwhile, its
+			 * purge ran while we held the slot and missed it */
+			if (prev_key && prev_key != key &&
+			    !ufpi_module_key_live(pool, prev_key))
+				ufpi_module_purge(pool, prev_key);
+			/* -EAGAIN means "no slot": a transient kernel error
+			 * is not that */
+			if (err == -EAGAIN)
+				err = -ENOMEM;
 		}
 	}
 	ufpi_image_unref(img); /* the slot holds its own now */
@@ -684,6 +742,13 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 	atomic_store(&mem->magic, UFPI_MAGIC_MEMORY);
 	*out = mem;
 	return 0;
+}
+
+UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
+			     uint64_t initial_bytes, ufp_memory **out)
+{
+	bool no_slot;
+	return memory_alloc(pool, m, initial_bytes, out, &no_slot);
 }
 
 UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
@@ -709,9 +774,13 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 		pthread_mutex_lock(&pool->wait_lock);
 		pool->waiters++;
 		pthread_mutex_unlock(&pool->wait_lock);
-		int err = ufp_memory_alloc(pool, m, initial_bytes, out);
+		bool no_slot = false;
+		int err = memory_alloc(pool, m, initial_bytes, out, &no_slot);
 		pthread_mutex_lock(&pool->wait_lock);
-		if (err == -EAGAIN && ufp_index_num_free(pool->index) == 0) {
+		/* wait only while every slot is held by a live memory; any
+		 * other error (a kernel's) is the caller's at once */
+		if (err == -EAGAIN && no_slot &&
+		    ufp_index_num_free(pool->index) == 0) {
 			/* with no handler thread, purges complete only when
 			 * someone reaps: wake up every millisecond to do so */
 			struct timespec until = deadline;
@@ -806,10 +875,21 @@ UFP_API int ufp_memory_free(ufp_memory *mem)
 
 UFP_API int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out)
 {
-	if (!pool_ok(pool) || !out)
+	ufp_stats st;
+
+	/* out->size is the caller's sizeof(ufp_stats): an older, smaller
+	 * struct gets its prefix, a newer one ours and zeros after it */
+	if (!pool_ok(pool) || !out ||
+	    out->size < offsetof(ufp_stats, faults) + sizeof(uint64_t) ||
+	    out->size % sizeof(uint64_t))
 		return -EINVAL;
-	ufpi_counters_snapshot(&pool->ctr, out);
-	out->idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
+	ufpi_counters_snapshot(&pool->ctr, &st);
+	st.idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
+	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);
+	if (out->size > sizeof(st))
+		memset((char *)out + sizeof(st), 0, out->size - sizeof(st));
+	st.size = (uint32_t)n;
+	memcpy(out, &st, n);
 	return 0;
 }
 

@@ -70,9 +70,8 @@ static int probe_process_madvise(void)
 	return r < 0 ? (int)r : ok;
 }
 
-const struct ufpi_features *ufpi_features_probe(void)
+static void probe_locked(void)
 {
-	pthread_mutex_lock(&probe_lock);
 	if (!probed) {
 		struct ufpi_features f = {0};
 		f.uffd_err = ufpi_uffd_probe(&f.uffd_features, &f.uffd_via_dev);
@@ -91,8 +90,25 @@ const struct ufpi_features *ufpi_features_probe(void)
 		probed = !f.uffd_err || f.uffd_err == -EPERM ||
 			 f.uffd_err == -ENOSYS || f.uffd_err == -EACCES;
 	}
+}
+
+/* The pointer stays valid, but a later probe (after ufpi_features_reset)
+ * rewrites what it points to: readers that may race with one copy it
+ * with ufpi_features_copy instead. */
+const struct ufpi_features *ufpi_features_probe(void)
+{
+	pthread_mutex_lock(&probe_lock);
+	probe_locked();
 	pthread_mutex_unlock(&probe_lock);
 	return &feat;
+}
+
+void ufpi_features_copy(struct ufpi_features *out)
+{
+	pthread_mutex_lock(&probe_lock);
+	probe_locked();
+	*out = feat;
+	pthread_mutex_unlock(&probe_lock);
 }
 
 void ufpi_features_reset(void)

@@ -52,6 +52,8 @@ struct ufpi_reclaim {
 	struct ufpi_range *queue; /* waiting for room in the ring */
 	size_t qhead, qlen, qcap;
 
+	int stuck_err; /* the last submit took nothing: its error */
+
 	/* PROCESS_MADVISE */
 	int pidfd;
 };
@@ -150,7 +152,7 @@ void ufpi_reclaim_destroy(struct ufpi_reclaim *r)
 		/* callers quiesce first; anything still queued is finished
 		 * synchronously so no range is ever forgotten */
 		while (ufpi_reclaim_inflight(r))
-			if (!ufpi_reclaim_reap(r))
+			if (!ufpi_reclaim_reap(r) && !ufpi_reclaim_rescue(r))
 				sched_yield();
 		ufpi_os_uring_exit(&r->ring);
 		ufpi_os_close(r->efd);
@@ -173,14 +175,26 @@ int ufpi_reclaim_eventfd(const struct ufpi_reclaim *r)
 	return r ? r->efd : -1;
 }
 
-/* Move queued ranges into the ring while there is room; one submit. */
-static int submit_locked(struct ufpi_reclaim *r, size_t n)
+/* Send every SQE the kernel has not taken yet: one io_uring_enter. A
+ * failed or short submit leaves them in the ring; the next pump (every
+ * reap, every submit) sends them again, and ufpi_reclaim_rescue takes
+ * them back if the kernel keeps refusing. */
+static int send_locked(struct ufpi_reclaim *r)
 {
-	UFPI_ADD(r->ctr, purge_batches, 1);
-	UFPI_ADD(r->ctr, purge_ranges, n);
-	return ufpi_os_uring_submit(&r->ring);
+	unsigned pending = ufpi_os_uring_sq_pending(&r->ring);
+	if (!pending)
+		return 0;
+	int got = ufpi_os_uring_submit(&r->ring);
+	if (got < 0 || (unsigned)got < pending) {
+		/* no progress at all is what rescue looks for */
+		r->stuck_err = got > 0 ? 0 : (got < 0 ? got : -EAGAIN);
+		return got < 0 ? got : -EAGAIN;
+	}
+	r->stuck_err = 0;
+	return 0;
 }
 
+/* Move queued ranges into the ring while there is room, then send. */
 static int pump_locked(struct ufpi_reclaim *r)
 {
 	size_t n = 0;
@@ -190,9 +204,8 @@ static int pump_locked(struct ufpi_reclaim *r)
 		if (ufpi_os_uring_queue_madvise(&r->ring, rg->addr, rg->len,
 						id)) {
 			/* submission queue full: send it, then go on */
-			if (!n || submit_locked(r, n))
+			if (send_locked(r))
 				break;
-			n = 0;
 			continue;
 		}
 		r->nfree--;
@@ -201,7 +214,11 @@ static int pump_locked(struct ufpi_reclaim *r)
 		r->qlen--;
 		n++;
 	}
-	return n ? submit_locked(r, n) : 0;
+	if (n) {
+		UFPI_ADD(r->ctr, purge_batches, 1);
+		UFPI_ADD(r->ctr, purge_ranges, n);
+	}
+	return send_locked(r);
 }
 
 static int enqueue_locked(struct ufpi_reclaim *r, const struct ufpi_range *rg,
@@ -294,21 +311,26 @@ int ufpi_reclaim_submit(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 	default:
 		break;
 	}
+	int sent = 0;
 	pthread_mutex_lock(&r->lock);
 	err = enqueue_locked(r, rg, n);
 	if (!err)
-		err = pump_locked(r);
+		sent = pump_locked(r);
 	pthread_mutex_unlock(&r->lock);
-	if (err == -ENOMEM) {
+	/* logged outside the lock: the handler thread takes it to reap */
+	if (sent)
+		ufpi_logf(r->log, UFP_LOG_DEBUG,
+			  "reclaim: io_uring submit refused or short (%s); "
+			  "what the kernel did not take is sent again",
+			  ufp_strerror(sent));
+	if (err) {
 		/* cannot even queue: do it here rather than lose it */
 		submit_sync(r, rg, n);
 		return 0;
 	}
-	if (err)
-		ufpi_logf(r->log, UFP_LOG_WARN,
-			  "reclaim: io_uring submit failed (%s); ranges stay "
-			  "queued for the next reap",
-			  ufp_strerror(err));
+	/* a failed or short submit keeps its SQEs in the ring: every reap
+	 * sends them again, and ufp_pool_quiesce falls back to madvise
+	 * (ufpi_reclaim_rescue) if the kernel keeps refusing */
 	return 0;
 }
 
@@ -357,5 +379,59 @@ size_t ufpi_reclaim_inflight(struct ufpi_reclaim *r)
 	pthread_mutex_lock(&r->lock);
 	size_t n = r->cap - r->nfree + r->qlen;
 	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/*
+ * The kernel will not take our SQEs (submit failing or taking nothing):
+ * take back every range it has not seen (SQEs still in the ring are
+ * withdrawn, queued ranges leave the queue) and release them with plain
+ * madvise here. Ranges the kernel already holds complete as usual.
+ * Returns the ranges done here; 0 when the engine is not stuck.
+ */
+size_t ufpi_reclaim_rescue(struct ufpi_reclaim *r)
+{
+	struct ufpi_range *take = NULL;
+	size_t n = 0;
+	int why;
+
+	if (!r || r->kind != UFP_RECLAIM_URING)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	/* one last try: maybe the kernel takes them now */
+	if (!r->stuck_err || !send_locked(r) || !r->stuck_err) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	why = r->stuck_err;
+	unsigned pending = ufpi_os_uring_sq_pending(&r->ring);
+	take = malloc((pending + r->qlen + 1) * sizeof(*take));
+	if (!take) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	uint64_t *ids = (uint64_t *)malloc((pending + 1) * sizeof(*ids));
+	unsigned got = ids ? ufpi_os_uring_unqueue(&r->ring, ids, pending) : 0;
+	for (unsigned k = 0; k < got; k++) {
+		take[n++] = r->inf[ids[k]];
+		r->free_ids[r->nfree++] = (uint32_t)ids[k];
+	}
+	free(ids);
+	for (; r->qlen; r->qlen--) {
+		take[n++] = r->queue[r->qhead];
+		r->qhead = (r->qhead + 1) % r->qcap;
+	}
+	r->stuck_err = 0;
+	pthread_mutex_unlock(&r->lock);
+
+	ufpi_logf(r->log, UFP_LOG_WARN,
+		  "reclaim: io_uring takes no submissions (%s); %zu ranges "
+		  "released with plain madvise instead",
+		  ufp_strerror(why), n);
+	for (size_t k = 0; k < n; k++) {
+		int err = redo_sync(r, &take[k], why);
+		r->done(r->done_arg, take[k].tag, take[k].len, err);
+	}
+	free(take);
 	return n;
 }

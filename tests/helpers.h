@@ -203,7 +203,7 @@ static inline size_t t_page(void)
 /* The pool's counters; the call must succeed. */
 static inline ufp_stats t_stats(ufp_pool *p)
 {
-	ufp_stats st;
+	ufp_stats st = {.size = sizeof(st)};
 	int err = ufp_pool_stats(p, &st);
 	cr_assert_eq(err, 0, "ufp_pool_stats: %s", ufp_strerror(err));
 	return st;

@@ -1316,7 +1316,7 @@ static int op_quiesce(struct worker *w)
 	if (rc)
 		return fail(w, "pool_quiesce = %d", rc);
 	if (!w->run->concurrent) {
-		ufp_stats st;
+		ufp_stats st = {.size = sizeof(st)};
 		w->run->purge_maybe = false;
 		if (ufp_pool_stats(w->run->pool, &st) == 0 &&
 		    st.purges_inflight)
@@ -1496,7 +1496,7 @@ static void *watchdog_main(void *arg)
 		if (quiet < STALL_SECONDS * 10)
 			continue;
 		char d[256];
-		ufp_stats a, b;
+		ufp_stats a = {.size = sizeof(a)}, b = a;
 		ufpm_describe(run->p, d, sizeof(d));
 		UFPI_IGNORE(ufp_pool_stats(run->pool, &a));
 		sleep(1);
@@ -1697,7 +1697,7 @@ static int teardown(struct run *run)
 		fail(w, "pool_quiesce failed");
 		goto out;
 	}
-	ufp_stats st;
+	ufp_stats st = {.size = sizeof(st)};
 	uint64_t allocs = 0;
 	for (struct worker *o = run->w; o < run->w + run->nw; o++)
 		allocs += o->tot.memories;

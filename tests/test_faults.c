@@ -1480,3 +1480,43 @@ Test(faults, userfaultfd_transient_probe_error_not_cached)
 	if (!err)
 		destroy_ok(p);
 }
+
+/* ---- alloc_wait and transient kernel errors (issue 12, item 6) ----------- */
+
+/* A kernel EAGAIN inside prepare, with a free slot, on every try: the
+ * wait used to retry at once for ever, past its deadline. It is the
+ * kernel's error, not "no slot": returned at once, and not as -EAGAIN
+ * (which means every slot is held by a live memory). */
+Test(faults, alloc_wait_kernel_eagain_does_not_spin, .timeout = 20)
+{
+	ufp_config c;
+	cfg_small(&c, 2);
+	ufp_pool *p = t_pool(&c);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -EAGAIN), 0);
+	uint64_t t0 = ufpi_now_ns();
+	int err = ufp_memory_alloc_wait(p, NULL, 64 * KIB,
+					(uint64_t)50 * 1000 * 1000, &mem);
+	uint64_t took = ufpi_now_ns() - t0;
+	ufpi_fi_reset();
+	cr_assert_eq(err, -ENOMEM, "alloc_wait: %s", ufp_strerror(err));
+	cr_assert_null(mem);
+	cr_assert_lt(took, (uint64_t)5 * 1000 * 1000 * 1000,
+		     "alloc_wait took %llu ns", (unsigned long long)took);
+	err = ufp_memory_alloc(p, NULL, 64 * KIB, &mem);
+	cr_assert_eq(err, 0, "alloc: %s", ufp_strerror(err));
+	free_ok(mem);
+	/* and a real "no slot" still waits until its deadline */
+	ufp_memory *a = NULL, *b = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, NULL, 64 * KIB, &a), 0);
+	cr_assert_eq(ufp_memory_alloc(p, NULL, 64 * KIB, &b), 0);
+	t0 = ufpi_now_ns();
+	err = ufp_memory_alloc_wait(p, NULL, 64 * KIB,
+				    (uint64_t)30 * 1000 * 1000, &mem);
+	took = ufpi_now_ns() - t0;
+	cr_assert_eq(err, -ETIMEDOUT, "alloc_wait: %s", ufp_strerror(err));
+	cr_assert_geq(took, (uint64_t)30 * 1000 * 1000);
+	free_ok(a);
+	free_ok(b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}

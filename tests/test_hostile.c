@@ -450,7 +450,8 @@ Test(hostile, bad_configs)
 	}
 	cr_expect_eq(count_fds(), fds, "bad configs leaked an fd");
 	cr_expect_eq(t_count_maps(), maps, "bad configs leaked a mapping");
-	/* a caller built against a newer, larger header is accepted */
+	/* a caller built against a newer, larger header is refused: only
+	 * the sizes of released versions are accepted (issue 12, item 7) */
 	struct {
 		ufp_config c;
 		char future[64];
@@ -458,7 +459,11 @@ Test(hostile, bad_configs)
 	memset(&big, 0, sizeof(big));
 	cfg_small(&big.c, 2, NULL);
 	big.c.size = sizeof(big);
-	ufp_pool *p = t_pool(&big.c);
+	ufp_pool *p = NULL;
+	cr_assert_eq(ufp_pool_create(&big.c, &p), -EINVAL);
+	cr_assert_null(p);
+	big.c.size = sizeof(big.c);
+	p = t_pool(&big.c);
 	struct mod a;
 	mod_make(p, &a, 1);
 	assert_works(p, &a);

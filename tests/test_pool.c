@@ -1772,7 +1772,7 @@ Test(pool_api, stats_of_a_pool)
 {
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
-		ufp_stats st0, st1;
+		ufp_stats st0 = {.size = sizeof(st0)}, st1 = st0;
 		cr_assert_eq(ufp_pool_stats(pool, &st0), 0);
 		cr_assert_eq(st0.size, sizeof(ufp_stats));
 		ufp_memory *a = mk_memory(pool, NULL, WPAGE);
@@ -1786,4 +1786,108 @@ Test(pool_api, stats_of_a_pool)
 		cr_assert_gt(n, 0);
 		destroy_pool(pool);
 	}
+}
+
+/* ---- ABI: struct sizes (issue 12, item 7) ------------------------------- */
+
+/* Exactly the sizes of released ufp_config versions are accepted; a prefix
+ * ending anywhere else may end inside a field (half a pointer). */
+Test(pool_api, config_accepts_exactly_released_sizes)
+{
+	const uint32_t ok[] = {
+		offsetof(ufp_config, fault_around_min_bytes), /* 0.1 */
+		offsetof(ufp_config, fill_mode),	      /* 0.2 */
+		sizeof(ufp_config),			      /* 0.3 */
+	};
+	const uint32_t bad[] = {
+		0,
+		8,
+		offsetof(ufp_config, log),
+		offsetof(ufp_config, log) + 4, /* inside the pointer */
+		offsetof(ufp_config, log_arg),
+		offsetof(ufp_config, log_level),
+		offsetof(ufp_config, fault_around_min_bytes) + 4,
+		offsetof(ufp_config, fill_mode) + 4 == sizeof(ufp_config)
+			? 4
+			: offsetof(ufp_config, fill_mode) + 4,
+		sizeof(ufp_config) + 8, /* a newer header we cannot know */
+	};
+	for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++) {
+		struct {
+			ufp_config c;
+			unsigned char after[64];
+		} b;
+		memset(&b, 0xff, sizeof(b)); /* past size: must not be read */
+		t_config(&b.c, 1, 1 * MiB);
+		b.c.backend = UFP_BACKEND_COPY;
+		b.c.size = ok[k];
+		/* fields past the caller's size get their defaults */
+		if (ok[k] <= offsetof(ufp_config, fault_around_min_bytes))
+			b.c.fault_around_min_bytes = 12345;
+		if (ok[k] <= offsetof(ufp_config, fill_mode))
+			b.c.fill_mode = (ufp_fill_mode)77;
+		ufp_pool *p = NULL;
+		int err = ufp_pool_create(&b.c, &p);
+		cr_assert_eq(err, 0, "size %u: %s", ok[k], ufp_strerror(err));
+		cr_assert_eq(ufp_pool_destroy(p), 0);
+	}
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		ufp_config c;
+		t_config(&c, 1, 1 * MiB);
+		c.backend = UFP_BACKEND_COPY;
+		c.size = bad[k];
+		ufp_pool *p = NULL;
+		cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL, "size %u",
+			     bad[k]);
+		cr_assert_null(p);
+	}
+}
+
+/* ufp_pool_stats writes what the caller's size says and no more: an older,
+ * smaller struct gets its prefix, a newer, larger one ours and zeros. */
+Test(pool_api, stats_honours_caller_size)
+{
+	ufp_config c;
+	t_config(&c, 1, 1 * MiB);
+	c.backend = UFP_BACKEND_COPY;
+	ufp_pool *p = t_pool(&c);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, NULL, 64 << 10, &mem), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+
+	struct {
+		ufp_stats st;
+		unsigned char after[64];
+	} b;
+	/* smaller: only [0, size) is written */
+	const uint32_t small = offsetof(ufp_stats, allocs);
+	memset(&b, 0xab, sizeof(b));
+	b.st.size = small;
+	cr_assert_eq(ufp_pool_stats(p, &b.st), 0);
+	cr_assert_eq(b.st.size, small);
+	for (size_t o = small; o < sizeof(b); o++)
+		cr_assert_eq(((unsigned char *)&b)[o], 0xab,
+			     "byte %zu past the caller's %u written", o, small);
+	/* larger: ours, then zeros up to the caller's size */
+	memset(&b, 0xab, sizeof(b));
+	b.st.size = sizeof(ufp_stats) + 16;
+	cr_assert_eq(ufp_pool_stats(p, &b.st), 0);
+	cr_assert_eq(b.st.size, sizeof(ufp_stats));
+	cr_assert_eq(b.st.allocs, 1);
+	for (size_t o = 0; o < 16; o++)
+		cr_assert_eq(b.after[o], 0);
+	for (size_t o = 16; o < sizeof(b.after); o++)
+		cr_assert_eq(b.after[o], 0xab);
+	/* exact */
+	b.st.size = sizeof(ufp_stats);
+	cr_assert_eq(ufp_pool_stats(p, &b.st), 0);
+	cr_assert_eq(b.st.allocs, 1);
+	/* no room for one counter, or not a multiple of 8 */
+	const uint32_t bad[] = {0, 4, 8, offsetof(ufp_stats, allocs) + 4};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		b.st.size = bad[k];
+		cr_assert_eq(ufp_pool_stats(p, &b.st), -EINVAL, "size %u",
+			     bad[k]);
+	}
+	cr_assert_eq(ufp_pool_destroy(p), 0);
 }

@@ -1278,3 +1278,490 @@ Test(purge, drop_racing_first_alloc_keeps_image, .timeout = 240)
 	for (size_t k = 0; k < T_NBACKENDS; k++)
 		drop_racing_alloc(t_backends[k], 100);
 }
+
+/* ---- failure paths of the io_uring engine (issue 12) --------------------- */
+
+#ifdef UFP_FAULT_INJECTION
+#define FI_ONLY()
+#else
+#define FI_ONLY()                                                             \
+	cr_skip_test("built without UFP_FAULT_INJECTION (debug/tsan presets " \
+		     "have it)")
+#endif
+
+/* A URING pool with a log capture; n slots of MIB, everything kept. */
+static ufp_pool *uring_pool(uint32_t n, unsigned ring, struct logcap *cap)
+{
+	ufp_config c;
+	t_config(&c, n, MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.reclaim = UFP_RECLAIM_URING;
+	c.keep_resident_bytes = MIB;
+	c.ring_entries = ring;
+	if (cap) {
+		c.log = log_cb;
+		c.log_arg = cap;
+		c.log_level = UFP_LOG_DEBUG;
+	}
+	return t_pool(&c);
+}
+
+/* Populate 64 slots with a fresh module, arm `op` (its nth use fails with
+ * err, for ever if sticky), drop, quiesce, check the end state. The
+ * quiesce hung for ever before the fix: the test's timeout catches it. */
+static void submit_fault(enum ufpi_fi_op op, unsigned nth, int err, bool sticky,
+			 struct logcap *cap)
+{
+	ufp_pool *p = uring_pool(64, 256, cap);
+	uint64_t base = resident(p);
+	struct mod a;
+	mod_create(p, MIB, 31, &a);
+	populate_cheap(p, &a, 64);
+	cr_assert_gt(resident(p), base);
+	int rc = sticky ? ufpi_fi_arm_sticky(op, nth, err)
+			: ufpi_fi_arm(op, nth, err);
+	cr_assert_eq(rc, 0);
+	mod_drop(&a);
+	quiesce(p);
+	ufpi_fi_reset();
+	assert_gone(p, &a, base, "submit fault");
+	cr_assert_eq(ufpi_reclaim_inflight(p->reclaim), 0);
+	/* and the engine still works afterwards */
+	purge_roundtrip(p, "after the submit fault");
+	mod_fini(&a);
+	destroy(p);
+}
+
+Test(purge_fail, uring_submit_fails_once_is_resubmitted, .timeout = 60)
+{
+	FI_ONLY();
+	submit_fault(UFPI_FI_URING_SUBMIT, 1, -EBUSY, false, NULL);
+}
+
+Test(purge_fail, uring_short_submit_sends_the_rest, .timeout = 60)
+{
+	FI_ONLY();
+	submit_fault(UFPI_FI_URING_SUBMIT_SHORT, 1, -EAGAIN, false, NULL);
+}
+
+Test(purge_fail, uring_submit_refused_for_ever_falls_back, .timeout = 60)
+{
+	FI_ONLY();
+	struct logcap cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	submit_fault(UFPI_FI_URING_SUBMIT, 1, -ENOMEM, true, &cap);
+	pthread_mutex_lock(&cap.lock);
+	bool said = strstr(cap.buf, "1 reclaim: io_uring takes no "
+				    "submissions (out of memory") &&
+		    strstr(cap.buf, "plain madvise");
+	pthread_mutex_unlock(&cap.lock);
+	cr_assert(said, "the fallback to madvise is not logged at WARN: '%s'",
+		  cap.buf);
+}
+
+/* A short submit on every call: each pump sends one more SQE. */
+Test(purge_fail, uring_every_submit_short, .timeout = 60)
+{
+	FI_ONLY();
+	submit_fault(UFPI_FI_URING_SUBMIT_SHORT, 1, -EAGAIN, true, NULL);
+}
+
+/* Rings far smaller than the work: SQ (and CQ) full all the time,
+ * completions arriving while other drops submit. */
+static void small_ring(unsigned ring)
+{
+	const uint32_t n = 96;
+	ufp_config c;
+	t_config(&c, n, 256 * KIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.reclaim = UFP_RECLAIM_URING;
+	c.keep_resident_bytes = 256 * KIB;
+	c.ring_entries = ring;
+	ufp_pool *p = t_pool(&c);
+	uint64_t base = resident(p);
+	struct mod m[4];
+	for (int k = 0; k < 4; k++)
+		mod_create(p, 256 * KIB, 50 + (uint64_t)k, &m[k]);
+	/* every slot holds one of the four: hundreds of ranges in all */
+	ufp_memory **v = calloc(n, sizeof(*v));
+	cr_assert_not_null(v);
+	for (uint32_t i = 0; i < n; i++) {
+		v[i] = mem_alloc(p, &m[i % 4]);
+		touch_pages(v[i], &m[i % 4]);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		mem_free(v[i]);
+	free(v);
+	cr_assert_gt(resident(p), base);
+	/* drops one after the other, no quiesce between: the first one's
+	 * completions arrive while the next submit */
+	for (int k = 0; k < 4; k++)
+		mod_drop(&m[k]);
+	quiesce(p);
+	for (int k = 0; k < 4; k++)
+		assert_gone(p, &m[k], base, "small ring");
+	ufp_stats s = t_stats(p);
+	cr_assert_eq(s.slots_purged, n);
+	cr_assert_eq(s.reclaim_fallbacks, 0);
+	for (int k = 0; k < 4; k++)
+		mod_fini(&m[k]);
+	destroy(p);
+}
+
+Test(purge_fail, ring_of_one_entry, .timeout = 120)
+{
+	small_ring(1);
+}
+
+Test(purge_fail, ring_of_two_entries, .timeout = 120)
+{
+	small_ring(2);
+}
+
+/* liburing 2.3 keeps an IORING_OP_MADVISE length in 32 bits: a slot of
+ * 8 GiB populated at both ends is released in pieces, all of them. */
+static void over_4gib(ufp_reclaim rc)
+{
+	const uint64_t max = (uint64_t)8 << 30;
+	ufp_config c;
+	t_config(&c, 1, max);
+	c.backend = UFP_BACKEND_UFFD;
+	c.reclaim = rc;
+	c.keep_resident_bytes = max;
+	ufp_pool *p = t_pool(&c);
+	uint64_t base = resident(p);
+	struct mod a;
+	mod_create(p, MIB, 61, &a);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, a.m, max, &mem), 0);
+	volatile unsigned char *b = ufp_memory_base(mem);
+	cr_assert_eq(b[0], a.img[0]);
+	b[0] = 1;
+	b[max - 1] = 2; /* past 4 GiB */
+	mem_free(mem);
+	uint64_t r = resident(p);
+	cr_assert_geq(r - base, 2 * t_page(), "both ends kept");
+	cr_assert_gt(slot_resident(p, 0, max) -
+			     slot_resident(p, 0, (uint64_t)4 << 30),
+		     0, "the page past 4 GiB is resident before the drop");
+	mod_drop(&a);
+	quiesce(p);
+	assert_gone(p, &a, base, t_reclaim_name(rc));
+	cr_assert_eq(slot_resident(p, 0, max), 0);
+	mod_fini(&a);
+	destroy(p);
+}
+
+Test(purge_fail, range_over_4gib_uring)
+{
+	over_4gib(UFP_RECLAIM_URING);
+}
+
+Test(purge_fail, range_over_4gib_sync)
+{
+	over_4gib(UFP_RECLAIM_SYNC);
+}
+
+Test(purge_fail, range_over_4gib_process_madvise)
+{
+	over_4gib(UFP_RECLAIM_PROCESS_MADVISE);
+}
+
+/* The batching claim itself: a drop of 256 slots is a handful of
+ * io_uring_enter calls, not one per range (counted at the syscall
+ * layer, not by the engine's own batch counter). */
+Test(purge_fail, drop_of_256_slots_is_batched, .timeout = 240)
+{
+	const uint32_t n = 256;
+	ufp_pool *p = mk_pool(UFP_BACKEND_UFFD, UFP_STRATEGY_REUSE_AFFINITY,
+			      UFP_RECLAIM_URING, n, 64 * KIB, 64 * KIB);
+	struct mod a;
+	mod_create(p, 64 * KIB, 71, &a);
+	populate_cheap(p, &a, n);
+	ufp_stats s0 = t_stats(p);
+	uint64_t e0 = ufpi_os_uring_enters();
+	mod_drop(&a);
+	quiesce(p);
+	uint64_t enters = ufpi_os_uring_enters() - e0;
+	ufp_stats s1 = t_stats(p);
+	cr_assert_eq(s1.purge_ranges - s0.purge_ranges, n);
+	cr_assert_geq(enters, 1);
+	cr_assert_leq(enters, n / 32,
+		      "%llu io_uring_enter calls for %u ranges: not batched",
+		      (unsigned long long)enters, n);
+	mod_fini(&a);
+	destroy(p);
+}
+
+/* mmap failing while a COW purge maps the slot back to anonymous memory:
+ * the slot keeps the mapping, is wiped before its next use, and nothing
+ * is lost; the pool goes on working. */
+Test(purge_fail, cow_mmap_fails_during_purge)
+{
+	FI_ONLY();
+	ufp_pool *p = mk_pool(UFP_BACKEND_COW, UFP_STRATEGY_REUSE_AFFINITY,
+			      UFP_RECLAIM_SYNC, 2, MIB, MIB);
+	uint64_t base = resident(p);
+	struct mod a, b;
+	mod_create(p, MIB, 81, &a);
+	mod_create(p, MIB, 82, &b);
+	populate_cheap(p, &a, 2);
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_MMAP, 1, -ENOMEM), 0);
+	mod_drop(&a);
+	quiesce(p);
+	ufpi_fi_reset();
+	cr_assert_eq(ufp_index_num_affine(p->index, a.key), 0);
+	check_pool(p);
+	/* both slots serve b correctly, the stale one after a wipe */
+	ufp_memory *m1 = mem_alloc(p, &b), *m2 = mem_alloc(p, &b);
+	cr_assert_eq(first_diff(m1, &b), -1);
+	cr_assert_eq(first_diff(m2, &b), -1);
+	mem_free(m1);
+	mem_free(m2);
+	mod_drop(&b);
+	quiesce(p);
+	assert_gone(p, &a, base, "a after the wipe");
+	assert_gone(p, &b, base, "b");
+	mod_fini(&a);
+	mod_fini(&b);
+	destroy(p);
+}
+
+/* mmap failing in prepare (COW maps the image): the allocation fails,
+ * the slot is intact, the next one works. */
+Test(purge_fail, cow_mmap_fails_during_prepare)
+{
+	FI_ONLY();
+	ufp_pool *p = mk_pool(UFP_BACKEND_COW, UFP_STRATEGY_REUSE_AFFINITY,
+			      UFP_RECLAIM_SYNC, 1, MIB, MIB);
+	uint64_t base = resident(p);
+	struct mod a;
+	mod_create(p, MIB, 83, &a);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_MMAP, 1, -ENOMEM), 0);
+	cr_assert_eq(ufp_memory_alloc(p, a.m, 0, &mem), -ENOMEM);
+	ufpi_fi_reset();
+	check_pool(p);
+	mem = mem_alloc(p, &a);
+	touch(mem, &a);
+	mem_free(mem);
+	mod_drop(&a);
+	quiesce(p);
+	assert_gone(p, &a, base, "after a failed prepare");
+	mod_fini(&a);
+	destroy(p);
+}
+
+/* ---- a slot must not stay affine to a module dropped mid-allocation ----- */
+
+struct drop_in_hook {
+	struct mod *md;
+	int fired, err;
+};
+
+static void *drop_thread(void *arg)
+{
+	struct drop_in_hook *h = arg;
+	h->err = ufp_module_drop(h->md->m);
+	return NULL;
+}
+
+/* Runs inside the allocating thread's failing madvise (prepare wiping the
+ * slot that held a): drop a from another thread, and wait for it. */
+static void drop_hook(enum ufpi_fi_op op, void *arg)
+{
+	struct drop_in_hook *h = arg;
+	pthread_t t;
+	(void)op;
+	if (h->fired++)
+		return;
+	if (pthread_create(&t, NULL, drop_thread, h) == 0)
+		pthread_join(t, NULL);
+	else
+		h->err = -EAGAIN;
+}
+
+static void prepare_fails_while_dropped(ufp_reclaim rc)
+{
+	ufp_pool *p = mk_pool(UFP_BACKEND_UFFD, UFP_STRATEGY_REUSE_AFFINITY, rc,
+			      1, MIB, MIB);
+	uint64_t base = resident(p);
+	struct mod a, b;
+	mod_create(p, MIB, 91, &a);
+	mod_create(p, MIB, 92, &b);
+	populate_cheap(p, &a, 1);
+	cr_assert_gt(resident(p), base);
+	cr_assert_eq(ufp_index_num_affine(p->index, a.key), 1);
+
+	/* b takes a's slot (evicting its affinity), its wipe fails, and a is
+	 * dropped meanwhile: a's purge finds no slot affine to it */
+	struct drop_in_hook h = {.md = &a};
+	ufpi_fi_set_hook(drop_hook, &h);
+	/* minor mode maps b's image over a's: the mmap fails there */
+	enum ufpi_fi_op wipe = p->slots.minor ? UFPI_FI_MMAP : UFPI_FI_MADVISE;
+	cr_assert_eq(ufpi_fi_arm(wipe, 1, -EIO), 0);
+	ufp_memory *mem = NULL;
+	int err = ufp_memory_alloc(p, b.m, 0, &mem);
+	ufpi_fi_reset();
+	cr_assert_eq(h.fired, 1, "the injected failure was not reached");
+	cr_assert_eq(h.err, 0, "drop: %s", ufp_strerror(h.err));
+	cr_assert_eq(err, -EIO, "alloc: %s", ufp_strerror(err));
+	quiesce(p);
+	/* the slot must not keep the dead module's pages and image */
+	assert_gone(p, &a, base, "a dropped during b's failed prepare");
+	mem = mem_alloc(p, &b);
+	touch(mem, &b);
+	mem_free(mem);
+	mod_drop(&b);
+	quiesce(p);
+	assert_gone(p, &b, base, "b");
+	mod_fini(&a);
+	mod_fini(&b);
+	destroy(p);
+}
+
+Test(purge_fail, prepare_fails_while_module_dropped_uring)
+{
+	FI_ONLY();
+	prepare_fails_while_dropped(UFP_RECLAIM_URING);
+}
+
+Test(purge_fail, prepare_fails_while_module_dropped_sync)
+{
+	FI_ONLY();
+	prepare_fails_while_dropped(UFP_RECLAIM_SYNC);
+}
+
+/* ---- no -EAGAIN from a purge in flight (issue 14, item 4) --------------- */
+
+/* One slot: alloc, free, drop, alloc again must succeed, whatever the
+ * engine: the slot being purged is not held by a memory. */
+static void alloc_after_drop(ufp_backend be, ufp_reclaim rc, bool stall)
+{
+	ufp_pool *p = mk_pool(be, UFP_STRATEGY_REUSE_AFFINITY, rc, 1, MIB, MIB);
+	uint64_t base = resident(p);
+	for (int round = 0; round < 8; round++) {
+		struct mod a;
+		mod_create(p, MIB, 100 + (uint64_t)round, &a);
+		ufp_memory *mem = mem_alloc(p, &a);
+		touch(mem, &a);
+		mem_free(mem);
+		/* stall: the kernel refuses the first submit, so the purge
+		 * is certainly still pending when the allocation comes */
+		if (stall)
+			cr_assert_eq(
+				ufpi_fi_arm(UFPI_FI_URING_SUBMIT, 1, -EBUSY),
+				0);
+		mod_drop(&a);
+		mem = NULL;
+		int err = ufp_memory_alloc(p, NULL, 64 * KIB, &mem);
+		ufpi_fi_reset();
+		cr_assert_eq(err, 0,
+			     "%s/%s round %d: alloc right after the drop: %s",
+			     t_backend_name(be), t_reclaim_name(rc), round,
+			     ufp_strerror(err));
+		mem_free(mem);
+		quiesce(p);
+		assert_gone(p, &a, base, "alloc after drop");
+		mod_fini(&a);
+	}
+	destroy(p);
+}
+
+Test(purge_wait, alloc_right_after_drop_uring)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++)
+		alloc_after_drop(t_backends[k], UFP_RECLAIM_URING, false);
+}
+
+Test(purge_wait, alloc_right_after_drop_sync)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++)
+		alloc_after_drop(t_backends[k], UFP_RECLAIM_SYNC, false);
+}
+
+Test(purge_wait, alloc_right_after_drop_process_madvise)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++)
+		alloc_after_drop(t_backends[k], UFP_RECLAIM_PROCESS_MADVISE,
+				 false);
+}
+
+Test(purge_wait, alloc_right_after_drop_uring_submit_refused)
+{
+	FI_ONLY();
+	for (size_t k = 0; k < T_NBACKENDS; k++)
+		alloc_after_drop(t_backends[k], UFP_RECLAIM_URING, true);
+}
+
+/* ---- syscall-layer details ---------------------------------------------- */
+
+/* io_uring_get_probe reports failure by return value: the errno it
+ * leaves may be anyone's. The probe must not report a stale one. */
+Test(purge_fail, uring_probe_failure_reports_no_stale_errno)
+{
+	FI_ONLY();
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_URING_PROBE, 1, -EBADF), 0);
+	errno = ENOTTY;
+	int r = ufpi_os_uring_has_madvise();
+	ufpi_fi_reset();
+	cr_assert_neq(r, -EBADF, "a stale errno was reported as the reason");
+	cr_assert(r == 0 || r == -ENOTSUP || r == -ENOSYS || r == -EPERM ||
+			  r == -ENOMEM,
+		  "probe failure: %d", r);
+	cr_assert_eq(errno, ENOTTY, "errno not preserved");
+}
+
+/* ---- data races ThreadSanitizer must not see (issue 12, 5 and 11) -------- */
+
+/* ufp_pool_create copies the cached probe while another thread forgets and
+ * redoes it: the copy must be taken under the probe's lock. (Under TSan a
+ * torn copy is a reported race; elsewhere this only exercises it.) */
+static _Atomic bool reprobe_stop;
+
+static void *reprobe(void *arg)
+{
+	(void)arg;
+	for (int k = 0; k < 40 && !atomic_load(&reprobe_stop); k++) {
+		ufpi_features_reset();
+		(void)ufpi_features_probe();
+	}
+	return NULL;
+}
+
+Test(race, pool_create_copies_the_probe_under_its_lock, .timeout = 120)
+{
+	(void)ufpi_features_probe();
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, reprobe, NULL), 0);
+	for (int k = 0; k < 20; k++) {
+		ufp_config c;
+		t_config(&c, 1, MIB);
+		c.backend = UFP_BACKEND_COPY;
+		c.reclaim = UFP_RECLAIM_SYNC;
+		ufp_pool *p = NULL;
+		int err = ufp_pool_create(&c, &p);
+		cr_assert_eq(err, 0, "pool_create: %s", ufp_strerror(err));
+		cr_assert_eq(ufp_pool_destroy(p), 0);
+	}
+	atomic_store(&reprobe_stop, true);
+	pthread_join(t, NULL);
+}
+
+static void *page_size_user(void *arg)
+{
+	*(size_t *)arg = ufpi_page_size();
+	return NULL;
+}
+
+/* The first uses of ufpi_page_size, from two threads at once. */
+Test(race, page_size_first_use_from_two_threads)
+{
+	size_t a = 0, b = 0;
+	pthread_t t1, t2;
+	cr_assert_eq(pthread_create(&t1, NULL, page_size_user, &a), 0);
+	cr_assert_eq(pthread_create(&t2, NULL, page_size_user, &b), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	cr_assert_eq(a, t_page());
+	cr_assert_eq(b, t_page());
+}

@@ -227,7 +227,8 @@ typedef struct ufp_segment {
 	X(prefetch_faults, "faults taken by prefetched memories")
 
 typedef struct ufp_stats {
-	uint32_t size; /* set by ufp_pool_stats to sizeof(ufp_stats) */
+	uint32_t size; /* the caller sets sizeof(ufp_stats) before
+			  ufp_pool_stats, which sets what it wrote */
 	uint32_t reserved;
 #define UFP_STATS_FIELD(name, doc) uint64_t name;
 	UFP_STATS_LIST(UFP_STATS_FIELD)
@@ -239,8 +240,13 @@ typedef struct ufp_stats {
  * address space (slot_bytes = max_memory_bytes + guard_bytes), open and
  * register userfaultfd, start the handler thread(s), set up the reclaim
  * engine. cfg is copied.
+ * cfg->size must be the size of a released ufp_config: sizeof(ufp_config)
+ * (0.3), offsetof(ufp_config, fill_mode) (0.2) or
+ * offsetof(ufp_config, fault_around_min_bytes) (0.1); fields past it get
+ * their defaults. Any other size (a newer header's too) is -EINVAL.
  * Returns 0 and *out, or:
- *  -EINVAL  NULL argument, cfg->size too small, reserved != 0, zero slots,
+ *  -EINVAL  NULL argument, cfg->size not one of those, reserved != 0,
+ *           zero slots,
  *           sizes not page multiples or zero, unknown enum values,
  *           handler_threads 0 or > 64, ring_entries 0 or > 32768,
  *           fault_around_max_bytes < fault_around_bytes;
@@ -308,16 +314,22 @@ UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m);
  * Returns 0 and *out, or -EINVAL (NULL pool/out, size not a 64 KiB
  * multiple, m not a live module of this pool), -E2BIG (initial_bytes >
  * max_memory_bytes: can never fit), -ERANGE (initial_bytes smaller than the
- * module's), -EAGAIN (every slot is in use right now), -ENOMEM and other
- * -errno from mprotect/madvise (the slot is returned to the pool).
+ * module's), -EAGAIN (every slot is held by a live memory or a concurrent
+ * allocation right now), -ENOMEM (also for a transient EAGAIN of the kernel
+ * inside mmap/mprotect/madvise) and other -errno from those (the slot is
+ * returned to the pool). A slot that a purge holds is not "in use": when
+ * no slot is free but a purge is pending or in flight, the call waits for
+ * it (the kernel releasing the pages; it reaps the io_uring completions
+ * itself) and takes the slot.
  * Thread-safety: any thread.
  */
 UFP_API UFP_WUR int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 				     uint64_t initial_bytes, ufp_memory **out);
 
 /*
- * Like ufp_memory_alloc, but when every slot is in use wait up to
- * `timeout_ns` (UINT64_MAX: forever) for one to be freed.
+ * Like ufp_memory_alloc, but when every slot is held by a live memory wait
+ * up to `timeout_ns` (UINT64_MAX: forever) for one to be freed. Any other
+ * error (the kernel's) is returned at once.
  * Returns what ufp_memory_alloc returns, with -ETIMEDOUT in place of
  * -EAGAIN once the timeout has passed.
  */
@@ -361,11 +373,22 @@ UFP_API UFP_WUR int ufp_memory_free(ufp_memory *mem);
 
 /*
  * Wait until every purge in flight has completed and its slots are back in
- * the allocator. Returns 0, -EINVAL (NULL). Thread-safety: any thread.
+ * the allocator. If io_uring keeps refusing submissions (nothing completes
+ * for 10 ms while the kernel takes none of the pending requests), the
+ * ranges it has not taken are released here with plain madvise, logged at
+ * WARN: quiesce never waits for ever. Returns 0, -EINVAL (NULL).
+ * Thread-safety: any thread.
  */
 UFP_API UFP_WUR int ufp_pool_quiesce(ufp_pool *pool);
 
-/* Snapshot of the counters. Returns 0, -EINVAL (NULL). Any thread. */
+/*
+ * Snapshot of the counters. Set out->size = sizeof(ufp_stats) first (e.g.
+ * `ufp_stats st = {.size = sizeof(st)};`): a caller built against an older
+ * header gets only the counters its struct has, one built against a newer
+ * header gets ours and zeros up to its size. On return out->size is the
+ * bytes written. Returns 0, -EINVAL (NULL, or out->size not a multiple of
+ * 8 holding at least one counter). Any thread.
+ */
 UFP_API UFP_WUR int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out);
 
 /*
