@@ -201,7 +201,7 @@ static void print_resid(struct ufpb *b, const struct ufpb_setting *st,
 }
 
 static void verdicts(struct ufpb *b, const struct summary *s, size_t len,
-		     unsigned pm, const struct result *warm)
+		     unsigned pm, const struct result *warm, const int *ok)
 {
 	const size_t page = ufpi_page_size();
 	const struct summary *def = &s[UFPB_SET_UFFD_DEFAULT],
@@ -209,20 +209,24 @@ static void verdicts(struct ufpb *b, const struct summary *s, size_t len,
 			     *cow0 = &s[UFPB_SET_COW_KEEP0];
 	char what[96];
 
-	if (pm != 50)
+	if (pm != 50 || !ok[UFPB_SET_COW_KEEP0])
 		return;
 	ufpb_say(b, "  targets (issue 10), medians of this run:\n");
-	snprintf(what, sizeof(what), "cold %zu KiB: uffd fill=MINOR%s / cow",
-		 len >> 10,
-		 warm[UFPB_SET_UFFD_MINOR].fill == UFP_FILL_MINOR
-			 ? ""
-			 : " (ran COPY)");
-	ufpb_verdict(b, "cycle",
-		     len == 1 << 20	? "cold_minor_vs_cow_1mib"
-		     : len == 16u << 20 ? "cold_minor_vs_cow_16mib"
-					: "cold_minor_vs_cow",
-		     what, minor->cold / cow0->cold, COLD_TARGET, 1);
-	if (len != 1 << 20)
+	if (!ok[UFPB_SET_UFFD_MINOR]) {
+		ufpb_say(b, "  target: cold, uffd fill=MINOR: not measured\n");
+	} else {
+		snprintf(what, sizeof(what),
+			 "cold %zu KiB: uffd fill=MINOR%s / cow", len >> 10,
+			 warm[UFPB_SET_UFFD_MINOR].fill == UFP_FILL_MINOR
+				 ? ""
+				 : " (ran COPY)");
+		ufpb_verdict(b, "cycle",
+			     len == 1 << 20	? "cold_minor_vs_cow_1mib"
+			     : len == 16u << 20 ? "cold_minor_vs_cow_16mib"
+						: "cold_minor_vs_cow",
+			     what, minor->cold / cow0->cold, COLD_TARGET, 1);
+	}
+	if (len != 1 << 20 || !ok[UFPB_SET_UFFD_DEFAULT])
 		return;
 	ufpb_verdict(b, "cycle", "warm_default_vs_cow_keep0",
 		     "warm 1 MiB: cow keep=0 / uffd default (x faster)",
@@ -252,15 +256,15 @@ static void run_case(struct ufpb *b, const unsigned char *data, size_t len,
 			run(setting(k), data, len, pm, 1, cycles / 2 + 1,
 			    &cold[k]);
 		}
-	int ok = 1;
+	int ok[NALL] = {0};
 	for (size_t k = 0; k < nset; k++) {
 		if (warm[k].err || cold[k].err) {
 			ufpb_say(b, "  %-26s %s\n", setting(k)->name,
 				 ufp_strerror(warm[k].err ? warm[k].err
 							  : cold[k].err));
-			ok &= k >= UFPB_NSET;
 			continue;
 		}
+		ok[k] = 1;
 		summarize(&warm[k], &cold[k], &s[k]);
 		print_row(b, setting(k), &warm[k], &s[k], len, pm, floor_ns);
 	}
@@ -271,8 +275,7 @@ static void run_case(struct ufpb *b, const unsigned char *data, size_t len,
 	for (size_t k = 0; k < nset; k++)
 		if (!warm[k].err && !cold[k].err)
 			print_resid(b, setting(k), &warm[k], &s[k]);
-	if (ok)
-		verdicts(b, s, len, pm, warm);
+	verdicts(b, s, len, pm, warm, ok);
 	ufpb_say(b, "\n");
 	for (size_t k = 0; k < NALL; k++) {
 		free(warm[k].ns);
