@@ -221,10 +221,21 @@ int ufpb_density(struct ufpb *b, int argc, char **argv)
 		print_row(b, &ufpb_settings[k], &res[k], s[k], &us[k]);
 	free(data);
 
+	ufpb_say(b, "\n  idle private KiB per slot after free:");
+	for (size_t k = 0; k < UFPB_NSET; k++)
+		if (!res[k].err)
+			ufpb_say(b, "%s %s %lld", k ? "," : "",
+				 ufpb_settings[k].name,
+				 (long long)(s[k][1].priv / p.n) >> 10);
+	ufpb_say(b, "\n");
+
 	const struct result *mr = &res[UFPB_SET_UFFD_MINOR],
 			    *cr = &res[UFPB_SET_COW_KEEP0];
-	if (mr->err || cr->err)
+	if (mr->err || cr->err) {
+		ufpb_say(b, "\n  targets: not measured (%s did not run)\n",
+			 cr->err ? "cow keep=0" : "uffd fill=MINOR");
 		return 1;
+	}
 	const struct ufpb_resid *minor = s[UFPB_SET_UFFD_MINOR],
 				*cow = s[UFPB_SET_COW_KEEP0];
 	char what[96];
