@@ -109,6 +109,14 @@ struct ufpb_resid {
 
 /* Read now; pool may be NULL (priv and shared then 0). 0 or -errno. */
 int ufpb_resid_read(ufp_pool *pool, struct ufpb_resid *out);
+/* What a scenario does to a live memory, for ufpb_resid_cycle. */
+typedef void (*ufpb_touch_fn)(unsigned char *base, const void *arg);
+/* One more cycle after a scenario's timed ones, untimed: allocate a memory
+ * of m, touch(base, arg), read the residency (*live), free the memory,
+ * read it again (*idle); both as deltas against *base. 0 or -errno. */
+int ufpb_resid_cycle(ufp_pool *pool, ufp_module *m, ufpb_touch_fn touch,
+		     const void *arg, const struct ufpb_resid *base,
+		     struct ufpb_resid *live, struct ufpb_resid *idle);
 /* *d = *a - *base for the process's figures; the pool's are kept as read
  * (a pool's baseline is empty). */
 void ufpb_resid_sub(struct ufpb_resid *d, const struct ufpb_resid *a,

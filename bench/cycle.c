@@ -74,25 +74,15 @@ static void push(struct result *r, double v)
 	r->ns[r->n++] = v;
 }
 
-/* The untimed cycle after a warm rep: residency live and after free. */
-static int sample_resid(ufp_pool *pool, ufp_module *mod, uint64_t pages,
-			unsigned permille, const struct ufpb_resid *base,
-			struct result *r)
+struct touch_arg {
+	uint64_t pages;
+	unsigned permille;
+};
+
+static void touch_fraction(unsigned char *base, const void *arg)
 {
-	struct ufpb_resid now;
-	ufp_memory *mem;
-	size_t k = r->nres < 16 ? r->nres++ : 15;
-	int err = ufp_memory_alloc(pool, mod, 0, &mem);
-	if (err)
-		return err;
-	ufpb_touch(ufp_memory_base(mem), pages, permille, 7);
-	err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->live[k], &now, base);
-	int e2 = ufp_memory_free(mem);
-	if (!err && !e2)
-		err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->idle[k], &now, base);
-	return err ? err : e2;
+	const struct touch_arg *t = arg;
+	ufpb_touch(base, t->pages, t->permille, 7);
 }
 
 /* One rep of `cycles` cycles with one setting; appends to r. */
@@ -133,8 +123,12 @@ static void run(const struct ufpb_setting *st, const unsigned char *data,
 	}
 	UFPI_IGNORE(ufp_pool_stats(pool, &s1));
 	r->faults += s1.faults - s0.faults;
-	if (!r->err && !cold)
-		r->err = sample_resid(pool, m[0], pages, permille, &base, r);
+	if (!r->err && !cold) {
+		size_t k = r->nres < 16 ? r->nres++ : 15;
+		struct touch_arg t = {pages, permille};
+		r->err = ufpb_resid_cycle(pool, m[0], touch_fraction, &t, &base,
+					  &r->live[k], &r->idle[k]);
+	}
 	for (int k = 0; k < 2; k++)
 		if (m[k])
 			UFPI_IGNORE(ufp_module_drop(m[k]));

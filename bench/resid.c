@@ -82,6 +82,25 @@ void ufpb_resid_sub(struct ufpb_resid *d, const struct ufpb_resid *a,
 	d->shared = a->shared;
 }
 
+int ufpb_resid_cycle(ufp_pool *pool, ufp_module *m, ufpb_touch_fn touch,
+		     const void *arg, const struct ufpb_resid *base,
+		     struct ufpb_resid *live, struct ufpb_resid *idle)
+{
+	struct ufpb_resid now;
+	ufp_memory *mem;
+	int err = ufp_memory_alloc(pool, m, 0, &mem);
+	if (err)
+		return err;
+	touch(ufp_memory_base(mem), arg);
+	err = ufpb_resid_read(pool, &now);
+	ufpb_resid_sub(live, &now, base);
+	int e2 = ufp_memory_free(mem);
+	if (!err && !e2)
+		err = ufpb_resid_read(pool, &now);
+	ufpb_resid_sub(idle, &now, base);
+	return err ? err : e2;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

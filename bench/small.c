@@ -47,6 +47,12 @@ static void write_two(unsigned char *base, unsigned char v)
 	base[SEG_BYTES + SEG_BYTES / 2] = v;
 }
 
+static void touch_two(unsigned char *base, const void *arg)
+{
+	(void)arg;
+	write_two(base, 1);
+}
+
 static int cycle_once(ufp_pool *pool, ufp_module *m, unsigned char v)
 {
 	ufp_memory *mem;
@@ -55,26 +61,6 @@ static int cycle_once(ufp_pool *pool, ufp_module *m, unsigned char v)
 		return err;
 	write_two(ufp_memory_base(mem), v);
 	return ufp_memory_free(mem);
-}
-
-/* One more cycle, untimed: residency live and after free. */
-static int sample_resid(ufp_pool *pool, ufp_module *m,
-			const struct ufpb_resid *base, struct result *r)
-{
-	struct ufpb_resid now;
-	ufp_memory *mem;
-	size_t k = r->nres < MAX_REPS ? r->nres++ : MAX_REPS - 1;
-	int err = ufp_memory_alloc(pool, m, 0, &mem);
-	if (err)
-		return err;
-	write_two(ufp_memory_base(mem), 1);
-	err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->live[k], &now, base);
-	int e2 = ufp_memory_free(mem);
-	if (!err && !e2)
-		err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->idle[k], &now, base);
-	return err ? err : e2;
 }
 
 static void run(const struct ufpb_setting *st, const unsigned char *seg,
@@ -95,8 +81,11 @@ static void run(const struct ufpb_setting *st, const unsigned char *seg,
 		if (k >= 0) /* two warm-up cycles */
 			r->ns[r->n++] = (double)(ufpb_now_ns() - t0);
 	}
-	if (!r->err)
-		r->err = sample_resid(pool, m, &base, r);
+	if (!r->err) {
+		size_t k = r->nres < MAX_REPS ? r->nres++ : MAX_REPS - 1;
+		r->err = ufpb_resid_cycle(pool, m, touch_two, NULL, &base,
+					  &r->live[k], &r->idle[k]);
+	}
 	if (m)
 		UFPI_IGNORE(ufp_module_drop(m));
 	if (pool)

@@ -81,25 +81,15 @@ struct wres {
 	int err;
 };
 
-/* One more warm cycle, untimed: the residency live and after free. */
-static int sample_resid(ufp_pool *pool, ufp_module *m, const uint32_t *pages,
-			size_t npages, const struct ufpb_resid *base,
-			struct wres *r)
+struct touch_arg {
+	const uint32_t *pages;
+	size_t npages;
+};
+
+static void touch_image(unsigned char *base, const void *arg)
 {
-	struct ufpb_resid now;
-	ufp_memory *mem;
-	size_t k = r->nres < MAX_REPS ? r->nres++ : MAX_REPS - 1;
-	int err = ufp_memory_alloc(pool, m, 0, &mem);
-	if (err)
-		return err;
-	touch(ufp_memory_base(mem), pages, npages);
-	err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->live[k], &now, base);
-	int e2 = ufp_memory_free(mem);
-	if (!err && !e2)
-		err = ufpb_resid_read(pool, &now);
-	ufpb_resid_sub(&r->idle[k], &now, base);
-	return err ? err : e2;
+	const struct touch_arg *t = arg;
+	touch(base, t->pages, t->npages);
 }
 
 /* One rep of `cycles` cycles; appends to r. Cold: two copies of the
@@ -129,8 +119,12 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 		if (k >= 0)
 			r->ns[r->n++] = (double)(ufpb_now_ns() - t0);
 	}
-	if (!r->err && !cold)
-		r->err = sample_resid(pool, m[0], pages, npages, &base, r);
+	if (!r->err && !cold) {
+		size_t k = r->nres < MAX_REPS ? r->nres++ : MAX_REPS - 1;
+		struct touch_arg t = {pages, npages};
+		r->err = ufpb_resid_cycle(pool, m[0], touch_image, &t, &base,
+					  &r->live[k], &r->idle[k]);
+	}
 	for (int k = 0; k < 2; k++)
 		if (m[k])
 			UFPI_IGNORE(ufp_module_drop(m[k]));
