@@ -244,6 +244,11 @@ static void run_case(struct ufpb *b, const unsigned char *data, size_t len,
 	ufpb_say(b, "  %-26s %9s %9s %7s %9s %9s | %9s %7s\n", "setting",
 		 "warm us", "p99 us", "faults", "idle priv", "shared K",
 		 "cold us", "x floor");
+	/* A discarded run first: one-time costs of the process (thread
+	 * stacks, allocator arenas) would land in the first row's residency */
+	struct result warmup = {0};
+	run(setting(0), data, len, pm, 0, 4, &warmup);
+	free(warmup.ns);
 	for (int rep = 0; rep < reps; rep++)
 		for (size_t k = 0; k < nset; k++) {
 			run(setting(k), data, len, pm, 0, cycles, &warm[k]);

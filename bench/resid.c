@@ -164,11 +164,15 @@ const char *ufpb_resid_json(const struct ufpb_resid *r, const char *prefix,
 
 void ufpb_resid_explain(struct ufpb *b)
 {
-	ufpb_say(b,
-		 "  residency, KiB: Pss / Pss_Anon / Pss_Shmem "
-		 "(/proc/self/smaps_rollup) and RssAnon / RssShmem\n"
-		 "  (/proc/self/status) as deltas against the process before "
-		 "the pool was created; priv /\n"
-		 "  shared = the pool's own anonymous and page-cache bytes "
-		 "(ufp_pool_resident_split).\n");
+	ufpb_say(
+		b,
+		"  residency, KiB: Pss / Pss_Anon / Pss_Shmem "
+		"(/proc/self/smaps_rollup) and RssAnon / RssShmem\n"
+		"  (/proc/self/status) as deltas against the process before "
+		"the pool was created; priv /\n"
+		"  shared = the pool's own anonymous and page-cache bytes "
+		"(ufp_pool_resident_split). The process's\n"
+		"  figures include the modules' own copies of their images and "
+		"the C library's heap: tens of\n"
+		"  KiB between rows are noise there, not the pool.\n");
 }
