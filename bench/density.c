@@ -175,6 +175,47 @@ static void print_row(struct ufpb *b, const struct ufpb_setting *st,
 		  ufpb_resid_json(&s[1], "freed", js[1], sizeof(js[1])));
 }
 
+/* Idle private bytes per slot, then the verdicts. 0, or 1 when a setting
+ * a target needs did not run. */
+static int targets(struct ufpb *b, const struct params *pp,
+		   const struct result *res, struct ufpb_resid s[][2],
+		   const double *us, uint64_t written)
+{
+	ufpb_say(b, "\n  idle private KiB per slot after free:");
+	for (size_t k = 0; k < UFPB_NSET; k++)
+		if (!res[k].err)
+			ufpb_say(b, "%s %s %lld", k ? "," : "",
+				 ufpb_settings[k].name,
+				 (long long)(s[k][1].priv / pp->n) >> 10);
+	ufpb_say(b, "\n");
+
+	const struct result *mr = &res[UFPB_SET_UFFD_MINOR],
+			    *cr = &res[UFPB_SET_COW_KEEP0];
+	if (mr->err || cr->err) {
+		ufpb_say(b, "\n  targets: not measured (%s did not run)\n",
+			 cr->err ? "cow keep=0" : "uffd fill=MINOR");
+		return 1;
+	}
+	const struct ufpb_resid *minor = s[UFPB_SET_UFFD_MINOR],
+				*cow = s[UFPB_SET_COW_KEEP0];
+	char what[96];
+	ufpb_say(b, "\n  targets (issue 10), medians of this run:\n");
+	snprintf(what, sizeof(what), "Pss live: uffd fill=MINOR%s / cow keep=0",
+		 mr->fill == UFP_FILL_MINOR ? "" : " (ran COPY)");
+	ufpb_verdict(b, "density", "pss_live_minor_vs_cow_keep0", what,
+		     (double)minor[0].pss / (double)cow[0].pss, LIVE_TARGET, 1);
+	ufpb_verdict(b, "density", "pss_freed_minor_minus_cow_keep0_mib",
+		     "Pss freed: MINOR - cow keep=0, MiB (limit: written)",
+		     (double)(minor[1].pss - cow[1].pss) / (1 << 20),
+		     (double)written / (1 << 20), 1);
+	ufpb_say(b,
+		 "    (time per memory: uffd fill=MINOR %.1f us, cow "
+		 "keep=0 %.1f us: %.2fx)\n",
+		 us[UFPB_SET_UFFD_MINOR], us[UFPB_SET_COW_KEEP0],
+		 us[UFPB_SET_UFFD_MINOR] / us[UFPB_SET_COW_KEEP0]);
+	return 0;
+}
+
 int ufpb_density(struct ufpb *b, int argc, char **argv)
 {
 	struct params p = {
@@ -220,38 +261,5 @@ int ufpb_density(struct ufpb *b, int argc, char **argv)
 	for (size_t k = 0; k < UFPB_NSET; k++)
 		print_row(b, &ufpb_settings[k], &res[k], s[k], &us[k]);
 	free(data);
-
-	ufpb_say(b, "\n  idle private KiB per slot after free:");
-	for (size_t k = 0; k < UFPB_NSET; k++)
-		if (!res[k].err)
-			ufpb_say(b, "%s %s %lld", k ? "," : "",
-				 ufpb_settings[k].name,
-				 (long long)(s[k][1].priv / p.n) >> 10);
-	ufpb_say(b, "\n");
-
-	const struct result *mr = &res[UFPB_SET_UFFD_MINOR],
-			    *cr = &res[UFPB_SET_COW_KEEP0];
-	if (mr->err || cr->err) {
-		ufpb_say(b, "\n  targets: not measured (%s did not run)\n",
-			 cr->err ? "cow keep=0" : "uffd fill=MINOR");
-		return 1;
-	}
-	const struct ufpb_resid *minor = s[UFPB_SET_UFFD_MINOR],
-				*cow = s[UFPB_SET_COW_KEEP0];
-	char what[96];
-	ufpb_say(b, "\n  targets (issue 10), medians of this run:\n");
-	snprintf(what, sizeof(what), "Pss live: uffd fill=MINOR%s / cow keep=0",
-		 mr->fill == UFP_FILL_MINOR ? "" : " (ran COPY)");
-	ufpb_verdict(b, "density", "pss_live_minor_vs_cow_keep0", what,
-		     (double)minor[0].pss / (double)cow[0].pss, LIVE_TARGET, 1);
-	ufpb_verdict(b, "density", "pss_freed_minor_minus_cow_keep0_mib",
-		     "Pss freed: MINOR - cow keep=0, MiB (limit: written)",
-		     (double)(minor[1].pss - cow[1].pss) / (1 << 20),
-		     (double)written / (1 << 20), 1);
-	ufpb_say(b,
-		 "    (time per memory: uffd fill=MINOR %.1f us, cow "
-		 "keep=0 %.1f us: %.2fx)\n",
-		 us[UFPB_SET_UFFD_MINOR], us[UFPB_SET_COW_KEEP0],
-		 us[UFPB_SET_UFFD_MINOR] / us[UFPB_SET_COW_KEEP0]);
-	return 0;
+	return targets(b, &p, res, s, us, written);
 }
