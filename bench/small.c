@@ -147,6 +147,24 @@ static void print_row(struct ufpb *b, const char *name, const char *note,
 		ufpb_resid_json(&s[1], "freed", js[1], sizeof(js[1])));
 }
 
+/* The verdicts; 1 when a row they need did not run. */
+static int targets(struct ufpb *b, const struct result *res, const double *med)
+{
+	if (res[UFPB_SET_UFFD_DEFAULT].err || res[UFPB_SET_COW_KEEP0].err ||
+	    res[UFPB_NSET].err)
+		return 1;
+	ufpb_say(b, "\n  targets, medians of this run:\n");
+	ufpb_verdict(b, "small", "uffd_default_vs_cow_keep0",
+		     "uffd default / cow keep=0 per cycle (issue 10)",
+		     med[UFPB_SET_UFFD_DEFAULT] / med[UFPB_SET_COW_KEEP0],
+		     COW_TARGET, 1);
+	ufpb_verdict(b, "small", "uffd_default_vs_malloc",
+		     "uffd default / malloc+memset+memcpy+free (issue 14)",
+		     med[UFPB_SET_UFFD_DEFAULT] / med[UFPB_NSET], MALLOC_TARGET,
+		     1);
+	return 0;
+}
+
 int ufpb_small(struct ufpb *b, int argc, char **argv)
 {
 	int cycles = 0;
@@ -210,20 +228,7 @@ int ufpb_small(struct ufpb *b, int argc, char **argv)
 	print_row(b, "malloc+memset+memcpy+free", "", &res[UFPB_NSET],
 		  &med[UFPB_NSET]);
 
-	if (res[UFPB_SET_UFFD_DEFAULT].err || res[UFPB_SET_COW_KEEP0].err ||
-	    res[UFPB_NSET].err) {
-		rc = 1;
-		goto out;
-	}
-	ufpb_say(b, "\n  targets, medians of this run:\n");
-	ufpb_verdict(b, "small", "uffd_default_vs_cow_keep0",
-		     "uffd default / cow keep=0 per cycle (issue 10)",
-		     med[UFPB_SET_UFFD_DEFAULT] / med[UFPB_SET_COW_KEEP0],
-		     COW_TARGET, 1);
-	ufpb_verdict(b, "small", "uffd_default_vs_malloc",
-		     "uffd default / malloc+memset+memcpy+free (issue 14)",
-		     med[UFPB_SET_UFFD_DEFAULT] / med[UFPB_NSET], MALLOC_TARGET,
-		     1);
+	rc = targets(b, res, med);
 out:
 	for (size_t k = 0; k <= UFPB_NSET; k++)
 		free(res[k].ns);
