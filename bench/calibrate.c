@@ -199,7 +199,7 @@ static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
 		for (int k = 0; k < 9 && !err; k++) {
 			t0 = ufpb_now_ns();
 			err = ufpi_dirty_scan(p->pagemap_fd, (void *)v, MIB,
-					      no_op, NULL);
+					      false, no_op, NULL);
 			t[k] = (double)(ufpb_now_ns() - t0);
 		}
 		if (err)

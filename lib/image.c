@@ -125,10 +125,25 @@ int ufpi_image_make_memfd(struct ufpi_image *img)
 						 page, p * page);
 	if (!err)
 		err = ufpi_os_seal(fd);
+	/* The memfd's page cache is the copy every slot maps: read the
+	 * image from it too, and give back the anonymous copy, so that the
+	 * image is resident once. Holes are never read through the view (a
+	 * read would allocate a page-cache page for them). */
+	void *view = NULL;
+	size_t view_len = (size_t)img->npages * page;
+	if (!err)
+		err = ufpi_os_map_file_ro(fd, view_len, &view);
 	if (err) {
 		ufpi_os_close(fd);
 		return err;
 	}
+	if (img->data)
+		ufpi_os_unmap(img->data, img->data_len);
+	img->data = view;
+	img->data_len = view_len;
+	for (uint64_t p = 0; p < img->npages; p++)
+		if (img->map[p] != UFPI_IMAGE_ZERO)
+			img->map[p] = (uint32_t)p;
 	img->memfd = fd;
 	return 0;
 }

@@ -81,6 +81,7 @@ enum ufpi_fi_op {
 	UFPI_FI_UFFDIO_COPY,
 	UFPI_FI_UFFDIO_REGISTER,
 	UFPI_FI_USERFAULTFD,
+	UFPI_FI_UFFDIO_CONTINUE,
 	UFPI_FI_NOPS
 };
 
@@ -99,7 +100,8 @@ static inline int ufpi_fi_hit(enum ufpi_fi_op op)
 #endif
 
 size_t ufpi_page_size(void);
-uint64_t ufpi_now_ns(void);		      /* CLOCK_MONOTONIC */
+uint64_t ufpi_now_ns(void); /* CLOCK_MONOTONIC */
+void ufpi_sleep_ns(uint64_t ns);
 int ufpi_os_reserve(size_t len, void **out);  /* PROT_NONE, NORESERVE */
 int ufpi_os_map_anon(size_t len, void **out); /* RW, private anon */
 int ufpi_os_unmap(void *addr, size_t len);
@@ -122,6 +124,7 @@ int ufpi_os_resident_split(int pagemap_fd, void *addr, size_t len,
 int ufpi_os_max_map_count(uint64_t *max, uint64_t *used);
 int ufpi_os_rlimit_as(uint64_t *limit); /* UINT64_MAX when unlimited */
 int ufpi_os_pidfd_self(int *out);
+int ufpi_os_tgkill(uint32_t tid, int sig); /* a thread of this process */
 /* process_madvise(MADV_DONTNEED) of up to n ranges; returns bytes or -errno */
 long ufpi_os_process_dontneed(int pidfd, const struct iovec *iov, size_t n);
 /* MADV_DONTNEED of n ranges: one process_madvise call when pidfd >= 0,
@@ -133,6 +136,7 @@ int ufpi_os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int ufpi_os_seal(int fd);
 int ufpi_os_map_fixed_file(void *addr, size_t len, int fd);
 int ufpi_os_map_fixed_none(void *addr, size_t len);
+int ufpi_os_map_file_ro(int fd, size_t len, void **out);
 
 struct io_uring;
 int ufpi_os_uring_init(unsigned entries, struct io_uring *ring);
@@ -172,13 +176,18 @@ void ufpi_features_reset(void);
 int ufpi_uffd_open(uint64_t want_features, int *fd_out, uint64_t *features_out,
 		   int *via_dev);
 int ufpi_uffd_probe(uint64_t *features, int *via_dev);
-int ufpi_uffd_register(int fd, void *addr, size_t len, bool wp,
+#define UFPI_REG_MISSING 1u /* faults on pages not present */
+#define UFPI_REG_WP 2u	    /* write-protect faults (WP_ASYNC tracking) */
+#define UFPI_REG_MINOR 4u   /* faults on page-cache pages not mapped yet */
+int ufpi_uffd_register(int fd, void *addr, size_t len, unsigned mode,
 		       uint64_t *ioctls);
 /* Each returns 0 when all of len is done, else -errno with *done set to the
  * bytes completed before the error (EEXIST, EAGAIN, ...). */
 int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
 		   size_t *done);
 int ufpi_uffd_zeropage(int fd, void *dst, size_t len, size_t *done);
+/* Map the page-cache pages behind [dst, dst+len) (a minor fault range). */
+int ufpi_uffd_continue(int fd, void *dst, size_t len, size_t *done);
 int ufpi_uffd_poison(int fd, void *dst, size_t len);
 int ufpi_uffd_wake(int fd, void *addr, size_t len);
 int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp);
@@ -190,12 +199,15 @@ int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp);
 	2u		/* written since install or re-protect, not the
 			      zero page; or never populated */
 #define UFPI_PG_ZERO 4u /* the shared zero page */
+#define UFPI_PG_FILE 8u /* a page-cache page (anon scans only) */
 /* Called for each run of pages with equal flags; non-zero stops the walk. */
 typedef int (*ufpi_dirty_fn)(void *arg, void *addr, size_t len, unsigned flags);
 /* Walk [addr, addr+len) with PAGEMAP_SCAN, reporting every run of pages
- * that are present or written, until the whole range is covered. */
-int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
-		    void *arg);
+ * that are present or written, until the whole range is covered. Written
+ * means written since write protection (anon false) or anonymous in a
+ * copy-on-write file mapping, or swapped out (anon true). */
+int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, bool anon,
+		    ufpi_dirty_fn fn, void *arg);
 
 /* ---- floor 2: images (image.c) ----------------------------------------- */
 
@@ -215,13 +227,17 @@ struct ufpi_image {
 	uint32_t *map;
 	unsigned char *data; /* page-aligned, ndata pages */
 	size_t data_len;     /* bytes mapped at data */
-	int memfd;	     /* COW backend: sealed memfd of npages pages
-				   (holes read as zero), else -1 */
+	int memfd;	     /* COW backend and minor-fault mode: sealed
+				   memfd of npages pages (holes read as
+				   zero), else -1. Then `data` is a
+				   read-only view of it and map[p] == p for
+				   every data page: one copy of the image. */
 };
 
 int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out);
-/* COW backend: put the image in a sealed memfd (img->memfd). */
+/* COW backend, minor mode: put the image in a sealed memfd (img->memfd)
+ * and read it from there from now on. */
 int ufpi_image_make_memfd(struct ufpi_image *img);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
@@ -288,7 +304,8 @@ struct ufpi_slot {
 	 * once; nrefill changes under lock. */
 	struct ufpi_run *refill; /* refill_cap entries, malloc'd */
 	uint32_t nrefill, refill_cap;
-	uint64_t cow_len; /* COW: bytes mapped from image->memfd */
+	uint64_t file_len; /* COW, minor mode: [0, file_len) is a private
+			      mapping of image->memfd */
 };
 
 struct ufpi_run {
@@ -318,6 +335,10 @@ struct ufpi_slots {
 	int pidfd;	     /* our pidfd when process_madvise accepts
 				     MADV_DONTNEED, or -1 */
 	ufp_backend backend; /* resolved: UFFD, COW or COPY */
+	bool minor;	     /* UFFD minor-fault mode: image ranges map the
+				module's memfd, served with UFFDIO_CONTINUE */
+	bool anon_scan;	     /* written pages are the anonymous ones of the
+				range (minor mode, COW with PAGEMAP_SCAN) */
 };
 
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
@@ -350,8 +371,10 @@ typedef void (*ufpi_reap_fn)(void *arg);
 int ufpi_handler_start(struct ufpi_slots *s, int reclaim_efd, ufpi_reap_fn reap,
 		       void *reap_arg, struct ufpi_handler **out);
 void ufpi_handler_stop(struct ufpi_handler *h);
-/* Serve one fault at addr (exposed for tests of the fill logic). */
-void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr);
+/* Serve one fault at addr, raised by thread tid (0: unknown); exposed
+ * for tests of the fill logic. */
+void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
+			uint32_t tid);
 
 /* ---- floor 4: reclaim engines (reclaim.c) ------------------------------ */
 

@@ -98,7 +98,9 @@ UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
 				  (unsigned long long)initial_bytes);
 		return err;
 	}
-	if (pool->backend == UFP_BACKEND_COW && img->npages) {
+	if ((pool->backend == UFP_BACKEND_COW ||
+	     pool->fill_mode == UFP_FILL_MINOR) &&
+	    img->npages) {
 		err = ufpi_image_make_memfd(img);
 		if (err) {
 			ufpi_image_unref(img);

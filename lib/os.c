@@ -345,6 +345,22 @@ int ufpi_os_rlimit_as(uint64_t *limit)
 	return 0;
 }
 
+void ufpi_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_nsec = (long)(ns % 1000000000u)};
+	int saved = errno;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	errno = saved;
+}
+
+int ufpi_os_tgkill(uint32_t tid, int sig)
+{
+	return (int)SYSCALL_RET(
+		syscall(SYS_tgkill, (int)getpid(), (int)tid, sig));
+}
+
 int ufpi_os_pidfd_self(int *out)
 {
 	long fd = SYSCALL_RET(syscall(SYS_pidfd_open, getpid(), 0));
@@ -536,6 +552,25 @@ int ufpi_os_map_fixed_file(void *addr, size_t len, int fd)
 	}
 	madvise(addr, len, MADV_DONTFORK);
 	errno = saved;
+	return 0;
+}
+
+/* A read-only shared view of fd (sealed against writes: no writable
+ * shared mapping could exist anyway). */
+int ufpi_os_map_file_ro(int fd, size_t len, void **out)
+{
+	int err = ufpi_fi_hit(UFPI_FI_MMAP);
+	if (err)
+		return err;
+	int saved = errno;
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		errno = saved;
+		return err;
+	}
+	errno = saved;
+	*out = p;
 	return 0;
 }
 

@@ -200,11 +200,22 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 static int open_uffds(ufp_pool *pool)
 {
 	const ufp_config *c = &pool->cfg;
-	uint64_t want = pool->feat.uffd_features & UFFD_FEATURE_POISON;
+	/* the faulting thread's id lets the handler signal a thread it
+	 * could neither serve nor poison */
+	uint64_t want = pool->feat.uffd_features &
+			(UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID);
+	unsigned mode = UFPI_REG_MISSING;
 	int via_dev;
 
-	if (pool->dirty_tracking)
+	if (pool->slots.dirty) {
 		want |= UFFD_FEATURE_WP_ASYNC;
+		mode |= UFPI_REG_WP;
+	}
+	/* minor mode registers each slot's image range for minor faults
+	 * when it maps a module's memfd there (slot.c); the rest of the
+	 * reservation is anonymous and takes missing faults */
+	if (pool->fill_mode == UFP_FILL_MINOR)
+		want |= UFFD_FEATURE_MINOR_SHMEM;
 
 	for (unsigned k = 0; k < c->handler_threads; k++) {
 		int err = ufpi_uffd_open(want, &pool->uffd[k], NULL, &via_dev);
@@ -213,19 +224,81 @@ static int open_uffds(ufp_pool *pool)
 		pool->nuffd = k + 1;
 	}
 	if (pool->nuffd == 1)
-		return ufpi_uffd_register(pool->uffd[0], pool->slots.start,
-					  (size_t)c->slots *
-						  pool->slots.slot_bytes,
-					  pool->dirty_tracking, NULL);
+		return ufpi_uffd_register(
+			pool->uffd[0], pool->slots.start,
+			(size_t)c->slots * pool->slots.slot_bytes, mode, NULL);
 	for (uint32_t i = 0; i < c->slots; i++) {
-		int err = ufpi_uffd_register(pool->uffd[i % pool->nuffd],
-					     ufpi_slot_base(&pool->slots, i),
-					     pool->slots.slot_bytes,
-					     pool->dirty_tracking, NULL);
+		int err =
+			ufpi_uffd_register(pool->uffd[i % pool->nuffd],
+					   ufpi_slot_base(&pool->slots, i),
+					   pool->slots.slot_bytes, mode, NULL);
 		if (err)
 			return err;
 	}
 	return 0;
+}
+
+/* UFFD backend: how image pages are installed. Minor faults share clean
+ * pages through the page cache; copies cost a private page each. */
+static int resolve_fill_mode(ufp_pool *pool)
+{
+	ufp_fill_mode want = pool->cfg.fill_mode;
+
+	if (pool->backend != UFP_BACKEND_UFFD) {
+		pool->fill_mode = UFP_FILL_AUTO;
+		return 0;
+	}
+	if (want == UFP_FILL_MINOR && !pool->feat.minor_shmem) {
+		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			  "pool_create: fill_mode MINOR needs "
+			  "UFFD_FEATURE_MINOR_SHMEM (Linux 5.14)");
+		return -ENOTSUP;
+	}
+	pool->fill_mode = want;
+	if (want == UFP_FILL_AUTO) {
+		pool->fill_mode =
+			pool->feat.minor_shmem ? UFP_FILL_MINOR : UFP_FILL_COPY;
+		ufpi_logf(&pool->log, UFP_LOG_INFO, "fill mode: %s",
+			  pool->feat.minor_shmem
+				  ? "MINOR (UFFDIO_CONTINUE from the module's "
+				    "memfd: clean pages shared)"
+				  : "COPY: the kernel lacks "
+				    "UFFD_FEATURE_MINOR_SHMEM (Linux 5.14); "
+				    "each memory gets private copies");
+	}
+	return 0;
+}
+
+/*
+ * How a reset tells written pages from clean ones, both read with
+ * PAGEMAP_SCAN (Linux 6.7): in copy mode by write protection (WP_ASYNC,
+ * 6.7); where the image is a copy-on-write file mapping (minor mode, COW)
+ * the written pages are the anonymous ones. Without it a reset drops
+ * every populated page beyond keep_resident_bytes.
+ */
+static void resolve_tracking(ufp_pool *pool)
+{
+	bool wp = pool->backend == UFP_BACKEND_UFFD &&
+		  pool->fill_mode == UFP_FILL_COPY;
+	bool file = pool->backend == UFP_BACKEND_COW ||
+		    pool->fill_mode == UFP_FILL_MINOR;
+
+	if (pool->feat.pagemap_scan) {
+		int fd = ufpi_os_pagemap_open();
+		pool->pagemap_fd = fd >= 0 ? fd : -1;
+	}
+	if (pool->cfg.dirty_tracking == UFP_DIRTY_OFF || !(wp || file))
+		return;
+	const char *lack = pool->pagemap_fd < 0 ? "the PAGEMAP_SCAN ioctl"
+			   : wp && !pool->feat.wp_async
+				   ? "UFFD_FEATURE_WP_ASYNC"
+				   : NULL;
+	pool->dirty_tracking = !lack;
+	if (lack)
+		ufpi_logf(&pool->log, UFP_LOG_INFO,
+			  "dirty tracking off: the kernel lacks %s (Linux >= "
+			  "6.7); freed slots are reset by dropping every page",
+			  lack);
 }
 
 static int resolve_reclaim(ufp_pool *pool)
@@ -370,27 +443,10 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		goto fail;
 	}
 
-	if (pool->backend == UFP_BACKEND_UFFD)
-		pool->fill_mode = UFP_FILL_COPY;
-	if (cfg.dirty_tracking == UFP_DIRTY_AUTO &&
-	    pool->backend == UFP_BACKEND_UFFD) {
-		pool->dirty_tracking =
-			pool->feat.wp_async && pool->feat.pagemap_scan;
-		if (!pool->dirty_tracking)
-			ufpi_logf(&pool->log, UFP_LOG_INFO,
-				  "dirty tracking off: the kernel lacks %s "
-				  "(Linux >= 6.7); freed slots are reset by "
-				  "dropping every page",
-				  !pool->feat.wp_async
-					  ? "UFFD_FEATURE_WP_ASYNC"
-					  : "the PAGEMAP_SCAN ioctl");
-	}
-	if (pool->feat.pagemap_scan) {
-		int fd = ufpi_os_pagemap_open();
-		pool->pagemap_fd = fd >= 0 ? fd : -1;
-		if (fd < 0)
-			pool->dirty_tracking = false;
-	}
+	err = resolve_fill_mode(pool);
+	if (err)
+		goto fail;
+	resolve_tracking(pool);
 
 	err = ufpi_os_reserve(total, (void **)&pool->reservation);
 	if (err) {
@@ -419,9 +475,11 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	err = ufpi_os_map_anon(ufpi_page_size(), (void **)&s->zero_page);
 	if (err)
 		goto fail;
-	s->dirty = pool->dirty_tracking;
+	s->dirty = pool->dirty_tracking && pool->fill_mode == UFP_FILL_COPY;
 	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;
+	s->minor = pool->fill_mode == UFP_FILL_MINOR;
+	s->anon_scan = pool->dirty_tracking && !s->dirty;
 	if (pool->feat.process_madvise == 1 && ufpi_os_pidfd_self(&pool->pidfd))
 		pool->pidfd = -1;
 	s->pidfd = pool->pidfd;

@@ -59,29 +59,90 @@ static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
 	return runs;
 }
 
+/*
+ * The image's memfd mapped copy-on-write over [0, npages) of slot i. In
+ * minor mode the range is registered for minor faults (page-cache pages
+ * not mapped yet) and missing ones (the image's holes): a new mapping has
+ * no registration. The file mapping is read-write; set_protection trims.
+ */
+static int unmap_image(struct ufpi_slots *s, uint32_t i, uint64_t len);
+
+static int map_image(struct ufpi_slots *s, uint32_t i,
+		     const struct ufpi_image *img)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	uint64_t ilen = (uint64_t)img->npages * ufpi_page_size();
+	int err = ufpi_os_map_fixed_file(base, ilen, img->memfd);
+	if (err)
+		return err;
+	/* [ilen, prot_bytes) may still be read-write from an earlier
+	 * memory: set_protection trims it */
+	slot->file_len = ilen;
+	slot->prot_bytes = max_u64(slot->prot_bytes, ilen);
+	if (!s->minor)
+		return 0;
+	err = ufpi_uffd_register(s->uffd[i % s->nuffd], base, ilen,
+				 UFPI_REG_MISSING | UFPI_REG_MINOR, NULL);
+	if (err) {
+		/* unregistered, the kernel would serve this range itself,
+		 * with no trap for a stale access: never leave it mapped */
+		int e2 = unmap_image(s, i, slot->prot_bytes);
+		if (e2)
+			ufpi_logf(s->log, UFP_LOG_WARN,
+				  "slot %u: cannot undo the image mapping (%s);"
+				  " wiped before reuse",
+				  i, ufp_strerror(e2));
+	}
+	return err;
+}
+
+/*
+ * Replace [0, len) of slot i with fresh PROT_NONE anonymous memory: pages,
+ * poison markers and the hold on an image's memfd go with the old mapping.
+ * With a handler the range is registered again the way the reservation
+ * was (a mapping over a registered range drops the registration).
+ */
+static int unmap_image(struct ufpi_slots *s, uint32_t i, uint64_t len)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	int err = ufpi_os_map_fixed_none(base, len);
+	if (!err && s->nuffd)
+		err = ufpi_uffd_register(
+			s->uffd[i % s->nuffd], base, len,
+			UFPI_REG_MISSING | (s->dirty ? UFPI_REG_WP : 0), NULL);
+	if (err) {
+		/* what is mapped and how is unknown now: a later wipe
+		 * starts over (file_len stays), protection is reapplied */
+		pthread_mutex_lock(&slot->lock);
+		slot->prot_dirty = true;
+		pthread_mutex_unlock(&slot->lock);
+		return err;
+	}
+	slot->file_len = 0;
+	slot->prot_bytes = 0;
+	return 0;
+}
+
 /* Drop everything the slot holds: populated pages, poison markers, the
  * image reference. The slot is not LIVE and is owned by the caller. */
-
 static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	int err;
 
-	if (s->backend == UFP_BACKEND_COW &&
-	    (slot->cow_len || slot->prot_bytes)) {
+	if (slot->file_len ||
+	    (s->backend == UFP_BACKEND_COW && slot->prot_bytes)) {
 		/* a fresh anonymous mapping over the slot drops the old one
 		 * with every page and its hold on the image's memfd */
-		len = max_u64(max_u64(len, slot->cow_len), slot->prot_bytes);
-		err = ufpi_os_map_fixed_none(ufpi_slot_base(s, i), len);
-		if (err)
-			return err;
-		slot->cow_len = 0;
-		slot->prot_bytes = 0;
+		len = max_u64(max_u64(len, slot->file_len), slot->prot_bytes);
+		err = unmap_image(s, i, len);
 	} else {
 		err = ufpi_os_dontneed(ufpi_slot_base(s, i), len);
-		if (err)
-			return err;
 	}
+	if (err)
+		return err;
 	pthread_mutex_lock(&slot->lock);
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;
@@ -121,7 +182,9 @@ static int set_protection(struct ufpi_slots *s, uint32_t i, uint64_t bytes,
 		err = ufpi_os_protect(base + bytes, slot->prot_bytes - bytes,
 				      PROT_NONE);
 	if (err) {
+		pthread_mutex_lock(&slot->lock);
 		slot->prot_dirty = true;
+		pthread_mutex_unlock(&slot->lock);
 		return err;
 	}
 	slot->prot_bytes = bytes;
@@ -199,11 +262,47 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 	UFPI_ADD(s->ctr, pages_refilled, n);
 }
 
+/* Bring the slot's mappings, protection and pages to what a memory of
+ * `bytes` backed by img needs; the slot is FREE and owned by the caller. */
+static int prepare_pages(struct ufpi_slots *s, uint32_t i,
+			 const struct ufpi_image *img, uint64_t bytes,
+			 bool poisoned, bool prot_dirty, bool *wiped)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	int err;
+
+	/* poison markers can sit anywhere that was read-write; they keep
+	 * raising SIGBUS until the page is zapped */
+	uint64_t len = slot->populated_hi;
+	if (poisoned)
+		len = max_u64(len, slot->prot_bytes);
+	if (poisoned || slot->stale ||
+	    ((slot->populated_hi || slot->file_len) && slot->image != img)) {
+		err = wipe(s, i, len);
+		if (err)
+			return err;
+		*wiped = true;
+	}
+	if ((s->backend == UFP_BACKEND_COW || s->minor) && img && img->npages &&
+	    !slot->file_len) {
+		/* the image's pages come straight from the page cache until
+		 * written (copy-on-write) */
+		err = map_image(s, i, img);
+		if (err)
+			return err;
+	}
+	err = set_protection(s, i, bytes, prot_dirty);
+	if (err)
+		return err;
+	if (s->backend == UFP_BACKEND_COPY && img)
+		copy_image(s, i, img);
+	return 0;
+}
+
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped)
 {
 	struct ufpi_slot *slot = &s->slot[i];
-	int err;
 
 	*wiped = false;
 	assert(slot->state == UFPI_SLOT_FREE && !slot->purging);
@@ -215,44 +314,18 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		slot->prot_dirty = false;
 		pthread_mutex_unlock(&slot->lock);
 
-		/* poison markers can sit anywhere that was read-write; they
-		 * keep raising SIGBUS until the page is zapped */
-		uint64_t len = slot->populated_hi;
-		if (poisoned)
-			len = max_u64(len, slot->prot_bytes);
-		if (poisoned || slot->stale ||
-		    ((slot->populated_hi || slot->cow_len) &&
-		     slot->image != img)) {
-			err = wipe(s, i, len);
-			if (err) {
-				pthread_mutex_lock(&slot->lock);
-				slot->poisoned |= poisoned;
-				slot->prot_dirty |= prot_dirty;
-				pthread_mutex_unlock(&slot->lock);
-				return err;
-			}
-			*wiped = true;
-		}
-		if (s->backend == UFP_BACKEND_COW && img && img->npages &&
-		    !slot->cow_len) {
-			/* the image's pages come straight from the page cache
-			 * until written (copy-on-write) */
-			uint64_t ilen =
-				(uint64_t)img->npages * ufpi_page_size();
-			err = ufpi_os_map_fixed_file(ufpi_slot_base(s, i), ilen,
-						     img->memfd);
-			if (err)
-				return err;
-			slot->cow_len = ilen;
-			/* [ilen, prot_bytes) may still be read-write from an
-			 * earlier memory: set_protection trims it below */
-			slot->prot_bytes = max_u64(slot->prot_bytes, ilen);
-		}
-		err = set_protection(s, i, bytes, prot_dirty);
-		if (err)
+		int err = prepare_pages(s, i, img, bytes, poisoned, prot_dirty,
+					wiped);
+		if (err) {
+			/* what we took over is still to be done next time:
+			 * without it a page made PROT_NONE by the handler
+			 * would survive into the next memory */
+			pthread_mutex_lock(&slot->lock);
+			slot->poisoned |= poisoned;
+			slot->prot_dirty |= prot_dirty;
+			pthread_mutex_unlock(&slot->lock);
 			return err;
-		if (s->backend == UFP_BACKEND_COPY && img)
-			copy_image(s, i, img);
+		}
 
 		pthread_mutex_lock(&slot->lock);
 		if (unlikely(slot->poisoned || slot->prot_dirty)) {
@@ -392,6 +465,7 @@ struct dirty_reset {
 	unsigned char *base;
 	uint64_t keep;
 	uint64_t kept, restored, unchanged, dropped;
+	uint64_t shared;	      /* page-cache bytes left mapped */
 	bool mapped;		      /* some page stays mapped (even the
 					 shared zero page, which costs
 					 nothing but is not missing) */
@@ -509,8 +583,11 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 
 	if (!(flags & UFPI_PG_WRITTEN)) {
 		/* clean: identical to the image, stays for the next user of
-		 * the same module (the shared zero page costs nothing) */
-		if (!(flags & UFPI_PG_ZERO))
+		 * the same module (the shared zero page costs nothing, a
+		 * page-cache page is shared: neither is kept privately) */
+		if (flags & UFPI_PG_FILE)
+			d->shared += len;
+		else if (!(flags & UFPI_PG_ZERO))
 			d->kept += len;
 		d->mapped |= (flags & UFPI_PG_PRESENT) != 0;
 		return 0;
@@ -526,7 +603,9 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	/* written beyond keep, or written and not present (swapped out: it
 	 * would come back with the old instance's bytes without a fault) */
 	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
-	if (flags & UFPI_PG_PRESENT)
+	/* copy mode only: dropped, a page of a file mapping is one minor
+	 * fault away, with no copy */
+	if ((flags & UFPI_PG_PRESENT) && d->s->dirty)
 		note_dropped_written(d, addr, len);
 	d->drop[d->ndrop++] = (struct iovec){addr, len};
 	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
@@ -547,7 +626,8 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	};
 	const size_t page = ufpi_page_size();
 	uint64_t t0 = ufpi_now_ns();
-	int err = ufpi_dirty_scan(s->pagemap_fd, d.base, pop, dirty_run, &d);
+	int err = ufpi_dirty_scan(s->pagemap_fd, d.base, pop, s->anon_scan,
+				  dirty_run, &d);
 	if (!err)
 		err = flush_drops(&d);
 	/*
@@ -564,7 +644,7 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	 * not present, where a marker is harmless: a MISSING fault still
 	 * reaches the handler).
 	 */
-	if (!err && d.wp_lo && d.unchanged >= d.restored) {
+	if (!err && s->dirty && d.wp_lo && d.unchanged >= d.restored) {
 		err = ufpi_uffd_writeprotect(s->uffd[i % s->nuffd], d.wp_lo,
 					     (size_t)(d.wp_hi - d.wp_lo), true);
 		UFPI_ADD(s->ctr, reprotects, 1);
@@ -589,6 +669,9 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	struct ufpi_slot *slot = &s->slot[i];
 	unsigned char *base = ufpi_slot_base(s, i);
 	uint64_t keep, pop, readable;
+	/* a scan tells written pages from clean ones (else every populated
+	 * page beyond keep is dropped) */
+	const bool tracked = s->dirty || s->anon_scan;
 	int err;
 
 	pthread_mutex_lock(&slot->lock);
@@ -611,7 +694,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	*kept = 0;
 	bool mapped = false;
 	uint32_t nrefill = 0; /* runs recorded in slot->refill */
-	if (s->dirty)
+	if (tracked)
 		err = reset_dirty(s, i, keep, pop, readable, kept, &mapped,
 				  &nrefill);
 	else
@@ -623,11 +706,11 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	slot->gen++;
 	slot->accessible = 0;
 	slot->nrefill = err ? 0 : nrefill;
-	if (!s->dirty)
+	if (!tracked)
 		pop = slot->populated_hi;
 	pthread_mutex_unlock(&slot->lock);
 
-	if (!err && !s->dirty) {
+	if (!err && !tracked) {
 		err = ufpi_os_dontneed(base + keep, pop - keep);
 		if (!err) {
 			UFPI_ADD(s->ctr, bytes_dropped, pop - keep);
@@ -652,15 +735,15 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 
 	struct ufpi_image *old = NULL;
 	pthread_mutex_lock(&slot->lock);
-	/* with dirty tracking clean pages anywhere below pop stay (and
+	/* with a scan clean pages anywhere below pop stay (and
 	 * populated_hi only ever grew) */
-	if (!s->dirty)
+	if (!tracked)
 		slot->populated_hi = keep;
 	slot->kept_bytes = *kept;
 	/* a slot with any page still mapped must be wiped before another
 	 * image uses it: a zero page left there would hide that image's
 	 * data from its next memory */
-	if (!mapped && !slot->cow_len) {
+	if (!mapped && !slot->file_len) {
 		slot->populated_hi = 0;
 		slot->nrefill = 0;
 		old = slot->image;
@@ -686,17 +769,13 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 
-	if (s->backend == UFP_BACKEND_COW && slot->cow_len) {
-		/* the memfd is freed once no slot maps it */
-		uint64_t len = max_u64(slot->cow_len, slot->prot_bytes);
-		if (ufpi_os_map_fixed_none(ufpi_slot_base(s, i), len)) {
-			/* keep the mapping (and the image) until the slot is
-			 * wiped before its next use; nothing leaks */
-			ufpi_slot_mark_stale(s, i);
-			return;
-		}
-		slot->cow_len = 0;
-		slot->prot_bytes = 0;
+	if (slot->file_len &&
+	    unmap_image(s, i, max_u64(slot->file_len, slot->prot_bytes))) {
+		/* the memfd is freed once no slot maps it: this one keeps
+		 * the mapping (and the image) until it is wiped before its
+		 * next use; nothing leaks */
+		ufpi_slot_mark_stale(s, i);
+		return;
 	}
 	pthread_mutex_lock(&slot->lock);
 	struct ufpi_image *old = slot->image;

@@ -136,6 +136,21 @@ static inline const char *t_strategy_name(ufp_strategy s)
 	return (unsigned)s < 4 ? n[s] : "?";
 }
 
+/*
+ * The UFFD fill mode suites run in: AUTO (minor faults on these machines)
+ * unless UFP_TEST_FILL says "copy" or "minor"; ctest runs the pool suites
+ * once more with UFP_TEST_FILL=copy (tests/CMakeLists.txt).
+ */
+static inline ufp_fill_mode t_fill_mode(void)
+{
+	const char *v = getenv("UFP_TEST_FILL");
+	if (v && !strcmp(v, "copy"))
+		return UFP_FILL_COPY;
+	if (v && !strcmp(v, "minor"))
+		return UFP_FILL_MINOR;
+	return UFP_FILL_AUTO;
+}
+
 /* A small pool config: `slots` slots of `max_bytes`, 64 KiB guards. */
 static inline void t_config(ufp_config *c, uint32_t slots, uint64_t max_bytes)
 {
@@ -143,6 +158,7 @@ static inline void t_config(ufp_config *c, uint32_t slots, uint64_t max_bytes)
 	c->slots = slots;
 	c->max_memory_bytes = max_bytes;
 	c->guard_bytes = 64 << 10;
+	c->fill_mode = t_fill_mode();
 }
 
 /*
@@ -159,6 +175,13 @@ static inline ufp_pool *t_pool(const ufp_config *c)
 		       (int)c->reclaim, ufp_strerror(err));
 	cr_assert_eq(err, 0, "ufp_pool_create: %s", ufp_strerror(err));
 	return p;
+}
+
+/* Image pages the handler installed, copied (copy mode) or mapped from
+ * the page cache (minor mode). */
+static inline uint64_t t_installed(const ufp_stats *st)
+{
+	return st->pages_copied + st->pages_continued;
 }
 
 /* Fill buf with a reproducible non-zero-heavy pattern. */

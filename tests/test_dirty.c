@@ -51,6 +51,9 @@ static void cfg_init(ufp_config *c, uint32_t slots, uint64_t max, ufp_backend b,
 {
 	t_config(c, slots, max);
 	c->backend = b;
+	/* write-protect tracking is copy mode's (minor mode finds written
+	 * pages as anonymous ones: tests/test_minor.c) */
+	c->fill_mode = UFP_FILL_COPY;
 	c->dirty_tracking = dt;
 	c->keep_resident_bytes = keep;
 	c->log = log_cb;
@@ -58,9 +61,9 @@ static void cfg_init(ufp_config *c, uint32_t slots, uint64_t max, ufp_backend b,
 
 /*
  * Create the pool and check that it does what the test asked for: dirty
- * tracking really on for UFFD + AUTO (skipped, with the reason, when the
- * kernel lacks it), off for UFP_DIRTY_OFF and for the COW and COPY
- * backends.
+ * tracking really on for UFFD and COW with AUTO (skipped, with the reason,
+ * when the kernel lacks it), off for UFP_DIRTY_OFF and for the COPY
+ * backend.
  */
 static ufp_pool *pool_new(const ufp_config *c)
 {
@@ -71,7 +74,7 @@ static ufp_pool *pool_new(const ufp_config *c)
 	cr_assert_eq(ufp_pool_info(p, &b, NULL, &dirty), 0);
 	cr_assert_eq(b, c->backend, "backend %s resolved to %s",
 		     t_backend_name(c->backend), t_backend_name(b));
-	if (c->backend == UFP_BACKEND_UFFD &&
+	if ((c->backend == UFP_BACKEND_UFFD || c->backend == UFP_BACKEND_COW) &&
 	    c->dirty_tracking == UFP_DIRTY_AUTO) {
 		if (!dirty) {
 			UFPI_IGNORE(ufp_pool_destroy(p));
@@ -952,7 +955,8 @@ static void scan_whole_range(uint64_t keep)
 		base[k * page + k % page] ^= 0x81;
 	/* the setup really has far more runs than one scan buffer holds */
 	struct runs r = {0, 0};
-	int err = ufpi_dirty_scan(p->pagemap_fd, base, len, count_run, &r);
+	int err =
+		ufpi_dirty_scan(p->pagemap_fd, base, len, false, count_run, &r);
 	cr_assert_eq(err, 0, "dirty_scan: %s", ufp_strerror(err));
 	cr_assert_eq(r.runs, np, "the scan saw %llu runs, want %llu",
 		     (unsigned long long)r.runs, (unsigned long long)np);
@@ -1019,7 +1023,8 @@ static int note_written(void *arg, void *addr, size_t len, unsigned flags)
 static uint64_t written_mask(ufp_pool *p, uint64_t len)
 {
 	struct written_pages w = {ufpi_slot_base(&p->slots, 0), 0};
-	int err = ufpi_dirty_scan(p->pagemap_fd, w.base, len, note_written, &w);
+	int err = ufpi_dirty_scan(p->pagemap_fd, w.base, len, false,
+				  note_written, &w);
 	cr_assert_eq(err, 0, "dirty_scan: %s", ufp_strerror(err));
 	return w.mask;
 }
@@ -1390,7 +1395,9 @@ Test(idle, lru_eviction_uffd_plain)
 }
 Test(idle, lru_eviction_cow)
 {
-	idle_lru(UFP_BACKEND_COW, UFP_DIRTY_AUTO);
+	/* with tracking a COW slot keeps only what it restored privately
+	 * (clean pages are page cache): tests/test_minor.c checks that */
+	idle_lru(UFP_BACKEND_COW, UFP_DIRTY_OFF);
 }
 Test(idle, lru_eviction_copy)
 {
@@ -1533,10 +1540,14 @@ Test(stats, dirty_scans_move_only_with_tracking)
 	cr_assert_gt(on.faults_avoided, 0);
 	cr_assert_eq(on.resets, cycles);
 
+	/* COW finds written pages as its anonymous ones */
+	ufp_stats cow = stats_cycles(UFP_BACKEND_COW, UFP_DIRTY_AUTO, cycles);
+	cr_assert_eq(cow.dirty_scans, cycles);
+
 	const ufp_backend off_be[] = {UFP_BACKEND_UFFD, UFP_BACKEND_COW,
 				      UFP_BACKEND_COPY};
 	for (size_t k = 0; k < 3; k++) {
-		ufp_dirty_tracking dt = off_be[k] == UFP_BACKEND_UFFD
+		ufp_dirty_tracking dt = off_be[k] != UFP_BACKEND_COPY
 						? UFP_DIRTY_OFF
 						: UFP_DIRTY_AUTO;
 		ufp_stats off = stats_cycles(off_be[k], dt, cycles);

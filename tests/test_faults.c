@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ufp-test: timeout=240 */
+/* ufp-test: timeout=240 fill=copy */
 /*
  * test_faults.c - fault injection in the syscall layer (lib/os.c, uffd/):
  * each injectable operation made to fail on the use that reaches the path
@@ -168,6 +168,28 @@ static void cfg_small(ufp_config *c, uint32_t slots)
 	c->dirty_tracking = UFP_DIRTY_OFF;
 	c->log = log_cb;
 	c->log_level = UFP_LOG_DEBUG;
+}
+
+/* The syscalls that install image pages, and that replace what a slot
+ * holds, in the pool's fill mode: minor mode maps the image's memfd into
+ * the slot (UFFDIO_CONTINUE serves it) and replaces that mapping to wipe;
+ * copy mode copies (UFFDIO_COPY) and drops pages (madvise). The suite runs
+ * in both (fill=copy above). */
+static enum ufpi_fi_op fill_op(const ufp_pool *p)
+{
+	return p->slots.minor ? UFPI_FI_UFFDIO_CONTINUE : UFPI_FI_UFFDIO_COPY;
+}
+
+static enum ufpi_fi_op wipe_op(const ufp_pool *p)
+{
+	return p->slots.minor ? UFPI_FI_MMAP : UFPI_FI_MADVISE;
+}
+
+/* The first syscall preparing a fresh slot for a module: mapping the
+ * image (minor mode), else opening [0, size) with mprotect. */
+static enum ufpi_fi_op fresh_prepare_op(const ufp_pool *p)
+{
+	return p->slots.minor ? UFPI_FI_MMAP : UFPI_FI_MPROTECT;
 }
 
 /* A module with a sparse image and its reference bytes. */
@@ -455,7 +477,7 @@ Test(faults, mprotect_alloc)
 	ufp_memory *mem = NULL;
 
 	/* a fresh slot: the one mprotect opening [0, size) fails */
-	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
+	arm(fresh_prepare_op(p), 1, -ENOMEM);
 	int err = ufp_memory_alloc(p, md.m, 0, &mem);
 	ufpi_fi_reset();
 	cr_assert_eq(err, -ENOMEM, "alloc: %s", ufp_strerror(err));
@@ -702,7 +724,7 @@ Test(faults, madvise_wipe_for_other_module)
 		free_ok(mem); /* keeps A's image pages in slot 0 */
 		mem = NULL;
 
-		arm(UFPI_FI_MADVISE, 1, -EIO);
+		arm(wipe_op(p), 1, -EIO);
 		int err = ufp_memory_alloc(p, b.m, 0, &mem);
 		ufpi_fi_reset();
 		cr_assert_eq(err, -EIO, "%salloc with a failing wipe: %s", ctx,
@@ -748,7 +770,7 @@ Test(faults, madvise_wipe_failure_then_drop)
 	cr_assert_gt(resident(p), 0, "nothing kept: test premise broken");
 
 	const void *image_data = a.m->image->data;
-	arm(UFPI_FI_MADVISE, 1, -EIO);
+	arm(wipe_op(p), 1, -EIO);
 	cr_assert_eq(ufp_memory_alloc(p, b.m, 0, &mem), -EIO);
 	ufpi_fi_reset();
 	mod_drop(&a);
@@ -1115,7 +1137,7 @@ Test(faults, uffdio_copy_fails_sigbus, FI_SIGNAL(SIGBUS), .timeout = 30)
 	struct mod a;
 	mod_make(p, &a, 256 * KIB, 1);
 	ufp_memory *mem = alloc_ok(p, &a, 0);
-	arm(UFPI_FI_UFFDIO_COPY, 1, -ENOMEM);
+	arm(fill_op(p), 1, -ENOMEM);
 	volatile unsigned char *b = ufp_memory_base(mem);
 	unsigned char v = b[0]; /* image page: UFFDIO_COPY fails: SIGBUS */
 	(void)v;
@@ -1161,7 +1183,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	ufp_memory *mem = alloc_ok(p, &a, 0);
 	ufp_stats st0 = t_stats(p);
 
-	arm(UFPI_FI_UFFDIO_COPY, 1, -ENOMEM);
+	arm(fill_op(p), 1, -ENOMEM);
 	unsigned char v = 0;
 	int sig = read_trapping(ufp_memory_base(mem), &v);
 	ufpi_fi_reset();
@@ -1189,6 +1211,54 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	destroy_ok(p);
 }
 
+/* An error while filling a neighbour of the faulting page costs the
+ * faulting thread nothing: its own page is filled first, the rest of the
+ * window is best-effort, and the neighbour is served at its own fault.
+ * (Before: the fill stopped at the first failing run of the window, which
+ * starts below the faulting page, and the thread got SIGBUS.) */
+Test(faults, neighbour_fill_error_spares_the_faulting_thread, .timeout = 30)
+{
+	const size_t page = t_page();
+	ufp_config c;
+	cfg_small(&c, 1);
+	c.fault_around_bytes = 16 * page; /* one window: pages 0..15 */
+	c.fault_around_max_bytes = 16 * page;
+	ufp_pool *p = t_pool(&c);
+	/* data in pages 0-1 and 4-7: the window holds two data runs */
+	static unsigned char d0[2 * 4096], d1[4 * 4096];
+	cr_assert_leq(page, 4096);
+	t_fill(d0, sizeof(d0), 11);
+	t_fill(d1, sizeof(d1), 12);
+	ufp_segment segs[] = {{0, d0, 2 * page}, {4 * page, d1, 4 * page}};
+	ufp_module *m = NULL;
+	cr_assert_eq(ufp_module_create(p, segs, 2, 256 * KIB, &m), 0);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, m, 0, &mem), 0);
+	unsigned char *b = ufp_memory_base(mem);
+	ufp_stats st0 = t_stats(p);
+
+	/* the second data ioctl is the run below the faulting page */
+	arm(fill_op(p), 2, -ENOMEM);
+	unsigned char v = 0;
+	int sig = read_trapping(b + 5 * page, &v);
+	ufpi_fi_reset();
+	cr_assert_eq(sig, 0,
+		     "the faulting thread got signal %d for an error "
+		     "on a neighbour page",
+		     sig);
+	cr_assert_eq(v, d1[page]);
+	ufp_stats st1 = t_stats(p);
+	cr_assert_eq(st1.fault_errors - st0.fault_errors, 1);
+	cr_assert_eq(st1.poisoned_faults, st0.poisoned_faults);
+	/* the neighbour run was left empty and is served at its fault */
+	cr_assert_eq(memcmp(b, d0, 2 * page), 0);
+	cr_assert_eq(memcmp(b + 4 * page, d1, 4 * page), 0);
+	free_ok(mem);
+	cr_assert_eq(ufp_module_drop(m), 0);
+	assert_intact(p);
+	destroy_ok(p);
+}
+
 /* A kernel-mode fault (read(2) into the memory) whose fill fails returns
  * EFAULT instead of hanging. */
 Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
@@ -1208,7 +1278,7 @@ Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 	cr_assert_eq(write(pfd[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
 
 	alarm(20);
-	arm(UFPI_FI_UFFDIO_COPY, 1, -ENOMEM);
+	arm(fill_op(p), 1, -ENOMEM);
 	errno = 0;
 	ssize_t n = read(pfd[0], ufp_memory_base(mem), sizeof(msg));
 	int e = errno;
@@ -1237,7 +1307,7 @@ Test(faults, uffdio_copy_transient)
 		for (unsigned nth = 1; nth <= 3; nth++) {
 			ufp_stats st0 = t_stats(p);
 			ufp_memory *mem = alloc_ok(p, &a, 0);
-			arm(UFPI_FI_UFFDIO_COPY, nth, errs[k]);
+			arm(fill_op(p), nth, errs[k]);
 			verify(mem, &a, "fill with a transient error");
 			ufpi_fi_reset();
 			ufp_stats st1 = t_stats(p);

@@ -17,7 +17,7 @@
  * Expected bytes are computed here: a calloc'd buffer with the module's
  * segments applied in order, zero past them.
  */
-/* ufp-test: labels=concurrency timeout=240 */
+/* ufp-test: labels=concurrency timeout=240 fill=copy */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -378,7 +378,7 @@ Test(handler, uffd_window_sequential_touch_grows_the_window, .timeout = 60)
 	cr_expect_lt(faults, 4 * MiB / (64 * KiB),
 		     "%llu faults: the window did not grow",
 		     (unsigned long long)faults);
-	cr_expect_eq(s1.pages_copied - s0.pages_copied, pages,
+	cr_expect_eq(t_installed(&s1) - t_installed(&s0), pages,
 		     "every page of a dense image is copied exactly once");
 	cr_expect_eq(s1.pages_zeroed - s0.pages_zeroed, 0);
 	assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "sequential", 0);
@@ -426,7 +426,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 		      (unsigned long long)res, (unsigned long long)faults,
 		      (unsigned long long)around);
 	cr_expect_geq(res, touches * page);
-	cr_expect_leq(s1.pages_copied - s0.pages_copied,
+	cr_expect_leq(t_installed(&s1) - t_installed(&s0),
 		      faults * (around / page));
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	window_env_done(&e);
@@ -461,7 +461,7 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 		assert_bytes(base + off, e.exp + off, page, "random", off);
 	}
 	ufp_stats s1 = t_stats(e.pool);
-	uint64_t copied = s1.pages_copied - s0.pages_copied;
+	uint64_t copied = t_installed(&s1) - t_installed(&s0);
 	/* 64 KiB, 32 KiB, then 16 KiB for every further isolated fault */
 	uint64_t most = (around + around / 2 + (touches - 2) * floor) / page;
 	cr_expect_eq(s1.faults - s0.faults, touches);
@@ -490,7 +490,7 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 	}
 	ufp_stats s0 = t_stats(e.pool);
 	/* 64 + 32 + 6 * 16 KiB: it did shrink */
-	cr_assert_leq(s0.pages_copied - sa.pages_copied,
+	cr_assert_leq(t_installed(&s0) - t_installed(&sa),
 		      (64 + 32 + 6 * 16) * KiB / page);
 	for (uint64_t off = 0; off < 2 * MiB; off += page)
 		cr_assert_eq(v[off], e.exp[off]);
@@ -561,7 +561,7 @@ Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 		     "%llu faults for %llu sequential pages",
 		     (unsigned long long)(s1.faults - s0.faults),
 		     (unsigned long long)pages);
-	cr_expect_eq(s1.pages_copied - s0.pages_copied, pages);
+	cr_expect_eq(t_installed(&s1) - t_installed(&s0), pages);
 
 	/* backwards over the next MiB: one each too */
 	for (uint64_t p = 2 * pages; p-- > pages;)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ufp-test: labels=concurrency timeout=300 */
+/* ufp-test: labels=concurrency timeout=300 fill=copy */
 /*
  * test_model.c - randomized model test (tests/model.h, engine in
  * tests/support_model.c): seeded sequences of module create/drop, memory

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* ufp-test: timeout=240 fill=copy */
 /*
  * test_pool.c - the pool through its public API (lib/pool.c, lib/slot.c):
  * a fresh memory reads its image or zero; writes stay private to their

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ufp-test: labels=concurrency timeout=300 */
+/* ufp-test: labels=concurrency timeout=300 fill=copy */
 /*
  * test_purge.c - module drop and purge (lib/module.c, lib/reclaim.c)
  * against docs/design.md, "Module drop and purge".

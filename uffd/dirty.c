@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dirty.c - written-page tracking with UFFD_FEATURE_WP_ASYNC and the
- * PAGEMAP_SCAN ioctl (both Linux 6.7).
+ * dirty.c - written-page tracking with the PAGEMAP_SCAN ioctl (Linux 6.7):
+ * either UFFD_FEATURE_WP_ASYNC write protection (copy mode, 6.7), or, where
+ * a slot maps the image's memfd copy-on-write (minor mode, COW), the
+ * anonymous pages of the range.
  *
  * Pages are installed write-protected (UFFDIO_COPY_MODE_WP); with WP_ASYNC
  * the kernel resolves a write itself, clearing the protection, and
@@ -23,8 +25,29 @@
 #include "internal.h"
 #include "kernel_uapi.h"
 
-int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
-		    void *arg)
+/* Flags of one reported run. With `anon`, written pages are the private
+ * (anonymous) ones of a range whose clean pages are page-cache pages or
+ * the zero page, or have never been touched: a copy-on-write fault is the
+ * only way to an anonymous page there. A swapped-out page was written. */
+static unsigned run_flags(uint64_t c, bool anon)
+{
+	unsigned flags = 0;
+	if (c & PAGE_IS_PRESENT)
+		flags |= UFPI_PG_PRESENT;
+	if (c & PAGE_IS_PFNZERO)
+		flags |= UFPI_PG_ZERO;
+	if (c & PAGE_IS_FILE)
+		flags |= UFPI_PG_FILE;
+	if (anon ? (c & PAGE_IS_SWAPPED) ||
+			    ((c & PAGE_IS_PRESENT) &&
+			     !(c & (PAGE_IS_FILE | PAGE_IS_PFNZERO)))
+		 : (c & PAGE_IS_WRITTEN) && !(c & PAGE_IS_PFNZERO))
+		flags |= UFPI_PG_WRITTEN;
+	return flags;
+}
+
+int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, bool anon,
+		    ufpi_dirty_fn fn, void *arg)
 {
 	struct page_region regs[128];
 	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
@@ -37,11 +60,15 @@ int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
 			.end = end,
 			.vec = (uint64_t)(uintptr_t)regs,
 			.vec_len = sizeof(regs) / sizeof(regs[0]),
-			/* every page that is present or written */
+			/* every page that is present, or written (WP
+			 * tracking: a missing page reads as written), or
+			 * swapped out */
 			.category_anyof_mask =
-				PAGE_IS_PRESENT | PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_WRITTEN |
-				       PAGE_IS_PFNZERO,
+				PAGE_IS_PRESENT |
+				(anon ? PAGE_IS_SWAPPED : PAGE_IS_WRITTEN),
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO |
+				       (anon ? PAGE_IS_SWAPPED | PAGE_IS_FILE
+					     : PAGE_IS_WRITTEN),
 		};
 		int n = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
 		if (n < 0) {
@@ -50,16 +77,9 @@ int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, ufpi_dirty_fn fn,
 			return err;
 		}
 		for (int k = 0; k < n; k++) {
-			unsigned flags = 0;
-			uint64_t c = regs[k].categories;
-			if (c & PAGE_IS_PRESENT)
-				flags |= UFPI_PG_PRESENT;
-			if ((c & PAGE_IS_WRITTEN) && !(c & PAGE_IS_PFNZERO))
-				flags |= UFPI_PG_WRITTEN;
-			if (c & PAGE_IS_PFNZERO)
-				flags |= UFPI_PG_ZERO;
 			int err = fn(arg, (void *)(uintptr_t)regs[k].start,
-				     regs[k].end - regs[k].start, flags);
+				     regs[k].end - regs[k].start,
+				     run_flags(regs[k].categories, anon));
 			if (err)
 				return err;
 		}

@@ -50,25 +50,52 @@ struct ufpi_handler {
 	struct handler_thread th[UFPI_MAX_HANDLERS];
 };
 
-/* Fill [dst, dst+len) from src (NULL: zero pages). EEXIST (a page already
- * there: a racing fault or a write) and EAGAIN (partial copy) are normal:
- * finish page by page. Returns 0 or the first unexpected -errno. */
-static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
-		    const unsigned char *src, size_t len)
+/* How one ioctl fills a run of pages. */
+enum fill_kind {
+	FILL_ZERO,     /* UFFDIO_ZEROPAGE: no image data there */
+	FILL_COPY,     /* UFFDIO_COPY: a private copy of image pages */
+	FILL_CONTINUE, /* UFFDIO_CONTINUE: map the memfd's page-cache pages */
+};
+
+/* One fill ioctl of `kind` over [dst, dst+len); *done: bytes filled. */
+static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
+		     unsigned char *dst, const unsigned char *src, size_t len,
+		     size_t *done)
+{
+	const size_t page = ufpi_page_size();
+	int err;
+
+	switch (kind) {
+	case FILL_COPY:
+		err = ufpi_uffd_copy(fd, dst, src, len, s->dirty, done);
+		UFPI_ADD(s->ctr, pages_copied, *done / page);
+		return err;
+	case FILL_CONTINUE:
+		err = ufpi_uffd_continue(fd, dst, len, done);
+		UFPI_ADD(s->ctr, pages_continued, *done / page);
+		return err;
+	default:
+		err = ufpi_uffd_zeropage(fd, dst, len, done);
+		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
+		return err;
+	}
+}
+
+/* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
+ * EEXIST (a page already there: a racing fault or a write) and EAGAIN
+ * (partial fill) are normal: finish page by page. Returns 0 or the first
+ * unexpected -errno, with *stop at the first page not filled. */
+static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
+		    unsigned char *dst, const unsigned char *src, size_t len,
+		    unsigned char **stop)
 {
 	const size_t page = ufpi_page_size();
 	unsigned again = 0;
 
 	while (len) {
 		size_t done = 0;
-		int err =
-			src ? ufpi_uffd_copy(fd, dst, src, len, s->dirty, &done)
-			    : ufpi_uffd_zeropage(fd, dst, len, &done);
+		int err = fill_once(s, fd, kind, dst, src, len, &done);
 		if (done) {
-			if (src)
-				UFPI_ADD(s->ctr, pages_copied, done / page);
-			else
-				UFPI_ADD(s->ctr, pages_zeroed, done / page);
 			dst += done;
 			src = src ? src + done : NULL;
 			len -= done;
@@ -84,7 +111,7 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 			 * thread would fault forever. UFFDIO_COPY accepts a
 			 * marker, so copy a page of zeros instead. */
 			size_t d2;
-			if (!src && s->zero_page &&
+			if (kind == FILL_ZERO && s->zero_page &&
 			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
 					   s->dirty, &d2) == 0)
 				UFPI_ADD(s->ctr, pages_zeroed, 1);
@@ -105,44 +132,100 @@ static int fill_run(struct ufpi_slots *s, int fd, unsigned char *dst,
 		 * a window may straddle two: fill it page by page. */
 		if (err == -ENOENT && len > page) {
 			for (size_t off = 0; off < len; off += page) {
-				int e = fill_run(s, fd, dst + off,
-						 src ? src + off : NULL, page);
+				int e = fill_run(s, fd, kind, dst + off,
+						 src ? src + off : NULL, page,
+						 stop);
 				if (e)
 					return e;
 			}
 			return 0;
 		}
+		*stop = dst;
 		return err;
 	}
 	return 0;
 }
 
-static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
-			  unsigned char *page_addr)
+/* The run of pages [p, return) that one ioctl fills, and how: image pages
+ * stored one after the other (CONTINUE where the slot maps the image's
+ * memfd, COPY elsewhere), or pages without data (ZEROPAGE). */
+static uint64_t run_at(const struct ufpi_slot *slot,
+		       const struct ufpi_image *img, uint64_t p, uint64_t endp,
+		       enum fill_kind *kind)
 {
-	const size_t page = ufpi_page_size();
-	int err;
-
-	UFPI_ADD(s->ctr, poisoned_faults, 1);
-	slot->poisoned = true;
-	if (s->uffd_poison) {
-		/* wakes the faulting thread, which then gets SIGBUS */
-		err = ufpi_uffd_poison(fd, page_addr, page);
-		if (!err || err == -EEXIST)
-			return;
-	}
-	slot->prot_dirty = true;
-	err = ufpi_os_protect(page_addr, page, PROT_NONE);
-	if (err) {
-		UFPI_ADD(s->ctr, fault_errors, 1);
-		ufpi_logf(s->log, UFP_LOG_ERROR,
-			  "handler: cannot poison %p: %s", (void *)page_addr,
-			  ufp_strerror(err));
-	}
-	ufpi_uffd_wake(fd, page_addr, page);
+	uint64_t fpages = slot->file_len / ufpi_page_size();
+	if (p < fpages && endp > fpages)
+		endp = fpages; /* the file mapping ends there */
+	bool data = ufpi_image_page(img, p) != NULL;
+	*kind = !data ? FILL_ZERO : p < fpages ? FILL_CONTINUE : FILL_COPY;
+	return ufpi_image_run_end(img, p, endp);
 }
 
-void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
+/* Fill pages [p, q) of slot i, going on past errors. Returns 0 or the
+ * first unexpected -errno, with *stop at the first page it left empty. */
+static int fill_pages(struct ufpi_slots *s, int fd, uint32_t i, uint64_t p,
+		      uint64_t q, unsigned char **stop)
+{
+	const size_t page = ufpi_page_size();
+	const struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	int first = 0;
+
+	while (p < q) {
+		enum fill_kind kind;
+		unsigned char *at = NULL;
+		uint64_t r = run_at(slot, slot->image, p, q, &kind);
+		int err = fill_run(s, fd, kind, base + p * page,
+				   ufpi_image_page(slot->image, p),
+				   (r - p) * page, &at);
+		if (err && !first) {
+			first = err;
+			*stop = at;
+		}
+		p = r;
+	}
+	return first;
+}
+
+static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+			  unsigned char *page_addr, uint32_t tid);
+
+/* Pick the window to fill for a fault at offset `in` (slot lock held). */
+static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
+			uint64_t in, uint64_t *start, uint64_t *end)
+{
+	const size_t page = ufpi_page_size();
+
+	/* Like file readahead: a fault exactly where the last window ended
+	 * doubles the window (up to window_max); any other fault halves it,
+	 * starting from at most window_min (a jump out of a long sequential
+	 * run is a new stream, not more of the old one) and down to
+	 * window_floor, so that random access populates little more than
+	 * it touches. A new memory starts at window_min. Every window is a
+	 * page multiple: the configured sizes only have to be. */
+	if (in == slot->seq_next) {
+		slot->win = slot->win * 2 > s->window_max ? s->window_max
+							  : slot->win * 2;
+		*start = in;
+	} else {
+		if (slot->seq_next != UINT64_MAX) {
+			uint64_t w = slot->win < s->window_min ? slot->win
+							       : s->window_min;
+			w = (w / 2) & ~(uint64_t)(page - 1);
+			slot->win = w < s->window_floor ? s->window_floor : w;
+		}
+		*start = in - in % slot->win;
+	}
+	*end = *start + slot->win;
+	if (*end > slot->accessible)
+		*end = slot->accessible;
+	slot->seq_next = *end;
+	if (*end > slot->populated_hi)
+		slot->populated_hi = *end;
+}
+
+void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
+			uint32_t tid)
 {
 	const size_t page = ufpi_page_size();
 	unsigned char *fault =
@@ -164,47 +247,36 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 
 	pthread_mutex_lock(&slot->lock);
 	if (unlikely(slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)) {
-		poison_locked(s, slot, fd, fault);
+		UFPI_ADD(s->ctr, poisoned_faults, 1);
+		poison_locked(s, slot, fd, fault, tid);
 		pthread_mutex_unlock(&slot->lock);
 		return;
 	}
-
-	/* Like file readahead: a fault exactly where the last window ended
-	 * doubles the window (up to window_max); any other fault halves it,
-	 * starting from at most window_min (a jump out of a long sequential
-	 * run is a new stream, not more of the old one) and down to
-	 * window_floor, so that random access populates little more than
-	 * it touches. A new memory starts at window_min. Every window is a
-	 * page multiple: the configured sizes only have to be. */
 	uint64_t start, end;
-	if (in == slot->seq_next) {
-		slot->win = slot->win * 2 > s->window_max ? s->window_max
-							  : slot->win * 2;
-		start = in;
-	} else {
-		if (slot->seq_next != UINT64_MAX) {
-			uint64_t w = slot->win < s->window_min ? slot->win
-							       : s->window_min;
-			w = (w / 2) & ~(uint64_t)(page - 1);
-			slot->win = w < s->window_floor ? s->window_floor : w;
-		}
-		start = in - in % slot->win;
-	}
-	end = start + slot->win;
-	if (end > slot->accessible)
-		end = slot->accessible;
-	slot->seq_next = end;
-	if (end > slot->populated_hi)
-		slot->populated_hi = end;
+	pick_window(s, slot, in, &start, &end);
 	UFPI_ADD(s->ctr, windows, 1);
 
-	const struct ufpi_image *img = slot->image;
-	int err = 0;
-	for (uint64_t p = start / page, endp = end / page; p < endp && !err;) {
-		uint64_t q = ufpi_image_run_end(img, p, endp);
-		err = fill_run(s, fd, base + p * page, ufpi_image_page(img, p),
-			       (q - p) * page);
-		p = q;
+	/* The faulting page's run first; the rest of the window is
+	 * best-effort: an error on a page the instance did not ask for
+	 * (a transient ENOMEM) must not cost it its life. */
+	uint64_t fp = in / page, startp = start / page, endp = end / page;
+	enum fill_kind kind;
+	unsigned char *stop = NULL, *rstop;
+	uint64_t fq = run_at(slot, slot->image, fp, endp, &kind);
+	int err = fill_pages(s, fd, i, fp, fq, &stop);
+	int rest = fill_pages(s, fd, i, startp, fp, &rstop);
+	int rest2 = fill_pages(s, fd, i, fq, endp, &rstop);
+	rest = rest ? rest : rest2;
+	if (unlikely(err && stop != fault)) {
+		rest = err; /* the faulting page itself was filled */
+		err = 0;
+	}
+	if (unlikely(rest)) {
+		UFPI_ADD(s->ctr, fault_errors, 1);
+		ufpi_logf(s->log, UFP_LOG_DEBUG,
+			  "handler: slot %u: part of the window around "
+			  "offset %llu not filled: %s",
+			  i, (unsigned long long)in, ufp_strerror(rest));
 	}
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
@@ -212,13 +284,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 			  "handler: slot %u offset %llu: fill failed: %s", i,
 			  (unsigned long long)in, ufp_strerror(err));
 		/* never leave the faulting thread hanging, nor faulting
-		 * again forever: if its page could not be filled it gets
-		 * SIGBUS (poison) or SIGSEGV (PROT_NONE) instead */
-		if (!s->uffd_poison ||
-		    ufpi_uffd_poison(fd, fault, page) == -EINVAL) {
-			slot->prot_dirty = true;
-			ufpi_os_protect(fault, page, PROT_NONE);
-		}
+		 * again forever: it gets SIGBUS (poison) or SIGSEGV
+		 * (PROT_NONE) instead */
+		poison_locked(s, slot, fd, fault, tid);
 	}
 	if (unlikely(ufpi_uffd_wake(fd, base + start, end - start))) {
 		/* never leave the faulting thread asleep */
@@ -226,6 +294,40 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr)
 		ufpi_uffd_wake(fd, fault, page);
 	}
 	pthread_mutex_unlock(&slot->lock);
+}
+
+/*
+ * A fault that must not be served: the thread gets SIGBUS from a poison
+ * marker (UFFDIO_POISON, 6.6), else SIGSEGV from PROT_NONE. If neither
+ * can be set up, it is sent SIGBUS directly (the thread id comes with
+ * UFFD_FEATURE_THREAD_ID): woken on an empty page it would only fault
+ * again, for ever.
+ */
+static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+			  unsigned char *page_addr, uint32_t tid)
+{
+	const size_t page = ufpi_page_size();
+	int err;
+
+	slot->poisoned = true; /* the next prepare zaps the marker */
+	if (s->uffd_poison) {
+		/* wakes the faulting thread, which then gets SIGBUS */
+		err = ufpi_uffd_poison(fd, page_addr, page);
+		if (!err || err == -EEXIST)
+			return;
+	}
+	slot->prot_dirty = true;
+	err = ufpi_os_protect(page_addr, page, PROT_NONE);
+	if (unlikely(err)) {
+		UFPI_ADD(s->ctr, fault_errors, 1);
+		ufpi_logf(s->log, UFP_LOG_ERROR,
+			  "handler: cannot poison %p (%s): sending SIGBUS to "
+			  "thread %u",
+			  (void *)page_addr, ufp_strerror(err), tid);
+		if (tid)
+			ufpi_os_tgkill(tid, SIGBUS);
+	}
+	ufpi_uffd_wake(fd, page_addr, page);
 }
 
 static void drain_faults(struct ufpi_slots *s, int fd)
@@ -239,8 +341,21 @@ static void drain_faults(struct ufpi_slots *s, int fd)
 		for (size_t k = 0; k < (size_t)n / sizeof(msg[0]); k++)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
 				ufpi_handler_fault(
-					s, fd, msg[k].arg.pagefault.address);
+					s, fd, msg[k].arg.pagefault.address,
+					msg[k].arg.pagefault.feat.ptid);
 	}
+}
+
+/* Count every failure of the thread's own loop; log the first. */
+static void handler_trouble(struct ufpi_handler *h, bool *said,
+			    const char *what, int err)
+{
+	UFPI_ADD(h->s->ctr, fault_errors, 1);
+	if (*said)
+		return;
+	*said = true;
+	ufpi_logf(h->s->log, UFP_LOG_ERROR, "handler: %s failed: %s", what,
+		  ufp_strerror(err));
 }
 
 static void *handler_main(void *arg)
@@ -254,14 +369,29 @@ static void *handler_main(void *arg)
 		{.fd = t->k == 0 ? h->reclaim_efd : -1, .events = POLLIN},
 	};
 
+	bool said = false;
 	for (;;) {
 		int n = poll(pfd, 3, -1);
-		if (n < 0)
-			continue; /* EINTR */
+		if (unlikely(n < 0)) {
+			if (errno == EINTR)
+				continue;
+			/* ENOMEM and the like: no busy loop while the
+			 * kernel recovers */
+			handler_trouble(h, &said, "poll", -errno);
+			ufpi_sleep_ns(1000000);
+			continue;
+		}
 		if (pfd[1].revents)
 			break;
-		if (pfd[0].revents)
+		if (unlikely(pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+			/* the uffd is broken for good: stop polling it
+			 * rather than spin; a thread that faults now is
+			 * not woken, which the log says */
+			handler_trouble(h, &said, "userfaultfd", -EIO);
+			pfd[0].fd = -1;
+		} else if (pfd[0].revents) {
 			drain_faults(h->s, fd);
+		}
 		if (pfd[2].revents) {
 			ufpi_os_eventfd_drain(h->reclaim_efd);
 			h->reap(h->reap_arg);

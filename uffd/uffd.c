@@ -80,7 +80,7 @@ int ufpi_uffd_probe(uint64_t *features, int *via_dev)
 	return 0;
 }
 
-int ufpi_uffd_register(int fd, void *addr, size_t len, bool wp,
+int ufpi_uffd_register(int fd, void *addr, size_t len, unsigned mode,
 		       uint64_t *ioctls)
 {
 	int err = ufpi_fi_hit(UFPI_FI_UFFDIO_REGISTER);
@@ -89,8 +89,12 @@ int ufpi_uffd_register(int fd, void *addr, size_t len, bool wp,
 	int saved = errno;
 	struct uffdio_register reg = {
 		.range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
-		.mode = UFFDIO_REGISTER_MODE_MISSING |
-			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+		.mode = ((mode & UFPI_REG_MISSING)
+				 ? UFFDIO_REGISTER_MODE_MISSING
+				 : 0) |
+			((mode & UFPI_REG_WP) ? UFFDIO_REGISTER_MODE_WP : 0) |
+			((mode & UFPI_REG_MINOR) ? UFFDIO_REGISTER_MODE_MINOR
+						 : 0),
 	};
 	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
 		err = -errno;
@@ -127,6 +131,29 @@ int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
 	 * EAGAIN; a failure on the first page reports -errno there */
 	if (c.copy > 0)
 		*done = (size_t)c.copy;
+	return err;
+}
+
+int ufpi_uffd_continue(int fd, void *dst, size_t len, size_t *done)
+{
+	int err = ufpi_fi_hit(UFPI_FI_UFFDIO_CONTINUE);
+	*done = 0;
+	if (err)
+		return err;
+	int saved = errno;
+	struct uffdio_continue c = {
+		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE,
+	};
+	if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0) {
+		*done = len;
+		return 0;
+	}
+	err = -errno;
+	errno = saved;
+	/* like UFFDIO_COPY: bytes mapped before the error in .mapped */
+	if (c.mapped > 0)
+		*done = (size_t)c.mapped;
 	return err;
 }
 

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/* ufp-test: timeout=120 */
+/*
+ * test_minor.c - the UFFD backend's minor-fault (zero-copy) fill mode and
+ * the copy-on-write reset it shares with the COW backend (lib/slot.c,
+ * uffd/handler.c): clean image pages are page-cache pages shared by every
+ * memory of a module, written pages are the anonymous ones, a drop leaves
+ * no mapping of the module's memfd, and the mode falls back to copies
+ * where the kernel lacks UFFD_FEATURE_MINOR_SHMEM.
+ *
+ * The pool suites (test_pool, test_purge, test_faults, test_model,
+ * test_handler) run in minor mode by default and once more in copy mode;
+ * this file checks what only minor mode promises.
+ */
+#include <criterion/criterion.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "helpers.h"
+#include "internal.h"
+#include "kernel_uapi.h"
+
+#define KIB ((uint64_t)1 << 10)
+#define MIB ((uint64_t)1 << 20)
+
+/* A dense image of `bytes` (every page stored) and its bytes. */
+struct mod {
+	ufp_module *m;
+	unsigned char *ref;
+	uint64_t bytes;
+};
+
+static void mod_make(ufp_pool *p, struct mod *md, uint64_t bytes, uint64_t seed)
+{
+	md->bytes = bytes;
+	md->ref = malloc(bytes);
+	cr_assert_not_null(md->ref);
+	t_fill(md->ref, bytes, seed);
+	for (uint64_t off = 0; off < bytes; off += t_page())
+		md->ref[off] |= 1; /* every page holds a non-zero byte */
+	ufp_segment seg = {0, md->ref, bytes};
+	int err = ufp_module_create(p, &seg, 1, bytes, &md->m);
+	cr_assert_eq(err, 0, "ufp_module_create: %s", ufp_strerror(err));
+}
+
+static void mod_drop(struct mod *md)
+{
+	cr_assert_eq(ufp_module_drop(md->m), 0);
+	free(md->ref);
+	md->ref = NULL;
+}
+
+static ufp_pool *minor_pool(uint32_t slots, uint64_t max, uint64_t keep)
+{
+	ufp_config c;
+	t_config(&c, slots, max);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fill_mode = UFP_FILL_MINOR;
+	c.keep_resident_bytes = keep;
+	ufp_pool *p = t_pool(&c);
+	ufp_fill_mode mode = UFP_FILL_AUTO;
+	cr_assert_eq(ufp_pool_fill_mode(p, &mode), 0);
+	cr_assert_eq(mode, UFP_FILL_MINOR);
+	if (p->pagemap_fd < 0)
+		t_skip("no PAGEMAP_SCAN (Linux 6.7)");
+	return p;
+}
+
+static ufp_memory *alloc_sized(ufp_pool *p, const struct mod *md,
+			       uint64_t bytes)
+{
+	ufp_memory *mem = NULL;
+	int err = ufp_memory_alloc(p, md ? md->m : NULL, bytes, &mem);
+	cr_assert_eq(err, 0, "ufp_memory_alloc: %s", ufp_strerror(err));
+	return mem;
+}
+
+static ufp_memory *alloc_ok(ufp_pool *p, const struct mod *md)
+{
+	return alloc_sized(p, md, 0);
+}
+
+static void read_all(const ufp_memory *mem)
+{
+	const volatile unsigned char *b = ufp_memory_base(mem);
+	for (uint64_t off = 0; off < ufp_memory_size(mem); off += t_page())
+		(void)b[off];
+}
+
+/* Pages of [addr, addr+len) in each category, from PAGEMAP_SCAN. */
+struct cats {
+	uint64_t file, anon, zero;
+};
+
+static struct cats categories(ufp_pool *p, const void *addr, uint64_t len)
+{
+	struct page_region r[256];
+	struct cats c = {0};
+	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
+	while (start < end) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.start = start,
+			.end = end,
+			.vec = (uint64_t)(uintptr_t)r,
+			.vec_len = 256,
+			.category_mask = PAGE_IS_PRESENT,
+			.return_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+		};
+		int n = ioctl(p->pagemap_fd, PAGEMAP_SCAN, &a);
+		cr_assert_geq(n, 0, "PAGEMAP_SCAN: %s", strerror(errno));
+		for (int k = 0; k < n; k++) {
+			uint64_t pages = (r[k].end - r[k].start) / t_page();
+			if (r[k].categories & PAGE_IS_FILE)
+				c.file += pages;
+			else if (r[k].categories & PAGE_IS_PFNZERO)
+				c.zero += pages;
+			else
+				c.anon += pages;
+		}
+		if (a.walk_end <= start)
+			break;
+		start = a.walk_end;
+	}
+	return c;
+}
+
+/* A kB field of /proc/self/status, in bytes. */
+static uint64_t status_bytes(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long kb = 0;
+	size_t n = strlen(field);
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			sscanf(line + n + 1, "%llu", &kb);
+	fclose(f);
+	return kb * 1024;
+}
+
+/* Lines of /proc/self/maps naming the image memfds. */
+static int image_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:ufp-image") != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Reading maps page-cache pages, shared: no private copy per memory. */
+Test(minor, memories_of_a_module_share_its_clean_pages)
+{
+	enum { N = 8 };
+	const uint64_t len = 1 * MIB;
+	ufp_pool *p = minor_pool(N, 2 * MIB, 0);
+	struct mod md;
+	mod_make(p, &md, len, 1);
+	ufp_memory *mem[N];
+	for (int k = 0; k < N; k++) {
+		mem[k] = alloc_ok(p, &md);
+		read_all(mem[k]);
+		cr_assert_eq(memcmp(ufp_memory_base(mem[k]), md.ref, len), 0);
+	}
+	uint64_t priv = 0, shared = 0;
+	cr_assert_eq(ufp_pool_resident_split(p, &priv, &shared), 0);
+	/* one copy in the page cache, mapped N times */
+	cr_assert_eq(priv, 0, "%llu private bytes after reads only",
+		     (unsigned long long)priv);
+	cr_assert_eq(shared, N * len, "shared %llu, want %llu",
+		     (unsigned long long)shared, (unsigned long long)(N * len));
+	ufp_stats st = t_stats(p);
+	cr_assert_eq(st.pages_copied, 0);
+	cr_assert_geq(st.pages_continued, N * len / t_page());
+	for (int k = 0; k < N; k++)
+		cr_assert_eq(ufp_memory_free(mem[k]), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* A write copies the page for that memory alone; the memfd and the other
+ * memories keep the image. */
+Test(minor, a_write_stays_in_its_memory)
+{
+	ufp_pool *p = minor_pool(2, 1 * MIB, 0);
+	struct mod md;
+	mod_make(p, &md, 256 * KIB, 2);
+	ufp_memory *a = alloc_ok(p, &md), *b = alloc_ok(p, &md);
+	unsigned char *pa = ufp_memory_base(a);
+	read_all(a);
+	memset(pa + 8 * t_page(), 0xee, t_page());
+	read_all(b);
+	cr_assert_eq(memcmp(ufp_memory_base(b), md.ref, md.bytes), 0);
+	struct cats c = categories(p, pa, md.bytes);
+	cr_assert_eq(c.anon, 1, "private pages %llu after one write",
+		     (unsigned long long)c.anon);
+	cr_assert_eq(ufp_memory_free(a), 0);
+	cr_assert_eq(ufp_memory_free(b), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* Warm reuse: clean pages stay page-cache pages (no fault, no private
+ * byte); written pages are dropped (keep 0) and come back as the image. */
+Test(minor, warm_reuse_keeps_clean_pages_in_the_page_cache)
+{
+	const size_t page = t_page();
+	ufp_pool *p = minor_pool(1, 1 * MIB, 0);
+	struct mod md;
+	mod_make(p, &md, 512 * KIB, 3);
+	ufp_memory *mem = alloc_ok(p, &md);
+	unsigned char *base = ufp_memory_base(mem);
+	read_all(mem);
+	for (uint64_t off = 0; off < md.bytes; off += 16 * page)
+		base[off] ^= 0x5a; /* 8 written pages */
+	cr_assert_eq(ufp_memory_free(mem), 0);
+
+	struct cats c = categories(p, base, 1 * MIB);
+	cr_assert_eq(c.anon, 0, "%llu private pages kept with keep 0",
+		     (unsigned long long)c.anon);
+	cr_assert_eq(c.file, md.bytes / page - 8,
+		     "clean pages left mapped: %llu, want %llu",
+		     (unsigned long long)c.file,
+		     (unsigned long long)(md.bytes / page - 8));
+	uint64_t priv = 1, shared = 0;
+	cr_assert_eq(ufp_pool_resident_split(p, &priv, &shared), 0);
+	cr_assert_eq(priv, 0);
+	cr_assert_eq(t_stats(p).idle_resident_bytes, 0,
+		     "idle bytes count private bytes only");
+
+	ufp_stats s0 = t_stats(p);
+	mem = alloc_ok(p, &md);
+	cr_assert_eq((void *)ufp_memory_base(mem), (void *)base);
+	cr_assert_eq(memcmp(base, md.ref, md.bytes), 0);
+	ufp_stats s1 = t_stats(p);
+	/* only the 8 dropped pages fault again (their windows) */
+	cr_assert_leq(s1.faults - s0.faults, 8);
+	cr_assert_eq(s1.pages_copied, 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* keep_resident_bytes counts private bytes: the written pages below it
+ * are restored and kept (and reported idle), clean pages cost nothing. */
+Test(minor, keep_counts_private_bytes)
+{
+	const size_t page = t_page();
+	ufp_pool *p = minor_pool(1, 1 * MIB, 64 * KIB);
+	struct mod md;
+	mod_make(p, &md, 512 * KIB, 4);
+	ufp_memory *mem = alloc_sized(p, &md, 1 * MIB);
+	unsigned char *base = ufp_memory_base(mem);
+	read_all(mem);
+	for (int k = 0; k < 4; k++)
+		base[k * 2 * page] = 0xab;     /* below keep: restored */
+	base[300 * KIB] = 0xcd;		       /* beyond keep: dropped */
+	memset(base + 600 * KIB, 7, 2 * page); /* zero part, beyond */
+	cr_assert_eq(ufp_memory_free(mem), 0);
+
+	cr_assert_eq(t_stats(p).idle_resident_bytes, 4 * page,
+		     "idle %llu, want the 4 restored pages",
+		     (unsigned long long)t_stats(p).idle_resident_bytes);
+	struct cats c = categories(p, base, 1 * MIB);
+	cr_assert_eq(c.anon, 4);
+	mem = alloc_sized(p, &md, 1 * MIB);
+	cr_assert_eq(memcmp(base, md.ref, md.bytes), 0);
+	for (uint64_t off = md.bytes; off < ufp_memory_size(mem); off++)
+		cr_assert_eq(base[off], 0, "zero part byte %llu",
+			     (unsigned long long)off);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* Drop + quiesce: no mapping of the memfd, no shared page, the fd closed;
+ * a stale pointer into the purged slot still traps. */
+static sigjmp_buf jb;
+static void on_trap(int sig)
+{
+	siglongjmp(jb, sig);
+}
+
+Test(minor, drop_releases_the_memfd_and_its_page_cache)
+{
+	ufp_pool *p = minor_pool(4, 4 * MIB, 64 * KIB);
+	const int maps0 = image_maps(), fds0 = t_count_fds();
+	const uint64_t shmem0 = status_bytes("RssShmem");
+	struct mod md;
+	mod_make(p, &md, 2 * MIB, 5);
+	ufp_memory *mem[4];
+	for (int k = 0; k < 4; k++) {
+		mem[k] = alloc_ok(p, &md);
+		read_all(mem[k]);
+		((unsigned char *)ufp_memory_base(mem[k]))[k * 4096] = 1;
+	}
+	cr_assert_gt(image_maps(), maps0);
+	cr_assert_geq(status_bytes("RssShmem"), shmem0 + md.bytes);
+	volatile unsigned char *stale = ufp_memory_base(mem[0]);
+	for (int k = 0; k < 4; k++)
+		cr_assert_eq(ufp_memory_free(mem[k]), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_quiesce(p), 0);
+
+	cr_assert_eq(image_maps(), maps0, "a mapping of the memfd survived");
+	cr_assert_eq(t_count_fds(), fds0, "the memfd is still open");
+	uint64_t priv = 1, shared = 1;
+	cr_assert_eq(ufp_pool_resident_split(p, &priv, &shared), 0);
+	cr_assert_eq(priv, 0);
+	cr_assert_eq(shared, 0);
+	cr_assert_leq(status_bytes("RssShmem"), shmem0,
+		      "RssShmem %llu after drop, %llu before",
+		      (unsigned long long)status_bytes("RssShmem"),
+		      (unsigned long long)shmem0);
+
+	struct sigaction sa = {.sa_handler = on_trap}, o1, o2;
+	sigaction(SIGSEGV, &sa, &o1);
+	sigaction(SIGBUS, &sa, &o2);
+	int sig = sigsetjmp(jb, 1);
+	if (!sig)
+		(void)stale[0];
+	sigaction(SIGSEGV, &o1, NULL);
+	sigaction(SIGBUS, &o2, NULL);
+	cr_assert_neq(sig, 0, "a read through a stale pointer did not trap");
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* Memories of another module in a slot that mapped this one's memfd see
+ * only their own image, and no module's page survives in between. */
+Test(minor, image_switch_in_one_slot)
+{
+	ufp_pool *p = minor_pool(1, 1 * MIB, 1 * MIB);
+	struct mod a, b;
+	mod_make(p, &a, 512 * KIB, 6);
+	mod_make(p, &b, 256 * KIB, 7);
+	for (int round = 0; round < 3; round++) {
+		struct mod *md = round % 2 ? &b : &a;
+		ufp_memory *mem = alloc_ok(p, md);
+		unsigned char *base = ufp_memory_base(mem);
+		cr_assert_eq(memcmp(base, md->ref, md->bytes), 0,
+			     "round %d: not the module's image", round);
+		for (uint64_t off = md->bytes; off < ufp_memory_size(mem);
+		     off++)
+			cr_assert_eq(base[off], 0, "round %d byte %llu", round,
+				     (unsigned long long)off);
+		memset(base, 0x99, ufp_memory_size(mem));
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	mod_drop(&a);
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* ---- fallback: no UFFD_FEATURE_MINOR_SHMEM ------------------------------- */
+
+static char info_msg[512];
+static void info_cb(void *arg, ufp_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level <= UFP_LOG_INFO && strstr(msg, "fill mode"))
+		snprintf(info_msg, sizeof(info_msg), "%s", msg);
+}
+
+/* The kernel here has the feature: the cached probe is edited (Criterion
+ * runs each test in its own process), then AUTO must pick copy mode, say
+ * why, and work; MINOR forced must be refused. */
+Test(minor_fallback, auto_without_minor_shmem_copies_and_says_why)
+{
+	struct ufpi_features *f = (struct ufpi_features *)ufpi_features_probe();
+	if (f->uffd_err)
+		t_skip("userfaultfd: %s", ufp_strerror(f->uffd_err));
+	f->minor_shmem = false;
+
+	ufp_config c;
+	t_config(&c, 2, 1 * MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fill_mode = UFP_FILL_MINOR;
+	ufp_pool *p = NULL;
+	cr_assert_eq(ufp_pool_create(&c, &p), -ENOTSUP);
+	cr_assert_null(p);
+
+	c.fill_mode = UFP_FILL_AUTO;
+	c.log = info_cb;
+	c.log_level = UFP_LOG_INFO;
+	p = t_pool(&c);
+	ufp_fill_mode mode = UFP_FILL_AUTO;
+	cr_assert_eq(ufp_pool_fill_mode(p, &mode), 0);
+	cr_assert_eq(mode, UFP_FILL_COPY);
+	cr_assert(strstr(info_msg, "MINOR_SHMEM"), "log: \"%s\"", info_msg);
+
+	struct mod md;
+	mod_make(p, &md, 256 * KIB, 8);
+	for (int k = 0; k < 3; k++) {
+		ufp_memory *mem = alloc_ok(p, &md);
+		cr_assert_eq(memcmp(ufp_memory_base(mem), md.ref, md.bytes), 0);
+		memset(ufp_memory_base(mem), 0x42, 64 * KIB);
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	ufp_stats st = t_stats(p);
+	cr_assert_gt(st.pages_copied, 0);
+	cr_assert_eq(st.pages_continued, 0);
+	cr_assert_eq(image_maps(), 0, "copy mode maps no memfd");
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+	ufpi_features_reset();
+}
+
+Test(minor_api, bad_arguments)
+{
+	ufp_fill_mode mode;
+	uint64_t a, b;
+	cr_assert_eq(ufp_pool_fill_mode(NULL, &mode), -EINVAL);
+	cr_assert_eq(ufp_pool_resident_split(NULL, &a, &b), -EINVAL);
+	ufp_config c;
+	t_config(&c, 1, 1 * MIB);
+	c.fill_mode = (ufp_fill_mode)7;
+	ufp_pool *p = NULL;
+	cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL);
+	c.fill_mode = UFP_FILL_AUTO;
+	c.backend = UFP_BACKEND_COW;
+	p = t_pool(&c);
+	cr_assert_eq(ufp_pool_fill_mode(p, NULL), -EINVAL);
+	cr_assert_eq(ufp_pool_resident_split(p, &a, NULL), -EINVAL);
+	cr_assert_eq(ufp_pool_resident_split(p, NULL, &b), -EINVAL);
+	cr_assert_eq(ufp_pool_fill_mode(p, &mode), 0);
+	cr_assert_eq(mode, UFP_FILL_AUTO, "COW has no handler");
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
