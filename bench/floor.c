@@ -36,7 +36,8 @@ static int floor_once(const struct fsrc *w, int fd, const uint32_t *order,
 		return err;
 	err = ufpi_os_protect(dst, w->bytes, PROT_READ | PROT_WRITE);
 	if (!err)
-		err = ufpi_uffd_register(fd, dst, w->bytes, false, NULL);
+		err = ufpi_uffd_register(fd, dst, w->bytes, UFPI_REG_MISSING,
+					 NULL);
 	if (!err) {
 		size_t off = 0;
 		uint64_t c0 = ufpb_cpu_ns(), t0 = ufpb_now_ns();
