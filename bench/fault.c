@@ -25,7 +25,9 @@
  * Baselines, same run: the floor (floor.c, shared by every scenario), and
  * the kernel's own copy-on-write faults: the same image in a sealed memfd,
  * mapped MAP_PRIVATE afresh each rep and read in sequential order
- * (Wasmtime's cold touch; fault-around of file mappings included).
+ * (Wasmtime's cold touch; fault-around of file mappings included), each
+ * sample taken right after a sequential rep of the MINOR row it is
+ * compared with.
  *
  * Population overhead: touching a random 10% of the pages (fresh seed per
  * rep), pages populated (copied + zeroed + continued) per page touched.
@@ -98,6 +100,9 @@ struct work {
 	int reps;
 	int dirty;  /* dirty tracking on in the pools measured */
 	double *ns; /* reps samples */
+	int memfd;  /* the image in a sealed memfd, for the kernel baseline */
+	double *memfd_ns; /* its samples, per page */
+	int nmemfd;
 };
 
 static unsigned char page_byte(size_t p)
@@ -177,40 +182,43 @@ static double wake_rtt_ns(unsigned n)
 
 /*
  * The same image in a sealed memfd, as the COW backend and Wasmtime keep
- * it; each rep maps it MAP_PRIVATE afresh, reads one byte per page in
+ * it; each sample maps it MAP_PRIVATE afresh, reads one byte per page in
  * sequential order (timed) and unmaps it. The page cache is warm, as it is
- * for a pool's module, so this is the kernel's fault path alone.
+ * for a pool's module, so this is the kernel's fault path alone. Samples
+ * are taken rep by rep between the reps of the row the target compares
+ * (MINOR at the default window), so both see the same machine.
  */
-static int memfd_touch(struct work *w, double *ns_per_page)
+static int memfd_open(struct work *w)
 {
-	int fd, err = ufpi_os_memfd_image("ufp-bench-fault", w->bytes, &fd);
-	if (err)
+	int err = ufpi_os_memfd_image("ufp-bench-fault", w->bytes, &w->memfd);
+	if (err) {
+		w->memfd = -1;
 		return err;
-	err = ufpi_os_pwrite_all(fd, w->src, w->bytes, 0);
-	if (!err)
-		err = ufpi_os_seal(fd);
-	for (int r = -1; r < w->reps && !err; r++) {
-		unsigned char *m = mmap(NULL, w->bytes, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			err = -errno;
-			break;
-		}
-		const volatile unsigned char *base = m;
-		uint64_t sum = 0, t0 = ufpb_now_ns();
-		for (size_t i = 0; i < w->npages; i++)
-			sum += base[i * w->page];
-		uint64_t t1 = ufpb_now_ns();
-		munmap(m, w->bytes);
-		if (sum != w->byte_sum)
-			err = -EIO;
-		else if (r >= 0) /* r = -1 warms up */
-			w->ns[r] = (double)(t1 - t0) / (double)w->npages;
 	}
-	ufpi_os_close(fd);
+	err = ufpi_os_pwrite_all(w->memfd, w->src, w->bytes, 0);
 	if (!err)
-		*ns_per_page = ufpb_median(w->ns, (size_t)w->reps);
+		err = ufpi_os_seal(w->memfd);
 	return err;
+}
+
+/* One sample; with ns NULL a warm-up. */
+static int memfd_once(struct work *w, double *ns)
+{
+	unsigned char *m = mmap(NULL, w->bytes, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE, w->memfd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	const volatile unsigned char *base = m;
+	uint64_t sum = 0, t0 = ufpb_now_ns();
+	for (size_t i = 0; i < w->npages; i++)
+		sum += base[i * w->page];
+	uint64_t t1 = ufpb_now_ns();
+	munmap(m, w->bytes);
+	if (sum != w->byte_sum)
+		return -EIO;
+	if (ns && w->nmemfd < w->reps)
+		ns[w->nmemfd++] = (double)(t1 - t0) / (double)w->npages;
+	return 0;
 }
 
 /* ---- touches through the pool ------------------------------------------ */
@@ -356,13 +364,15 @@ static int row_reps(const struct work *w, double warm_ns)
 
 static int measure_order(struct work *w, struct pool_run *pr,
 			 const uint32_t *order, int reps, double *cpus,
-			 struct row *row)
+			 struct row *row, int pair)
 {
 	struct touch_result tr;
 	uint64_t faults = 0, pop = 0;
 	int err = 0;
 	for (int r = 0; r < reps && !err; r++) {
 		err = touch_once(w, pr, order, w->npages, &tr, NULL);
+		if (!err && pair)
+			err = memfd_once(w, w->memfd_ns);
 		w->ns[r] = tr.ns / (double)w->npages;
 		cpus[r] = tr.cpu / (double)w->npages;
 		faults += tr.faults;
@@ -382,7 +392,7 @@ static int measure_order(struct work *w, struct pool_run *pr,
 }
 
 static int measure_setting(struct work *w, const struct setting *st,
-			   struct row *seq, struct row *rnd)
+			   struct row *seq, struct row *rnd, int pair)
 {
 	struct pool_run pr = {0};
 	struct touch_result tr;
@@ -401,9 +411,9 @@ static int measure_setting(struct work *w, const struct setting *st,
 	err = touch_once(w, &pr, w->seq, w->npages, &tr, NULL);
 	int reps = err ? 0 : row_reps(w, tr.ns);
 	if (!err)
-		err = measure_order(w, &pr, w->seq, reps, cpus, seq);
+		err = measure_order(w, &pr, w->seq, reps, cpus, seq, pair);
 	if (!err)
-		err = measure_order(w, &pr, w->perm, reps, cpus, rnd);
+		err = measure_order(w, &pr, w->perm, reps, cpus, rnd, 0);
 
 	/* population overhead: a random 10% subset, a fresh one per rep */
 	for (int r = 0; r < reps && !err; r++) {
@@ -549,7 +559,7 @@ static void print_intro(struct ufpb *b, const struct work *w,
 		  "\"order\": \"memfd_private_sequential\", "
 		  "\"ns_per_page_median\": %.1f, \"image_bytes\": %zu, "
 		  "\"reps\": %d",
-		  cx->memfd_ns, w->bytes, w->reps);
+		  cx->memfd_ns, w->bytes, w->nmemfd);
 }
 
 static void window_of(size_t k, uint64_t v[3])
@@ -731,6 +741,7 @@ static int work_init(struct work *w, struct ufpb *b, uint64_t mib,
 		     uint64_t seed)
 {
 	w->b = b;
+	w->memfd = -1;
 	w->page = ufpi_page_size();
 	w->reps = b->quick && b->reps > 3 ? 3 : b->reps;
 	w->seed = seed;
@@ -741,9 +752,10 @@ static int work_init(struct work *w, struct ufpb *b, uint64_t mib,
 	w->perm = malloc(w->npages * sizeof(uint32_t));
 	w->sub = malloc(w->npages * sizeof(uint32_t));
 	w->ns = calloc((size_t)w->reps, sizeof(double));
+	w->memfd_ns = calloc((size_t)w->reps, sizeof(double));
 	if (ufpi_os_map_anon(w->bytes, (void **)&w->src))
 		w->src = NULL;
-	if (!w->src || !w->seq || !w->perm || !w->sub || !w->ns)
+	if (!w->src || !w->seq || !w->perm || !w->sub || !w->ns || !w->memfd_ns)
 		return -ENOMEM;
 	for (size_t p = 0; p < w->npages; p++) {
 		memset(w->src + p * w->page, page_byte(p), w->page);
@@ -762,13 +774,16 @@ static void work_fini(struct work *w)
 	free(w->perm);
 	free(w->sub);
 	free(w->ns);
+	free(w->memfd_ns);
+	if (w->memfd >= 0)
+		ufpi_os_close(w->memfd);
 }
 
 static int measure_rows(struct work *w, struct row rows[2][NSETTINGS])
 {
 	for (size_t k = 0; k < NSETTINGS; k++) {
 		int err = measure_setting(w, &settings[k], &rows[0][k],
-					  &rows[1][k]);
+					  &rows[1][k], k == MINOR_ROW);
 		rows[0][k].err = rows[1][k].err = 0;
 		if (err == -ENOTSUP && settings[k].fill != UFP_FILL_AUTO) {
 			/* the kernel lacks this fill mode: a row, not a
@@ -813,12 +828,17 @@ int ufpb_fault(struct ufpb *b, int argc, char **argv)
 	double stall0 = cpu_stall_us();
 	uint64_t run0 = ufpb_now_ns();
 	double rtt0 = wake_rtt_ns(1000);
-	int err;
 	cx.fl = ufpb_floor(b);
-	if (!cx.fl || (err = memfd_touch(&w, &cx.memfd_ns))) {
-		if (cx.fl)
-			fprintf(stderr, "ufp-bench fault: memfd: %s\n",
-				ufp_strerror(err));
+	if (!cx.fl) {
+		rc = 1;
+		goto out;
+	}
+	int err = memfd_open(&w);
+	if (!err)
+		err = memfd_once(&w, NULL); /* warm-up */
+	if (err) {
+		fprintf(stderr, "ufp-bench fault: memfd: %s\n",
+			ufp_strerror(err));
 		rc = 1;
 		goto out;
 	}
@@ -826,6 +846,10 @@ int ufpb_fault(struct ufpb *b, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* without a MINOR row to pair with, the baseline alone */
+	for (int r = 0; w.nmemfd == 0 && r < w.reps && !err; r++)
+		err = memfd_once(&w, w.memfd_ns);
+	cx.memfd_ns = ufpb_median(w.memfd_ns, (size_t)w.nmemfd);
 	double rtt1 = wake_rtt_ns(1000);
 	cx.rtt = rtt0 < 0 || rtt1 < 0 ? -1 : (rtt0 + rtt1) / 2;
 	double stall1 = cpu_stall_us();
