@@ -363,6 +363,20 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
  * its image reference and is wiped before its next use. */
 void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 
+/* ---- floor 3: page sources (uffd/fill.c) -------------------------------- */
+
+/* Fill pages [p, q) of slot i (slot lock held, image published) from its
+ * image through its uffd: CONTINUE where the slot maps the image's memfd,
+ * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
+ * are normal; other errors do not stop it. Returns 0 or the first
+ * unexpected -errno, with *stop at the first page it left empty. Wakes
+ * nobody. */
+int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
+		    unsigned char **stop);
+/* End of the run from page p (< endp) that one fill ioctl covers. */
+uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
+			   uint64_t endp);
+
 /* ---- floor 4: handler (uffd/handler.c) --------------------------------- */
 
 struct ufpi_handler;

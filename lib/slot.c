@@ -59,14 +59,17 @@ static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
 	return runs;
 }
 
-/*
- * The image's memfd mapped copy-on-write over [0, npages) of slot i. In
- * minor mode the range is registered for minor faults (page-cache pages
- * not mapped yet) and missing ones (the image's holes): a new mapping has
- * no registration. The file mapping is read-write; set_protection trims.
- */
-static int unmap_image(struct ufpi_slots *s, uint32_t i, uint64_t len);
+static int unmap_range(struct ufpi_slots *s, uint32_t i, uint64_t from,
+		       uint64_t to);
 
+/*
+ * The image's memfd mapped copy-on-write over [0, npages) of slot i,
+ * replacing whatever was there (pages, poison markers, another image's
+ * mapping). In minor mode the range is registered for minor faults
+ * (page-cache pages not mapped yet) and missing ones (the image's holes):
+ * a new mapping has no registration. The file mapping is read-write;
+ * set_protection trims.
+ */
 static int map_image(struct ufpi_slots *s, uint32_t i,
 		     const struct ufpi_image *img)
 {
@@ -87,7 +90,7 @@ static int map_image(struct ufpi_slots *s, uint32_t i,
 	if (err) {
 		/* unregistered, the kernel would serve this range itself,
 		 * with no trap for a stale access: never leave it mapped */
-		int e2 = unmap_image(s, i, slot->prot_bytes);
+		int e2 = unmap_range(s, i, 0, slot->prot_bytes);
 		if (e2)
 			ufpi_logf(s->log, UFP_LOG_WARN,
 				  "slot %u: cannot undo the image mapping (%s);"
@@ -98,19 +101,21 @@ static int map_image(struct ufpi_slots *s, uint32_t i,
 }
 
 /*
- * Replace [0, len) of slot i with fresh PROT_NONE anonymous memory: pages,
- * poison markers and the hold on an image's memfd go with the old mapping.
- * With a handler the range is registered again the way the reservation
- * was (a mapping over a registered range drops the registration).
+ * Replace [from, to) of slot i with fresh PROT_NONE anonymous memory:
+ * pages, poison markers and the hold on an image's memfd go with the old
+ * mapping. With a handler the range is registered again the way the
+ * reservation was (a mapping over a registered range drops the
+ * registration).
  */
-static int unmap_image(struct ufpi_slots *s, uint32_t i, uint64_t len)
+static int unmap_range(struct ufpi_slots *s, uint32_t i, uint64_t from,
+		       uint64_t to)
 {
 	struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-	int err = ufpi_os_map_fixed_none(base, len);
+	unsigned char *addr = ufpi_slot_base(s, i) + from;
+	int err = ufpi_os_map_fixed_none(addr, to - from);
 	if (!err && s->nuffd)
 		err = ufpi_uffd_register(
-			s->uffd[i % s->nuffd], base, len,
+			s->uffd[i % s->nuffd], addr, to - from,
 			UFPI_REG_MISSING | (s->dirty ? UFPI_REG_WP : 0), NULL);
 	if (err) {
 		/* what is mapped and how is unknown now: a later wipe
@@ -120,24 +125,37 @@ static int unmap_image(struct ufpi_slots *s, uint32_t i, uint64_t len)
 		pthread_mutex_unlock(&slot->lock);
 		return err;
 	}
-	slot->file_len = 0;
-	slot->prot_bytes = 0;
+	slot->file_len = min_u64(slot->file_len, from);
+	slot->prot_bytes = min_u64(slot->prot_bytes, from);
 	return 0;
 }
 
-/* Drop everything the slot holds: populated pages, poison markers, the
- * image reference. The slot is not LIVE and is owned by the caller. */
-static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len)
+/*
+ * Drop everything the slot holds: populated pages, poison markers, the
+ * image reference. The slot is not LIVE and is owned by the caller. Where
+ * the slot maps an image's memfd and the next memory maps one too (minor
+ * mode, COW), the new image is mapped straight over the old one, and only
+ * what lies beyond it is replaced by anonymous memory: one mapping less
+ * on every image switch.
+ */
+static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len,
+		const struct ufpi_image *next)
 {
 	struct ufpi_slot *slot = &s->slot[i];
+	bool remap = (s->minor || s->backend == UFP_BACKEND_COW) && next &&
+		     next->npages && slot->file_len && !slot->stale;
 	int err;
 
 	if (slot->file_len ||
 	    (s->backend == UFP_BACKEND_COW && slot->prot_bytes)) {
-		/* a fresh anonymous mapping over the slot drops the old one
-		 * with every page and its hold on the image's memfd */
+		/* a fresh mapping over the slot drops the old one with every
+		 * page and its hold on the image's memfd */
 		len = max_u64(max_u64(len, slot->file_len), slot->prot_bytes);
-		err = unmap_image(s, i, len);
+		uint64_t from =
+			remap ? (uint64_t)next->npages * ufpi_page_size() : 0;
+		err = from < len ? unmap_range(s, i, from, len) : 0;
+		if (!err && remap)
+			err = map_image(s, i, next);
 	} else {
 		err = ufpi_os_dontneed(ufpi_slot_base(s, i), len);
 	}
@@ -278,7 +296,7 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 		len = max_u64(len, slot->prot_bytes);
 	if (poisoned || slot->stale ||
 	    ((slot->populated_hi || slot->file_len) && slot->image != img)) {
-		err = wipe(s, i, len);
+		err = wipe(s, i, len, img);
 		if (err)
 			return err;
 		*wiped = true;
@@ -477,6 +495,34 @@ struct dirty_reset {
 	size_t ndrop;
 };
 
+/*
+ * Minor mode: map the clean page-cache (or zero) page back where a written
+ * page was just dropped. It costs the slot no private byte, and the next
+ * memory of the module reads it without a fault and writes it with one
+ * kernel copy-on-write fault, instead of a round trip to the handler
+ * first. Only pages inside the last memory's accessible size (the rest is
+ * PROT_NONE now). A page that cannot be mapped is left to fault in.
+ */
+static void remap_dropped(struct dirty_reset *d)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &d->s->slot[d->i];
+	unsigned char *stop;
+
+	pthread_mutex_lock(&slot->lock);
+	for (size_t k = 0; k < d->ndrop; k++) {
+		uint64_t lo = (uint64_t)((unsigned char *)d->drop[k].iov_base -
+					 d->base);
+		uint64_t hi = min_u64(lo + d->drop[k].iov_len, d->readable);
+		if (lo < hi) {
+			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
+						    hi / page, &stop));
+			d->mapped = true; /* populated_hi must cover them */
+		}
+	}
+	pthread_mutex_unlock(&slot->lock);
+}
+
 /* Each MADV_DONTNEED and each UFFDIO_WRITEPROTECT ends in a TLB flush,
  * which on a VM is an IPI to every CPU the process ran on: tens of
  * microseconds. So runs are collected and released with one
@@ -484,6 +530,8 @@ struct dirty_reset {
 static int flush_drops(struct dirty_reset *d)
 {
 	int err = ufpi_os_dontneed_vec(d->s->pidfd, d->drop, d->ndrop);
+	if (!err && d->s->minor)
+		remap_dropped(d);
 	d->ndrop = 0;
 	return err;
 }
@@ -770,7 +818,7 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 	struct ufpi_slot *slot = &s->slot[i];
 
 	if (slot->file_len &&
-	    unmap_image(s, i, max_u64(slot->file_len, slot->prot_bytes))) {
+	    unmap_range(s, i, 0, max_u64(slot->file_len, slot->prot_bytes))) {
 		/* the memfd is freed once no slot maps it: this one keeps
 		 * the mapping (and the image) until it is wiped before its
 		 * next use; nothing leaks */

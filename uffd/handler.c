@@ -50,143 +50,6 @@ struct ufpi_handler {
 	struct handler_thread th[UFPI_MAX_HANDLERS];
 };
 
-/* How one ioctl fills a run of pages. */
-enum fill_kind {
-	FILL_ZERO,     /* UFFDIO_ZEROPAGE: no image data there */
-	FILL_COPY,     /* UFFDIO_COPY: a private copy of image pages */
-	FILL_CONTINUE, /* UFFDIO_CONTINUE: map the memfd's page-cache pages */
-};
-
-/* One fill ioctl of `kind` over [dst, dst+len); *done: bytes filled. */
-static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
-		     unsigned char *dst, const unsigned char *src, size_t len,
-		     size_t *done)
-{
-	const size_t page = ufpi_page_size();
-	int err;
-
-	switch (kind) {
-	case FILL_COPY:
-		err = ufpi_uffd_copy(fd, dst, src, len, s->dirty, done);
-		UFPI_ADD(s->ctr, pages_copied, *done / page);
-		return err;
-	case FILL_CONTINUE:
-		err = ufpi_uffd_continue(fd, dst, len, done);
-		UFPI_ADD(s->ctr, pages_continued, *done / page);
-		return err;
-	default:
-		err = ufpi_uffd_zeropage(fd, dst, len, done);
-		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
-		return err;
-	}
-}
-
-/* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
- * EEXIST (a page already there: a racing fault or a write) and EAGAIN
- * (partial fill) are normal: finish page by page. Returns 0 or the first
- * unexpected -errno, with *stop at the first page not filled. */
-static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
-		    unsigned char *dst, const unsigned char *src, size_t len,
-		    unsigned char **stop)
-{
-	const size_t page = ufpi_page_size();
-	unsigned again = 0;
-
-	while (len) {
-		size_t done = 0;
-		int err = fill_once(s, fd, kind, dst, src, len, &done);
-		if (done) {
-			dst += done;
-			src = src ? src + done : NULL;
-			len -= done;
-			again = 0;
-		}
-		if (!err)
-			return 0;
-		if (err == -EEXIST && !done) {
-			/* UFFDIO_ZEROPAGE refuses a pte that holds a uffd-wp
-			 * marker (left by MADV_DONTNEED or UFFDIO_WRITEPROTECT
-			 * of a missing page once WP_UNPOPULATED is on), while
-			 * the fault path treats the marker as missing: the
-			 * thread would fault forever. UFFDIO_COPY accepts a
-			 * marker, so copy a page of zeros instead. */
-			size_t d2;
-			if (kind == FILL_ZERO && s->zero_page &&
-			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
-					   s->dirty, &d2) == 0)
-				UFPI_ADD(s->ctr, pages_zeroed, 1);
-			else
-				UFPI_ADD(s->ctr, eexist_races, 1);
-			dst += page;
-			src = src ? src + page : NULL;
-			len -= page;
-			continue;
-		}
-		/* EAGAIN without progress: the mm is changing (fork, mremap);
-		 * retrying is what the kernel asks for, but boundedly */
-		if (err == -EAGAIN && (done || ++again < 1000))
-			continue;
-		/* ENOENT: the range is not inside one VMA. Adjacent
-		 * read-write ranges of a slot can stay separate VMAs (mprotect
-		 * does not merge anonymous VMAs with different anon_vmas), so
-		 * a window may straddle two: fill it page by page. */
-		if (err == -ENOENT && len > page) {
-			for (size_t off = 0; off < len; off += page) {
-				int e = fill_run(s, fd, kind, dst + off,
-						 src ? src + off : NULL, page,
-						 stop);
-				if (e)
-					return e;
-			}
-			return 0;
-		}
-		*stop = dst;
-		return err;
-	}
-	return 0;
-}
-
-/* The run of pages [p, return) that one ioctl fills, and how: image pages
- * stored one after the other (CONTINUE where the slot maps the image's
- * memfd, COPY elsewhere), or pages without data (ZEROPAGE). */
-static uint64_t run_at(const struct ufpi_slot *slot,
-		       const struct ufpi_image *img, uint64_t p, uint64_t endp,
-		       enum fill_kind *kind)
-{
-	uint64_t fpages = slot->file_len / ufpi_page_size();
-	if (p < fpages && endp > fpages)
-		endp = fpages; /* the file mapping ends there */
-	bool data = ufpi_image_page(img, p) != NULL;
-	*kind = !data ? FILL_ZERO : p < fpages ? FILL_CONTINUE : FILL_COPY;
-	return ufpi_image_run_end(img, p, endp);
-}
-
-/* Fill pages [p, q) of slot i, going on past errors. Returns 0 or the
- * first unexpected -errno, with *stop at the first page it left empty. */
-static int fill_pages(struct ufpi_slots *s, int fd, uint32_t i, uint64_t p,
-		      uint64_t q, unsigned char **stop)
-{
-	const size_t page = ufpi_page_size();
-	const struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-	int first = 0;
-
-	while (p < q) {
-		enum fill_kind kind;
-		unsigned char *at = NULL;
-		uint64_t r = run_at(slot, slot->image, p, q, &kind);
-		int err = fill_run(s, fd, kind, base + p * page,
-				   ufpi_image_page(slot->image, p),
-				   (r - p) * page, &at);
-		if (err && !first) {
-			first = err;
-			*stop = at;
-		}
-		p = r;
-	}
-	return first;
-}
-
 static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
 			  unsigned char *page_addr, uint32_t tid);
 
@@ -260,12 +123,11 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	 * best-effort: an error on a page the instance did not ask for
 	 * (a transient ENOMEM) must not cost it its life. */
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
-	enum fill_kind kind;
 	unsigned char *stop = NULL, *rstop;
-	uint64_t fq = run_at(slot, slot->image, fp, endp, &kind);
-	int err = fill_pages(s, fd, i, fp, fq, &stop);
-	int rest = fill_pages(s, fd, i, startp, fp, &rstop);
-	int rest2 = fill_pages(s, fd, i, fq, endp, &rstop);
+	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
+	int err = ufpi_fill_pages(s, i, fp, fq, &stop);
+	int rest = ufpi_fill_pages(s, i, startp, fp, &rstop);
+	int rest2 = ufpi_fill_pages(s, i, fq, endp, &rstop);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */

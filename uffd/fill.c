@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fill.c - the one place image pages are installed into a slot through
+ * userfaultfd, for the handler (a fault's window) and for eager fills
+ * (the reset re-mapping dropped pages in minor mode).
+ *
+ * A page comes from one of three sources: UFFDIO_CONTINUE maps the
+ * page-cache page of the image's memfd where the slot maps it (minor
+ * mode), UFFDIO_COPY installs a private copy of the image's bytes (copy
+ * mode), UFFDIO_ZEROPAGE maps the zero page where the image has no data.
+ * Runs of pages of one source are filled with one ioctl each, without
+ * waking anyone (the caller wakes what it must).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+/* How one ioctl fills a run of pages. */
+enum fill_kind {
+	FILL_ZERO,     /* UFFDIO_ZEROPAGE: no image data there */
+	FILL_COPY,     /* UFFDIO_COPY: a private copy of image pages */
+	FILL_CONTINUE, /* UFFDIO_CONTINUE: map the memfd's page-cache pages */
+};
+
+/* One fill ioctl of `kind` over [dst, dst+len); *done: bytes filled. */
+static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
+		     unsigned char *dst, const unsigned char *src, size_t len,
+		     size_t *done)
+{
+	const size_t page = ufpi_page_size();
+	int err;
+
+	switch (kind) {
+	case FILL_COPY:
+		err = ufpi_uffd_copy(fd, dst, src, len, s->dirty, done);
+		UFPI_ADD(s->ctr, pages_copied, *done / page);
+		return err;
+	case FILL_CONTINUE:
+		err = ufpi_uffd_continue(fd, dst, len, done);
+		UFPI_ADD(s->ctr, pages_continued, *done / page);
+		return err;
+	default:
+		err = ufpi_uffd_zeropage(fd, dst, len, done);
+		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
+		return err;
+	}
+}
+
+/* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
+ * EEXIST (a page already there: a racing fault or a write) and EAGAIN
+ * (partial fill) are normal: finish page by page. Returns 0 or the first
+ * unexpected -errno, with *stop at the first page not filled. */
+static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
+		    unsigned char *dst, const unsigned char *src, size_t len,
+		    unsigned char **stop)
+{
+	const size_t page = ufpi_page_size();
+	unsigned again = 0;
+
+	while (len) {
+		size_t done = 0;
+		int err = fill_once(s, fd, kind, dst, src, len, &done);
+		if (done) {
+			dst += done;
+			src = src ? src + done : NULL;
+			len -= done;
+			again = 0;
+		}
+		if (!err)
+			return 0;
+		if (err == -EEXIST && !done) {
+			/* UFFDIO_ZEROPAGE refuses a pte that holds a uffd-wp
+			 * marker (left by MADV_DONTNEED or UFFDIO_WRITEPROTECT
+			 * of a missing page once WP_UNPOPULATED is on), while
+			 * the fault path treats the marker as missing: the
+			 * thread would fault forever. UFFDIO_COPY accepts a
+			 * marker, so copy a page of zeros instead. */
+			size_t d2;
+			if (kind == FILL_ZERO && s->dirty && s->zero_page &&
+			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
+					   s->dirty, &d2) == 0)
+				UFPI_ADD(s->ctr, pages_zeroed, 1);
+			else
+				UFPI_ADD(s->ctr, eexist_races, 1);
+			dst += page;
+			src = src ? src + page : NULL;
+			len -= page;
+			continue;
+		}
+		/* EAGAIN without progress: the mm is changing (fork, mremap);
+		 * retrying is what the kernel asks for, but boundedly */
+		if (err == -EAGAIN && (done || ++again < 1000))
+			continue;
+		/* ENOENT: the range is not inside one VMA. Adjacent
+		 * read-write ranges of a slot can stay separate VMAs (mprotect
+		 * does not merge anonymous VMAs with different anon_vmas), so
+		 * a window may straddle two: fill it page by page. */
+		if (err == -ENOENT && len > page) {
+			for (size_t off = 0; off < len; off += page) {
+				int e = fill_run(s, fd, kind, dst + off,
+						 src ? src + off : NULL, page,
+						 stop);
+				if (e)
+					return e;
+			}
+			return 0;
+		}
+		*stop = dst;
+		return err;
+	}
+	return 0;
+}
+
+/* The run of pages [p, return) that one ioctl fills, and how: image pages
+ * stored one after the other (CONTINUE where the slot maps the image's
+ * memfd, COPY elsewhere), or pages without data (ZEROPAGE). */
+static uint64_t run_at(const struct ufpi_slot *slot,
+		       const struct ufpi_image *img, uint64_t p, uint64_t endp,
+		       enum fill_kind *kind)
+{
+	uint64_t fpages = slot->file_len / ufpi_page_size();
+	if (p < fpages && endp > fpages)
+		endp = fpages; /* the file mapping ends there */
+	bool data = ufpi_image_page(img, p) != NULL;
+	*kind = !data ? FILL_ZERO : p < fpages ? FILL_CONTINUE : FILL_COPY;
+	return ufpi_image_run_end(img, p, endp);
+}
+
+uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
+			   uint64_t endp)
+{
+	enum fill_kind kind;
+	return run_at(&s->slot[i], s->slot[i].image, p, endp, &kind);
+}
+
+int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
+		    unsigned char **stop)
+{
+	const size_t page = ufpi_page_size();
+	const struct ufpi_slot *slot = &s->slot[i];
+	unsigned char *base = ufpi_slot_base(s, i);
+	int fd = s->uffd[i % s->nuffd];
+	int first = 0;
+
+	while (p < q) {
+		enum fill_kind kind;
+		unsigned char *at = NULL;
+		uint64_t r = run_at(slot, slot->image, p, q, &kind);
+		int err = fill_run(s, fd, kind, base + p * page,
+				   ufpi_image_page(slot->image, p),
+				   (r - p) * page, &at);
+		if (err && !first) {
+			first = err;
+			*stop = at;
+		}
+		p = r;
+	}
+	return first;
+}
