@@ -52,7 +52,8 @@ int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
 
 const char *ufpb_fill_note(const struct ufpb_setting *st, ufp_fill_mode got)
 {
-	if (st->backend != UFP_BACKEND_UFFD || st->fill == got)
+	if (st->backend != UFP_BACKEND_UFFD || st->fill == got ||
+	    got == UFP_FILL_AUTO) /* the same, or unknown (no pool) */
 		return "";
 	if (st->fill == UFP_FILL_AUTO)
 		return got == UFP_FILL_MINOR ? " (MINOR)" : " (COPY)";

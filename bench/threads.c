@@ -71,7 +71,8 @@ static void *worker_main(void *arg)
  * median cycle ns. */
 static int run(const struct tsetting *st, unsigned nthreads,
 	       const unsigned char *data, size_t len, int cycles,
-	       double *per_sec, double *median_ns, struct ufpb_resid *idle)
+	       double *per_sec, double *median_ns, struct ufpb_resid *idle,
+	       ufp_fill_mode *fill)
 {
 	ufp_config c;
 	ufp_pool *pool;
@@ -88,6 +89,8 @@ static int run(const struct tsetting *st, unsigned nthreads,
 	err = ufpb_resid_read(NULL, &base);
 	if (!err)
 		err = ufp_pool_create(&c, &pool);
+	if (!err)
+		err = ufp_pool_fill_mode(pool, fill);
 	if (err)
 		return err;
 	err = ufp_module_create(pool, &seg, 1, len, &m);
@@ -155,21 +158,23 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 	for (size_t si = 0; si < sizeof(tsettings) / sizeof(tsettings[0]);
 	     si++) {
 		const struct tsetting *ts = &tsettings[si];
-		char name[48];
-		snprintf(name, sizeof(name), "%s%s",
-			 ufpb_settings[ts->set].name,
-			 ts->handlers > 1 ? " 2 handlers" : "");
+		char name[64];
 		for (size_t ci = 0; ci < 3; ci++) {
+			ufp_fill_mode fill = UFP_FILL_AUTO;
 			double rate[16], med[16];
 			struct ufpb_resid rs[16], r;
 			int n = 0, err = 0;
 			for (int k = 0; k < b->reps && k < 16; k++) {
 				err = run(ts, counts[ci], data, len, cycles,
-					  &rate[n], &med[n], &rs[n]);
+					  &rate[n], &med[n], &rs[n], &fill);
 				if (err)
 					break;
 				n++;
 			}
+			snprintf(name, sizeof(name), "%s%s%s",
+				 ufpb_settings[ts->set].name,
+				 ts->handlers > 1 ? " 2 handlers" : "",
+				 ufpb_fill_note(&ufpb_settings[ts->set], fill));
 			if (err) {
 				ufpb_say(b, "  %-26s %3u %s\n", name,
 					 counts[ci], ufp_strerror(err));
@@ -184,11 +189,13 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 				 (long long)r.priv >> 10,
 				 (long long)r.pss >> 10);
 			ufpb_emit(b, "threads",
-				  "\"setting\": \"%s\", \"handlers\": %u, "
+				  "\"setting\": \"%s\", \"fill\": \"%s\", "
+				  "\"handlers\": %u, "
 				  "\"threads\": %u, "
 				  "\"cycles_per_sec_median\": %.0f, "
 				  "\"cycle_ns_median\": %.0f, \"reps\": %d, %s",
-				  ufpb_settings[ts->set].name, ts->handlers,
+				  ufpb_settings[ts->set].name,
+				  ufpb_fill_name(fill), ts->handlers,
 				  counts[ci], rm, mm, n,
 				  ufpb_resid_json(&r, "freed", js, sizeof(js)));
 		}
