@@ -153,7 +153,7 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 		 "KiB and Pss = the\n  process's Pss delta (KiB) once every "
 		 "memory is freed.\n\n",
 		 cycles, b->reps);
-	ufpb_say(b, "  %-26s %3s %10s %9s %10s %10s\n", "setting", "N",
+	ufpb_say(b, "  %-32s %3s %10s %9s %10s %10s\n", "setting", "N",
 		 "cycles/s", "cycle us", "idle priv", "Pss KiB");
 	for (size_t si = 0; si < sizeof(tsettings) / sizeof(tsettings[0]);
 	     si++) {
@@ -176,7 +176,7 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 				 ts->handlers > 1 ? " 2 handlers" : "",
 				 ufpb_fill_note(&ufpb_settings[ts->set], fill));
 			if (err) {
-				ufpb_say(b, "  %-26s %3u %s\n", name,
+				ufpb_say(b, "  %-32s %3u %s\n", name,
 					 counts[ci], ufp_strerror(err));
 				continue;
 			}
@@ -184,7 +184,7 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 			double mm = ufpb_median(med, (size_t)n);
 			char js[512];
 			ufpb_resid_median(rs, (size_t)n, &r);
-			ufpb_say(b, "  %-26s %3u %10.0f %9.1f %10lld %10lld\n",
+			ufpb_say(b, "  %-32s %3u %10.0f %9.1f %10lld %10lld\n",
 				 name, counts[ci], rm, mm / 1000,
 				 (long long)r.priv >> 10,
 				 (long long)r.pss >> 10);
