@@ -22,9 +22,13 @@ static const struct {
 	{"index", ufpb_index,
 	 "slot index allocator: alloc+free pairs per strategy"},
 	{"fault", ufpb_fault,
-	 "cold first touch through the handler vs bulk UFFDIO_COPY floor"},
+	 "cold first touch: handler vs bulk-copy floor and private memfd"},
 	{"cycle", ufpb_cycle,
-	 "alloc -> touch -> free cycles, warm and cold, per backend"},
+	 "alloc -> touch -> free, warm and cold, per fill mode and backend"},
+	{"density", ufpb_density,
+	 "N live memories of one module: Pss live and after free"},
+	{"small", ufpb_small,
+	 "128 KiB memories, one image and one zero page written; vs malloc"},
 	{"threads", ufpb_threads,
 	 "N threads instantiating and touching concurrently"},
 	{"purge", ufpb_purge,
@@ -138,4 +142,34 @@ void ufpb_say(struct ufpb *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(b->out, fmt, ap);
 	va_end(ap);
+}
+
+int ufpb_common_arg(struct ufpb *b, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (!strcmp(a, "--json"))
+		b->json = 1;
+	else if (!strcmp(a, "--quick"))
+		b->quick = 1;
+	else if (!strcmp(a, "--reps") && *i + 1 < argc &&
+		 atoi(argv[*i + 1]) > 0)
+		b->reps = atoi(argv[++*i]);
+	else
+		return 0;
+	return 1;
+}
+
+int ufpb_verdict(struct ufpb *b, const char *scenario, const char *target,
+		 const char *what, double value, double limit, int at_most)
+{
+	int met = at_most ? value <= limit : value >= limit;
+	ufpb_say(b, "  target: %-52s %7.2f (%s %.2f)  %s\n", what, value,
+		 at_most ? "at most" : "at least", limit,
+		 met ? "met" : "MISSED");
+	ufpb_emit(b, scenario,
+		  "\"target\": \"%s\", \"what\": \"%s\", \"value\": %.4f, "
+		  "\"limit\": %.4f, \"at_most\": %s, \"pass\": %s",
+		  target, what, value, limit, at_most ? "true" : "false",
+		  met ? "true" : "false");
+	return met;
 }

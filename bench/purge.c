@@ -14,7 +14,10 @@
  * measured in the same run. Targets (docs/design.md, "How performance is
  * judged"): blocked(URING) <= 0.1 x total(SYNC); reclaim(URING) no slower
  * than SYNC; resident bytes after drop + quiesce equal to the pool's
- * baseline before the module existed.
+ * baseline before the module existed. Beside them, the process's RssAnon
+ * and RssShmem after quiesce as deltas against the process before the
+ * module was created (issue 10: a dropped module's memfd mappings and
+ * page cache are gone too).
  *
  * Slots are populated cheaply: keep_resident_bytes = B, a module whose
  * image covers B, K memories allocated at once, one byte written per page,
@@ -55,6 +58,8 @@ struct eng_result {
 	uint64_t before; /* resident before the drop (last rep) */
 	uint64_t after;	 /* resident after quiesce (last rep) */
 	int after_ok;	 /* every rep came back to the baseline exactly */
+	struct ufpb_resid proc; /* after quiesce against before the module
+				   (last rep) */
 	uint64_t batches, ranges, fallbacks;
 	uint64_t populate_ns; /* all reps: not measured, but the run's cost */
 };
@@ -84,8 +89,11 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 	ufp_segment seg = {0, img, bytes};
 	ufp_module *m;
 	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
+	struct ufpb_resid p0, p1;
 	uint64_t tp = ufpb_now_ns();
-	int err = ufp_module_create(pool, &seg, 1, bytes, &m);
+	int err = ufpb_resid_read(NULL, &p0);
+	if (!err)
+		err = ufp_module_create(pool, &seg, 1, bytes, &m);
 	if (err)
 		return err;
 	uint32_t n = 0;
@@ -123,8 +131,11 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 
 	UFPI_IGNORE(ufp_pool_stats(pool, &s1));
 	err = ufp_pool_resident_bytes(pool, &r->after);
+	if (!err)
+		err = ufpb_resid_read(NULL, &p1);
 	if (err)
 		return err;
+	ufpb_resid_sub(&r->proc, &p1, &p0);
 	r->blocked[r->n] = (double)(t1 - t0);
 	r->reclaim[r->n] = (double)(t2 - t0);
 	r->cpu[r->n] = (double)(c1 - c0);
@@ -231,13 +242,15 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 		double vm = ufpb_median(r->ivcsw, (size_t)r->n);
 		ufpb_say(b,
 			 "  %6u %9s %9s  %-16s %10.1f %10.1f %9.1f %10.1f "
-			 "%10.1f %9.1f %9.1f %6llu %4s\n",
+			 "%10.1f %9.1f %9.1f %6llu %4s %7lld %7lld\n",
 			 k, per, total, engine_names[e], bm / 1000, bp / 1000,
 			 cm / 1000, rm / 1000, rp / 1000,
 			 (double)r->before / (double)MIB,
 			 (double)r->after / (double)MIB,
 			 (unsigned long long)(r->batches / (uint64_t)r->n),
-			 r->after_ok ? "yes" : "NO");
+			 r->after_ok ? "yes" : "NO",
+			 (long long)r->proc.rss_anon / 1024,
+			 (long long)r->proc.rss_shmem / 1024);
 		ufpb_emit(b, "purge",
 			  "\"engine\": \"%s\", \"slots\": %u, "
 			  "\"bytes_per_slot\": %llu, \"reps\": %d, "
@@ -251,14 +264,18 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 			  "\"resident_after\": %llu, \"baseline\": %llu, "
 			  "\"resident_after_is_baseline\": %s, "
 			  "\"batches_per_drop\": %.1f, "
-			  "\"ranges_per_drop\": %.1f, \"fallbacks\": %llu",
+			  "\"ranges_per_drop\": %.1f, \"fallbacks\": %llu, "
+			  "\"process_rss_anon_delta_after\": %lld, "
+			  "\"process_rss_shmem_delta_after\": %lld",
 			  engine_names[e], k, (unsigned long long)bytes, r->n,
 			  bm, bp, cm, vm, rm, rp, (unsigned long long)r->before,
 			  (unsigned long long)r->after,
 			  (unsigned long long)r->baseline,
 			  r->after_ok ? "true" : "false",
 			  (double)r->batches / r->n, (double)r->ranges / r->n,
-			  (unsigned long long)r->fallbacks);
+			  (unsigned long long)r->fallbacks,
+			  (long long)r->proc.rss_anon,
+			  (long long)r->proc.rss_shmem);
 		resident_ok &= r->after_ok;
 		if (engines[e] == UFP_RECLAIM_SYNC)
 			sync_total = rm;
@@ -379,13 +396,16 @@ int ufpb_purge(struct ufpb *b, int argc, char **argv)
 		 "  batch = reclaim batches (submissions) per drop.\n"
 		 "  resident = ufp_pool_resident_bytes before the drop and "
 		 "after quiesce (MiB); base = after equals the baseline "
-		 "measured before the module existed.\n\n",
+		 "measured before the module existed.\n"
+		 "  dAnon / dShm = the process's RssAnon / RssShmem after "
+		 "quiesce minus before the module was created (KiB).\n\n",
 		 reps);
 	ufpb_say(b,
 		 "  %6s %9s %9s  %-16s %10s %10s %9s %10s %10s %9s %9s %6s "
-		 "%4s\n",
+		 "%4s %7s %7s\n",
 		 "K", "B/slot", "total", "engine", "blocked", "p99", "cpu",
-		 "reclaim", "p99", "res.bef", "res.aft", "batch", "base");
+		 "reclaim", "p99", "res.bef", "res.aft", "batch", "base",
+		 "dAnon", "dShm");
 
 	int met_blocked = 1, met_reclaim = 1, met_resident = 1;
 	uint64_t populate_ns = 0, t_start = ufpb_now_ns();

@@ -5,7 +5,10 @@
  * write 5% -> free cycles of one shared module, in a pool with 2N slots.
  * Reports instantiations per second (all threads) and the median cycle.
  * With userfaultfd, cold faults of all threads funnel into the handler
- * thread(s); warm affine reuse with dirty tracking mostly avoids them.
+ * thread(s); warm affine reuse mostly avoids them. The settings compared
+ * like with like (bench.h), plus UFFD at the defaults with two handler
+ * threads; beside each time the residency after every memory is freed:
+ * the pool's private bytes and the process's Pss delta.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,18 +18,14 @@
 #include "internal.h"
 
 struct tsetting {
-	const char *name;
-	ufp_backend backend;
-	ufp_dirty_tracking dirty;
+	size_t set; /* in ufpb_settings */
 	unsigned handlers;
 };
 
 static const struct tsetting tsettings[] = {
-	{"uffd+dirty 1 handler", UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 1},
-	{"uffd+dirty 2 handlers", UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 2},
-	{"uffd 1 handler", UFP_BACKEND_UFFD, UFP_DIRTY_OFF, 1},
-	{"cow", UFP_BACKEND_COW, UFP_DIRTY_OFF, 1},
-	{"copy", UFP_BACKEND_COPY, UFP_DIRTY_OFF, 1},
+	{UFPB_SET_UFFD_DEFAULT, 1}, {UFPB_SET_UFFD_DEFAULT, 2},
+	{UFPB_SET_UFFD_MINOR, 1},   {UFPB_SET_UFFD_COPY, 1},
+	{UFPB_SET_COW_KEEP0, 1},    {UFPB_SET_COW_KEEPALL, 1},
 };
 
 struct worker {
@@ -72,10 +71,12 @@ static void *worker_main(void *arg)
  * median cycle ns. */
 static int run(const struct tsetting *st, unsigned nthreads,
 	       const unsigned char *data, size_t len, int cycles,
-	       double *per_sec, double *median_ns)
+	       double *per_sec, double *median_ns, struct ufpb_resid *idle,
+	       ufp_fill_mode *fill)
 {
 	ufp_config c;
 	ufp_pool *pool;
+	struct ufpb_resid base, now;
 	ufp_module *m;
 	ufp_segment seg = {0, data, len};
 	struct worker w[8];
@@ -83,15 +84,13 @@ static int run(const struct tsetting *st, unsigned nthreads,
 	pthread_barrier_t start;
 	int err;
 
-	ufp_config_init(&c);
-	c.slots = 2 * nthreads;
-	c.max_memory_bytes = len;
-	c.guard_bytes = 64 << 10;
-	c.backend = st->backend;
-	c.dirty_tracking = st->dirty;
+	ufpb_config(&ufpb_settings[st->set], 2 * nthreads, len, &c);
 	c.handler_threads = st->handlers;
-	c.reclaim = UFP_RECLAIM_SYNC;
-	err = ufp_pool_create(&c, &pool);
+	err = ufpb_resid_read(NULL, &base);
+	if (!err)
+		err = ufp_pool_create(&c, &pool);
+	if (!err)
+		err = ufp_pool_fill_mode(pool, fill);
 	if (err)
 		return err;
 	err = ufp_module_create(pool, &seg, 1, len, &m);
@@ -125,6 +124,9 @@ static int run(const struct tsetting *st, unsigned nthreads,
 	*per_sec = (double)nthreads * cycles / ((double)dt / 1e9);
 	*median_ns = ufpb_median(ns, (size_t)nthreads * cycles);
 	free(ns);
+	if (!err)
+		err = ufpb_resid_read(pool, &now);
+	ufpb_resid_sub(idle, &now, &base);
 	UFPI_IGNORE(ufp_module_drop(m));
 	UFPI_IGNORE(ufp_pool_destroy(pool));
 	return err;
@@ -147,37 +149,55 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 		 "threads: N threads run alloc -> read 1 MiB image, write "
 		 "5%% of pages -> free of one shared module, 2N slots, "
 		 "%d cycles each;\n  cycles/s over all threads (median of "
-		 "%d reps) and median cycle.\n\n",
+		 "%d reps) and median cycle; idle priv = the pool's private "
+		 "KiB and Pss = the\n  process's Pss delta (KiB) once every "
+		 "memory is freed.\n\n",
 		 cycles, b->reps);
-	ufpb_say(b, "  %-22s %3s %12s %12s\n", "setting", "N", "cycles/s",
-		 "cycle us");
+	ufpb_say(b, "  %-32s %3s %10s %9s %10s %10s\n", "setting", "N",
+		 "cycles/s", "cycle us", "idle priv", "Pss KiB");
 	for (size_t si = 0; si < sizeof(tsettings) / sizeof(tsettings[0]);
 	     si++) {
+		const struct tsetting *ts = &tsettings[si];
+		char name[64];
 		for (size_t ci = 0; ci < 3; ci++) {
+			ufp_fill_mode fill = UFP_FILL_AUTO;
 			double rate[16], med[16];
+			struct ufpb_resid rs[16], r;
 			int n = 0, err = 0;
-			for (int r = 0; r < b->reps && r < 16; r++) {
-				err = run(&tsettings[si], counts[ci], data, len,
-					  cycles, &rate[n], &med[n]);
+			for (int k = 0; k < b->reps && k < 16; k++) {
+				err = run(ts, counts[ci], data, len, cycles,
+					  &rate[n], &med[n], &rs[n], &fill);
 				if (err)
 					break;
 				n++;
 			}
+			snprintf(name, sizeof(name), "%s%s%s",
+				 ufpb_settings[ts->set].name,
+				 ts->handlers > 1 ? " 2 handlers" : "",
+				 ufpb_fill_note(&ufpb_settings[ts->set], fill));
 			if (err) {
-				ufpb_say(b, "  %-22s %3u %s\n",
-					 tsettings[si].name, counts[ci],
-					 ufp_strerror(err));
+				ufpb_say(b, "  %-32s %3u %s\n", name,
+					 counts[ci], ufp_strerror(err));
 				continue;
 			}
 			double rm = ufpb_median(rate, (size_t)n);
 			double mm = ufpb_median(med, (size_t)n);
-			ufpb_say(b, "  %-22s %3u %12.0f %12.1f\n",
-				 tsettings[si].name, counts[ci], rm, mm / 1000);
+			char js[512];
+			ufpb_resid_median(rs, (size_t)n, &r);
+			ufpb_say(b, "  %-32s %3u %10.0f %9.1f %10lld %10lld\n",
+				 name, counts[ci], rm, mm / 1000,
+				 (long long)r.priv >> 10,
+				 (long long)r.pss >> 10);
 			ufpb_emit(b, "threads",
-				  "\"setting\": \"%s\", \"threads\": %u, "
+				  "\"setting\": \"%s\", \"fill\": \"%s\", "
+				  "\"handlers\": %u, "
+				  "\"threads\": %u, "
 				  "\"cycles_per_sec_median\": %.0f, "
-				  "\"cycle_ns_median\": %.0f, \"reps\": %d",
-				  tsettings[si].name, counts[ci], rm, mm, n);
+				  "\"cycle_ns_median\": %.0f, \"reps\": %d, %s",
+				  ufpb_settings[ts->set].name,
+				  ufpb_fill_name(fill), ts->handlers,
+				  counts[ci], rm, mm, n,
+				  ufpb_resid_json(&r, "freed", js, sizeof(js)));
 		}
 	}
 	free(data);

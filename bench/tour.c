@@ -43,12 +43,25 @@ int ufpb_tour(struct ufpb *b, int argc, char **argv)
 	}
 	if (ufpb_cycle) {
 		heading(b, "instance cycles",
-			"alloc -> touch -> free of a 1 MiB image with 5% of "
-			"pages "
-			"written: warm (affine slot) and cold, uffdpool's "
-			"backends "
-			"against copy-on-write (Wasmtime's technique).");
+			"alloc -> touch -> free of 1 MiB and 16 MiB images "
+			"with 5% of pages written: warm (affine slot) and "
+			"cold, uffdpool's fill modes against copy-on-write "
+			"(Wasmtime's technique), with the private bytes each "
+			"keeps.");
 		ufpb_cycle(b, 0, NULL);
+	}
+	if (ufpb_density) {
+		heading(b, "density",
+			"64 live memories of one 4 MiB module, 5% of pages "
+			"written: what the process holds (Pss) while they "
+			"live and after they are freed, per setting.");
+		ufpb_density(b, 0, NULL);
+	}
+	if (ufpb_small) {
+		heading(b, "small memories",
+			"A 128 KiB memory, one image page and one zero page "
+			"written, freed: per setting and against malloc.");
+		ufpb_small(b, 0, NULL);
 	}
 	if (ufpb_wasm) {
 		heading(b, "real WebAssembly modules",
