@@ -133,6 +133,40 @@ int ufpi_image_make_memfd(struct ufpi_image *img)
 	return 0;
 }
 
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+uint64_t ufpi_image_hash(const struct ufpi_image *img)
+{
+	const size_t page = ufpi_page_size();
+	uint64_t h = mix(0x75667069, img->npages);
+
+	/* which pages hold data, then the data: together the contents */
+	for (uint64_t p = 0; p < img->npages; p++)
+		if (img->map[p] != UFPI_IMAGE_ZERO)
+			h = mix(h, p);
+	const uint64_t *w = (const uint64_t *)img->data;
+	for (size_t i = 0; i < (size_t)img->ndata * page / sizeof(*w); i++)
+		h = mix(h, w[i]);
+	return h;
+}
+
+bool ufpi_image_equal(const struct ufpi_image *a, const struct ufpi_image *b)
+{
+	if (a == b)
+		return true;
+	if (a->npages != b->npages || a->ndata != b->ndata)
+		return false;
+	if (memcmp(a->map, b->map, (size_t)a->npages * sizeof(*a->map)))
+		return false;
+	return a->ndata == 0 ||
+	       memcmp(a->data, b->data, (size_t)a->ndata * ufpi_page_size()) ==
+		       0;
+}
+
 void ufpi_image_ref(struct ufpi_image *img)
 {
 	if (img)
