@@ -7,6 +7,7 @@
  *
  * Built and run by ctest (label "examples"); docs/embedding.md quotes it.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,22 @@ static void log_line(void *arg, ufp_log_level level, const char *msg)
 			exit(1);                                          \
 		}                                                         \
 	} while (0)
+
+/* [grow] */
+/* memory.grow as WebAssembly defines it: grow by `delta` pages, return the
+ * old size in pages or -1. The module's declared maximum is the runtime's
+ * to enforce: the pool knows one max_memory_bytes for every slot. */
+static int64_t wasm_memory_grow(ufp_memory *mem, uint64_t declared_max_pages,
+				uint64_t delta)
+{
+	uint64_t old = ufp_memory_size(mem) / WASM_PAGE;
+	if (delta > declared_max_pages - old)
+		return -1;
+	if (ufp_memory_grow(mem, (old + delta) * WASM_PAGE))
+		return -1; /* -E2BIG beyond max_memory_bytes, -ENOMEM */
+	return (int64_t)old;
+}
+/* [grow] */
 
 int main(void)
 {
@@ -80,9 +97,12 @@ int main(void)
 	EXPECT(base[memory_base + 70003] == 4);
 	EXPECT(base[0] == 0 && base[2 * WASM_PAGE - 1] == 0);
 
-	/* memory.grow by one page: new bytes read as zero */
-	CHECK(ufp_memory_grow(mem, 3 * WASM_PAGE));
+	/* memory.grow by one page (declared maximum: 4 pages); new bytes
+	 * read as zero */
+	EXPECT(wasm_memory_grow(mem, 4, 1) == 2);
 	EXPECT(ufp_memory_size(mem) == 3 * WASM_PAGE);
+	EXPECT(wasm_memory_grow(mem, 4, 2) == -1); /* beyond the maximum */
+	EXPECT(wasm_memory_grow(mem, 4, 0) == 3);
 	EXPECT(base[2 * WASM_PAGE] == 0);
 	base[2 * WASM_PAGE] = 42; /* the instance writes */
 	strcpy((char *)base + 1024, "changed");

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uffdpool.h>
 
@@ -199,6 +200,23 @@ int main(void)
 	EXPECT(host_faults == 1 && host_page[5] == 1);
 	printf("trap: a fault outside the pool went to the previous "
 	       "handler\n");
+
+	/* [fork] */
+	/* The reservation is MADV_DONTFORK: a child has no pool memory (and
+	 * no handler thread). It must not touch memories nor call the
+	 * library; exec or _exit. */
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		volatile unsigned char *p = base;
+		_exit(p[0] == 0 ? 10 : 11); /* never returns: SIGSEGV */
+	}
+	int status;
+	EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid);
+	EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	/* [fork] */
+	printf("trap: a forked child has no pool memory (SIGSEGV)\n");
 
 	/* use after free: with the UFFD backend the handler thread poisons
 	 * the page (Linux >= 6.6, else PROT_NONE: SIGSEGV) */
