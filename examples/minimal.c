@@ -66,9 +66,11 @@ int main(void)
 	ufp_memory *mem;
 
 	/* [pool] */
-	ufp_config_init(&cfg); /* wasm32 defaults: 4 GiB + 2 GiB guard */
-	cfg.slots = 8;	       /* at most 8 live memories */
-	cfg.keep_resident_bytes = 64 << 10; /* keep the hot first page */
+	/* wasm32 defaults: 4 GiB memories, 2 GiB guards; then the fields
+	 * this runtime cares about */
+	ufp_config_init(&cfg);
+	cfg.slots = 8;			    /* at most 8 live memories */
+	cfg.keep_resident_bytes = 64 << 10; /* keep the first page warm */
 	cfg.log = log_line;
 	CHECK(ufp_pool_create(&cfg, &pool));
 	/* [pool] */
