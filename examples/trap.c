@@ -43,8 +43,9 @@
 /* [handler] */
 /* What the running instance of this thread may touch: its slot, from base
  * to base + max_memory_bytes + guard_bytes (the pool does not export its
- * reservation: the runtime knows its memories). */
-static _Thread_local struct {
+ * reservation: the runtime knows its memories). Volatile: the handler
+ * reads it between two stores the compiler would otherwise merge. */
+static _Thread_local volatile struct {
 	uintptr_t lo, hi;
 	sigjmp_buf *resume; /* NULL: no instance running */
 } running;
