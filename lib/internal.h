@@ -223,11 +223,24 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out);
 /* COW backend: put the image in a sealed memfd (img->memfd). */
 int ufpi_image_make_memfd(struct ufpi_image *img);
-/* Hash of the contents (candidates only: equal contents, equal hash). */
-uint64_t ufpi_image_hash(const struct ufpi_image *img);
-/* Whether a and b hold byte for byte the same contents (images are
- * canonical: a page is stored iff it has a non-zero byte). */
-bool ufpi_image_equal(const struct ufpi_image *a, const struct ufpi_image *b);
+/* The page map and stored pages ufpi_image_create would make from segs,
+ * in heap memory (for lookups by content). Images are canonical: a page
+ * is stored iff it has a non-zero byte, in page order; so equal contents
+ * give equal map and data however the segments are cut. */
+struct ufpi_contents {
+	uint32_t npages, ndata;
+	uint32_t *map;
+	unsigned char *data;
+};
+/* 0, or what ufpi_image_create returns for the same arguments. */
+int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
+			uint64_t initial_bytes, struct ufpi_contents *out);
+void ufpi_contents_free(struct ufpi_contents *c);
+/* Picks candidates only: equal contents, equal hash. */
+uint64_t ufpi_contents_hash(const struct ufpi_contents *c);
+/* Whether img holds byte for byte the contents c. */
+bool ufpi_image_matches(const struct ufpi_image *img,
+			const struct ufpi_contents *c);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
 static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,

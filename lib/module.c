@@ -97,16 +97,21 @@ static int module_args(const ufp_pool *pool, const ufp_segment *segs,
 	return 0;
 }
 
-static int module_image(ufp_pool *pool, const ufp_segment *segs, size_t nsegs,
-			uint64_t initial_bytes, struct ufpi_image **img)
+static void log_range(ufp_pool *pool, int err, uint64_t initial_bytes)
 {
-	int err = ufpi_image_create(segs, nsegs, initial_bytes, img);
 	/* returned to the caller: the log only adds detail (DEBUG) */
 	if (err == -ERANGE)
 		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 			  "module_create: a segment does not fit in "
 			  "the %llu initial bytes",
 			  (unsigned long long)initial_bytes);
+}
+
+static int module_image(ufp_pool *pool, const ufp_segment *segs, size_t nsegs,
+			uint64_t initial_bytes, struct ufpi_image **img)
+{
+	int err = ufpi_image_create(segs, nsegs, initial_bytes, img);
+	log_range(pool, err, initial_bytes);
 	return err;
 }
 
@@ -259,77 +264,93 @@ void ufpi_module_hash_collide(bool on)
 	atomic_store(&hash_collide, on);
 }
 
-/* A live shared module of pool with exactly img's contents, or NULL. The
+/* A live shared module of pool with exactly the contents c, or NULL. The
  * hash only picks candidates; the bytes decide. */
 static ufp_module *identity_find_locked(ufp_pool *pool, uint64_t hash,
 					uint64_t initial_bytes,
-					const struct ufpi_image *img)
+					const struct ufpi_contents *c)
 {
 	for (ufp_module *m = pool->identity[hash % UFPI_IDENTITY_BUCKETS]; m;
 	     m = m->id_next)
 		if (m->hash == hash && m->initial_bytes == initial_bytes &&
-		    ufpi_image_equal(m->image, img))
+		    ufpi_image_matches(m->image, c))
 			return m;
 	return NULL;
+}
+
+/* Under mod_lock: the module for c with one more reference, or NULL. */
+static ufp_module *identity_take_locked(ufp_pool *pool, uint64_t hash,
+					uint64_t initial_bytes,
+					const struct ufpi_contents *c, int *err)
+{
+	ufp_module *m = identity_find_locked(pool, hash, initial_bytes, c);
+	*err = 0;
+	if (m && m->refs == UINT32_MAX)
+		*err = -EOVERFLOW;
+	else if (m)
+		m->refs++;
+	return m;
 }
 
 UFP_API int ufp_module_acquire(ufp_pool *pool, const ufp_segment *segs,
 			       size_t nsegs, uint64_t initial_bytes,
 			       ufp_module **out)
 {
-	struct ufpi_image *img;
+	struct ufpi_contents c;
+	struct ufpi_image *img = NULL;
 	ufp_module *m;
 	uint64_t hash;
 	int err;
 
+	/* The lookup works on the contents assembled in heap memory: a hit
+	 * maps nothing and builds no image. */
 	err = module_args(pool, segs, nsegs, initial_bytes, out);
-	if (!err)
-		err = module_image(pool, segs, nsegs, initial_bytes, &img);
+	if (!err) {
+		err = ufpi_contents_build(segs, nsegs, initial_bytes, &c);
+		log_range(pool, err, initial_bytes);
+	}
 	if (err)
 		return err;
-	hash = atomic_load(&hash_collide) ? 0 : ufpi_image_hash(img);
+	hash = atomic_load(&hash_collide) ? 0 : ufpi_contents_hash(&c);
+	pthread_mutex_lock(&pool->mod_lock);
+	m = identity_take_locked(pool, hash, initial_bytes, &c, &err);
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (m || err)
+		goto out;
 
-	/* Look up and insert under one lock, so that concurrent acquires of
-	 * equal contents agree on one module. The memfd (COW) is written
-	 * outside the lock, then the lookup is repeated. */
-	for (;;) {
-		pthread_mutex_lock(&pool->mod_lock);
-		m = identity_find_locked(pool, hash, initial_bytes, img);
-		if (m) {
-			err = m->refs == UINT32_MAX ? -EOVERFLOW : 0;
-			if (!err)
-				m->refs++;
-			pthread_mutex_unlock(&pool->mod_lock);
-			ufpi_image_unref(img);
-			if (!err)
-				*out = m;
-			return err;
-		}
-		if (!module_needs_memfd(pool, img))
-			break;
-		pthread_mutex_unlock(&pool->mod_lock);
+	/* A miss: build the image (and the COW memfd) outside the lock, then
+	 * look again and insert under one lock, so that simultaneous
+	 * acquires of equal contents agree on one module. */
+	err = ufpi_image_create(segs, nsegs, initial_bytes, &img);
+	if (!err && module_needs_memfd(pool, img))
 		err = ufpi_image_make_memfd(img);
-		if (err) {
-			ufpi_image_unref(img);
-			return err;
-		}
+	if (err) {
+		ufpi_image_unref(img);
+		goto out;
 	}
-	m = module_new_locked(pool, img, initial_bytes);
-	if (m) {
-		ufp_module **head =
-			&pool->identity[hash % UFPI_IDENTITY_BUCKETS];
-		m->hash = hash;
-		m->shared = true;
-		m->id_next = *head;
-		*head = m;
+	pthread_mutex_lock(&pool->mod_lock);
+	m = identity_take_locked(pool, hash, initial_bytes, &c, &err);
+	if (!m && !err) {
+		m = module_new_locked(pool, img, initial_bytes);
+		if (m) {
+			ufp_module **head =
+				&pool->identity[hash % UFPI_IDENTITY_BUCKETS];
+			m->hash = hash;
+			m->shared = true;
+			m->id_next = *head;
+			*head = m;
+			img = NULL; /* the module's now */
+		} else {
+			err = -ENOMEM;
+		}
 	}
 	pthread_mutex_unlock(&pool->mod_lock);
-	if (!m) {
-		ufpi_image_unref(img);
-		return -ENOMEM;
-	}
-	*out = m;
-	return 0;
+	ufpi_image_unref(img);
+out:
+	ufpi_contents_free(&c);
+	if (m && !err)
+		*out = m;
+	return m && !err ? 0 : err;
 }
 
 UFP_API int ufp_module_retain(ufp_module *m)

@@ -578,3 +578,57 @@ Test(identity, simultaneous_acquires_of_new_contents_agree)
 		destroy_pool(r.pool);
 	}
 }
+
+/* ---- the lookup's contents are the image's ------------------------------- */
+
+/* ufpi_contents_build (heap, for lookups) must give exactly the page map
+ * and data of ufpi_image_create for any segments: overlapping, crossing
+ * pages, all-zero, at the very end. Random sets, seeded. */
+Test(identity, lookup_contents_equal_the_image)
+{
+	const size_t page = t_page();
+	uint64_t seed = 42;
+	static unsigned char pool_bytes[3 * 65536];
+	t_fill(pool_bytes, sizeof(pool_bytes), 9);
+	for (size_t i = 0; i < sizeof(pool_bytes); i += 7)
+		pool_bytes[i] = 0; /* some zeros inside the data */
+	memset(pool_bytes + 65536, 0, 3 * 4096); /* and whole zero pages */
+
+	for (int round = 0; round < 300; round++) {
+		uint64_t bytes = (1 + t_rand(&seed) % 4) * WPAGE;
+		ufp_segment s[6];
+		size_t n = t_rand(&seed) % 7;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t len = t_rand(&seed) % (3 * page);
+			if (t_rand(&seed) % 4 == 0)
+				len = t_rand(&seed) % 16;
+			uint64_t off = t_rand(&seed) % (bytes - len + 1);
+			if (t_rand(&seed) % 8 == 0)
+				off = bytes - len; /* at the very end */
+			uint64_t from =
+				t_rand(&seed) % (sizeof(pool_bytes) - len + 1);
+			s[i] = (ufp_segment){off, pool_bytes + from, len};
+		}
+		struct ufpi_image *img;
+		struct ufpi_contents c;
+		cr_assert_eq(ufpi_image_create(s, n, bytes, &img), 0);
+		cr_assert_eq(ufpi_contents_build(s, n, bytes, &c), 0);
+		cr_expect(ufpi_image_matches(img, &c),
+			  "round %d: contents differ from the image (%zu "
+			  "segments over %llu bytes)",
+			  round, n, (unsigned long long)bytes);
+		if (c.ndata) {
+			/* and one changed byte is noticed */
+			c.data[t_rand(&seed) % (c.ndata * page)] ^= 0x10;
+			cr_expect(!ufpi_image_matches(img, &c), "round %d",
+				  round);
+		}
+		ufpi_contents_free(&c);
+		ufpi_image_unref(img);
+	}
+	/* the same checks and errors, in the same order */
+	ufp_segment bad[] = {{0, NULL, 1}, {WPAGE, pool_bytes, 1}};
+	struct ufpi_contents c;
+	cr_expect_eq(ufpi_contents_build(bad, 2, WPAGE, &c), -EINVAL);
+	cr_expect_eq(ufpi_contents_build(bad + 1, 1, WPAGE, &c), -ERANGE);
+}

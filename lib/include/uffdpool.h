@@ -309,8 +309,9 @@ UFP_API UFP_WUR int ufp_module_drop(ufp_module *m);
  * only picks candidates): segments cut or ordered differently that give
  * the same bytes find the same module; a different byte or a different
  * initial_bytes never does. Only modules made by ufp_module_acquire are
- * found, never one from ufp_module_create, nor a dropped one. The image is
- * built (and the segments copied) on every call before the lookup.
+ * found, never one from ufp_module_create, nor a dropped one. The lookup
+ * assembles the contents in heap memory (a copy of the segments' bytes,
+ * a hash, a comparison) and maps nothing; only a miss builds the image.
  * Returns 0 and *out, or what ufp_module_create returns (-EINVAL, -E2BIG,
  * -ERANGE, -ENOMEM), or -EOVERFLOW (the module already has 2^32 - 1
  * references). Thread-safety: any thread; concurrent acquires of equal
