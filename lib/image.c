@@ -150,6 +150,133 @@ int ufpi_image_make_memfd(struct ufpi_image *img)
 	return 0;
 }
 
+/* ---- contents, for lookups by content ------------------------------------ */
+
+/*
+ * The pages ufpi_image_create would store, built in heap memory: no
+ * scratch mapping, no image buffer, so that a lookup that finds its module
+ * costs a copy of the segments' bytes. Pages touched by a segment get
+ * consecutive places in page order, so each segment is one memcpy; pages
+ * that end up all zero are then squeezed out, which leaves exactly the
+ * image's page map and data.
+ */
+int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
+			uint64_t initial_bytes, struct ufpi_contents *out)
+{
+	const size_t page = ufpi_page_size();
+	uint64_t npages = initial_bytes / page;
+	uint32_t *map;
+	unsigned char *buf = NULL;
+	uint64_t ntouched = 0;
+
+	/* the checks of ufpi_image_create, in its order */
+	for (size_t i = 0; i < nsegs; i++) {
+		if (segs[i].len && !segs[i].bytes)
+			return -EINVAL;
+		if (segs[i].offset > initial_bytes ||
+		    segs[i].len > initial_bytes - segs[i].offset)
+			return -ERANGE;
+	}
+	if (npages >= UFPI_IMAGE_ZERO)
+		return -E2BIG;
+	map = malloc((npages ? npages : 1) * sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	for (uint64_t p = 0; p < npages; p++)
+		map[p] = UFPI_IMAGE_ZERO;
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].len)
+			for (uint64_t p = segs[i].offset / page;
+			     p <= (segs[i].offset + segs[i].len - 1) / page;
+			     p++)
+				map[p] = 0; /* touched */
+	for (uint64_t p = 0; p < npages; p++)
+		if (map[p] == 0)
+			map[p] = (uint32_t)ntouched++;
+	if (ntouched) {
+		buf = calloc(ntouched, page);
+		if (!buf) {
+			free(map);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].len)
+			memcpy(buf + (size_t)map[segs[i].offset / page] * page +
+				       segs[i].offset % page,
+			       segs[i].bytes, segs[i].len);
+	uint32_t ndata = 0;
+	for (uint64_t p = 0; p < npages; p++) {
+		if (map[p] == UFPI_IMAGE_ZERO)
+			continue;
+		unsigned char *src = buf + (size_t)map[p] * page;
+		if (page_is_zero(src, page)) {
+			map[p] = UFPI_IMAGE_ZERO;
+			continue;
+		}
+		if (map[p] != ndata)
+			memmove(buf + (size_t)ndata * page, src, page);
+		map[p] = ndata++;
+	}
+	out->npages = (uint32_t)npages;
+	out->ndata = ndata;
+	out->map = map;
+	out->data = buf;
+	return 0;
+}
+
+void ufpi_contents_free(struct ufpi_contents *c)
+{
+	free(c->map);
+	free(c->data);
+	c->map = NULL;
+	c->data = NULL;
+}
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+uint64_t ufpi_contents_hash(const struct ufpi_contents *c)
+{
+	const size_t page = ufpi_page_size();
+	uint64_t h = mix(0x75667069, c->npages);
+
+	/* which pages hold data, then the data: together the contents */
+	for (uint64_t p = 0; p < c->npages; p++)
+		if (c->map[p] != UFPI_IMAGE_ZERO)
+			h = mix(h, p);
+	const unsigned char *d = c->data;
+	for (size_t i = 0; i < (size_t)c->ndata * page; i += sizeof(uint64_t)) {
+		uint64_t w;
+		memcpy(&w, d + i, sizeof(w));
+		h = mix(h, w);
+	}
+	return h;
+}
+
+bool ufpi_image_matches(const struct ufpi_image *img,
+			const struct ufpi_contents *c)
+{
+	const size_t page = ufpi_page_size();
+
+	if (img->npages != c->npages || img->ndata != c->ndata)
+		return false;
+	/* page by page: an image read from its memfd stores page p at p,
+	 * contents store their data pages one after the other */
+	for (uint64_t p = 0; p < c->npages; p++) {
+		const unsigned char *have = ufpi_image_page(img, p);
+		if (!have != (c->map[p] == UFPI_IMAGE_ZERO))
+			return false;
+		if (have &&
+		    memcmp(have, c->data + (size_t)c->map[p] * page, page))
+			return false;
+	}
+	return true;
+}
+
 void ufpi_image_ref(struct ufpi_image *img)
 {
 	if (img)

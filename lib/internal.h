@@ -276,6 +276,24 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 /* COW backend, minor mode: put the image in a sealed memfd (img->memfd)
  * and read it from there from now on. */
 int ufpi_image_make_memfd(struct ufpi_image *img);
+/* The page map and stored pages ufpi_image_create would make from segs,
+ * in heap memory (for lookups by content). Images are canonical: a page
+ * is stored iff it has a non-zero byte, in page order; so equal contents
+ * give equal map and data however the segments are cut. */
+struct ufpi_contents {
+	uint32_t npages, ndata;
+	uint32_t *map;
+	unsigned char *data;
+};
+/* 0, or what ufpi_image_create returns for the same arguments. */
+int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
+			uint64_t initial_bytes, struct ufpi_contents *out);
+void ufpi_contents_free(struct ufpi_contents *c);
+/* Picks candidates only: equal contents, equal hash. */
+uint64_t ufpi_contents_hash(const struct ufpi_contents *c);
+/* Whether img holds byte for byte the contents c. */
+bool ufpi_image_matches(const struct ufpi_image *img,
+			const struct ufpi_contents *c);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
 static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,
@@ -504,6 +522,8 @@ size_t ufpi_reclaim_rescue(struct ufpi_reclaim *r);
 /* Dead handles are recycled FIFO only after this many more died, so a
  * double free or double drop is detected in the meantime. */
 #define UFPI_QUARANTINE 1024
+/* Buckets of a pool's table of shared modules (ufp_module_acquire). */
+#define UFPI_IDENTITY_BUCKETS 256
 
 struct ufp_module {
 	_Atomic uint64_t magic;
@@ -515,6 +535,13 @@ struct ufp_module {
 	bool dropped;		 /* (pool->mod_lock) */
 	struct ufp_module *next; /* all-modules list / quarantine FIFO */
 	struct ufp_module *all_next;
+	/* identity (pool->mod_lock): references held by the embedder; a
+	 * module from ufp_module_acquire sits in pool->identity under the
+	 * hash of its image until its last reference goes */
+	uint32_t refs;
+	bool shared;
+	uint64_t hash;
+	struct ufp_module *id_next;
 };
 
 struct ufp_memory {
@@ -561,6 +588,9 @@ struct ufp_pool {
 	struct ufp_memory *memories; /* every memory struct (all_next) */
 	struct ufpi_quarantine dead_memories;
 	uint64_t live_memories;
+	/* modules of ufp_module_acquire by image hash (mod_lock); embedded so
+	 * that it needs no teardown */
+	struct ufp_module *identity[UFPI_IDENTITY_BUCKETS];
 
 	/* slots freed: wakes ufp_memory_alloc_wait and ufp_pool_quiesce */
 	pthread_mutex_t wait_lock;
@@ -582,6 +612,9 @@ void ufpi_pool_evict_idle(ufp_pool *pool);
 void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err);
 void ufpi_pool_slot_freed(ufp_pool *pool);
 void ufpi_pool_reap(void *arg);
+/* Tests: make every image hash alike, so that only the byte comparison
+ * tells modules apart in ufp_module_acquire. */
+void ufpi_module_hash_collide(bool on);
 
 /* Benchmark-only switch: with purge disabled a dropped module's affine
  * slots keep their pages (the behaviour before purge existed), to measure

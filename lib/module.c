@@ -12,6 +12,15 @@
  * reference and frees the slot with no affinity and 0 resident bytes. The
  * image is unmapped when its last reference (module or slot) goes.
  *
+ * Identity: every module carries a reference count (ufp_module_create and
+ * ufp_module_acquire give one; retain adds, release and drop take one; the
+ * last one drops). Modules made by ufp_module_acquire are also entered in
+ * the pool's table under a hash of their image, so an acquire of the same
+ * contents finds them; lookup and insertion happen under mod_lock, the
+ * hash picks candidates and a full comparison of the images decides. A
+ * module leaves the table, under the same lock, when its last reference
+ * goes, before it is dropped: a dropped module is never handed out.
+ *
  * Handle storage: dead module and memory handles are recycled FIFO only
  * after UFPI_QUARANTINE more died, so a double drop/free is detected
  * (-EALREADY / -EINVAL) instead of acting on a handle now in other use.
@@ -76,6 +85,73 @@ static void module_retire_locked(ufp_pool *pool, ufp_module *m)
 
 /* ---- modules ------------------------------------------------------------ */
 
+static int module_args(const ufp_pool *pool, const ufp_segment *segs,
+		       size_t nsegs, uint64_t initial_bytes,
+		       ufp_module *const *out)
+{
+	if (!pool || pool->magic != UFPI_MAGIC_POOL || !out ||
+	    (nsegs && !segs) || initial_bytes % UFPI_WASM_PAGE)
+		return -EINVAL;
+	if (initial_bytes > pool->cfg.max_memory_bytes)
+		return -E2BIG;
+	return 0;
+}
+
+static void log_range(ufp_pool *pool, int err, uint64_t initial_bytes)
+{
+	/* returned to the caller: the log only adds detail (DEBUG) */
+	if (err == -ERANGE)
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
+			  "module_create: a segment does not fit in "
+			  "the %llu initial bytes",
+			  (unsigned long long)initial_bytes);
+}
+
+static int module_image(ufp_pool *pool, const ufp_segment *segs, size_t nsegs,
+			uint64_t initial_bytes, struct ufpi_image **img)
+{
+	int err = ufpi_image_create(segs, nsegs, initial_bytes, img);
+	log_range(pool, err, initial_bytes);
+	return err;
+}
+
+/* The COW backend maps the image from a sealed memfd. */
+static bool module_needs_memfd(const ufp_pool *pool,
+			       const struct ufpi_image *img)
+{
+	return (pool->backend == UFP_BACKEND_COW ||
+		pool->fill_mode == UFP_FILL_MINOR) &&
+	       img->npages && img->memfd < 0;
+}
+
+/* A live module handle owning img, with one reference; NULL when out of
+ * memory (img is then still the caller's). */
+static ufp_module *module_new_locked(ufp_pool *pool, struct ufpi_image *img,
+				     uint64_t initial_bytes)
+{
+	ufp_module *m = quarantine_take(&pool->dead_modules,
+					offsetof(ufp_module, next));
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return NULL;
+		m->all_next = pool->modules;
+		pool->modules = m;
+	}
+	m->pool = pool;
+	m->key = pool->next_key++;
+	m->image = img;
+	m->initial_bytes = initial_bytes;
+	m->live = 0;
+	m->dropped = false;
+	m->refs = 1;
+	m->shared = false;
+	m->hash = 0;
+	m->id_next = NULL;
+	atomic_store(&m->magic, UFPI_MAGIC_MODULE);
+	return m;
+}
+
 UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
 			      size_t nsegs, uint64_t initial_bytes,
 			      ufp_module **out)
@@ -84,23 +160,12 @@ UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
 	ufp_module *m;
 	int err;
 
-	if (!pool || pool->magic != UFPI_MAGIC_POOL || !out ||
-	    (nsegs && !segs) || initial_bytes % UFPI_WASM_PAGE)
-		return -EINVAL;
-	if (initial_bytes > pool->cfg.max_memory_bytes)
-		return -E2BIG;
-	err = ufpi_image_create(segs, nsegs, initial_bytes, &img);
-	if (err) {
-		if (err == -ERANGE)
-			ufpi_logf(&pool->log, UFP_LOG_WARN,
-				  "module_create: a segment does not fit in "
-				  "the %llu initial bytes",
-				  (unsigned long long)initial_bytes);
+	err = module_args(pool, segs, nsegs, initial_bytes, out);
+	if (!err)
+		err = module_image(pool, segs, nsegs, initial_bytes, &img);
+	if (err)
 		return err;
-	}
-	if ((pool->backend == UFP_BACKEND_COW ||
-	     pool->fill_mode == UFP_FILL_MINOR) &&
-	    img->npages) {
+	if (module_needs_memfd(pool, img)) {
 		err = ufpi_image_make_memfd(img);
 		if (err) {
 			ufpi_image_unref(img);
@@ -109,23 +174,7 @@ UFP_API int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
 	}
 
 	pthread_mutex_lock(&pool->mod_lock);
-	m = quarantine_take(&pool->dead_modules, offsetof(ufp_module, next));
-	if (!m) {
-		m = calloc(1, sizeof(*m));
-		if (m) {
-			m->all_next = pool->modules;
-			pool->modules = m;
-		}
-	}
-	if (m) {
-		m->pool = pool;
-		m->key = pool->next_key++;
-		m->image = img;
-		m->initial_bytes = initial_bytes;
-		m->live = 0;
-		m->dropped = false;
-		atomic_store(&m->magic, UFPI_MAGIC_MODULE);
-	}
+	m = module_new_locked(pool, img, initial_bytes);
 	pthread_mutex_unlock(&pool->mod_lock);
 	if (!m) {
 		ufpi_image_unref(img);
@@ -142,36 +191,190 @@ UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m)
 		       : 0;
 }
 
-UFP_API int ufp_module_drop(ufp_module *m)
+/*
+ * Give up one reference; the last one drops the module. `drop` (the
+ * ufp_module_drop entry) insists on being the last. The magic changes
+ * under mod_lock, so concurrent drops, releases and retains of one handle
+ * are ordered and a second last-release sees -EALREADY.
+ */
+static int module_unref(ufp_module *m, bool drop)
 {
-	uint64_t want = UFPI_MAGIC_MODULE;
+	uint64_t magic;
 	ufp_pool *pool;
 	bool purge_now;
 
 	if (!m)
 		return -EINVAL;
-	if (!atomic_compare_exchange_strong(&m->magic, &want, UFPI_MAGIC_DEAD))
-		return want == UFPI_MAGIC_DEAD ? -EALREADY : -EINVAL;
+	magic = atomic_load(&m->magic);
+	if (magic != UFPI_MAGIC_MODULE)
+		return magic == UFPI_MAGIC_DEAD ? -EALREADY : -EINVAL;
 	pool = m->pool;
 
 	pthread_mutex_lock(&pool->mod_lock);
+	if (atomic_load(&m->magic) != UFPI_MAGIC_MODULE) {
+		pthread_mutex_unlock(&pool->mod_lock);
+		return -EALREADY;
+	}
+	if (drop && m->refs > 1) {
+		pthread_mutex_unlock(&pool->mod_lock);
+		return -EBUSY;
+	}
+	if (--m->refs > 0) {
+		pthread_mutex_unlock(&pool->mod_lock);
+		return 0;
+	}
+	if (m->shared) {
+		/* no acquire can find it from here on */
+		ufp_module **pp =
+			&pool->identity[m->hash % UFPI_IDENTITY_BUCKETS];
+		while (*pp != m)
+			pp = &(*pp)->id_next;
+		*pp = m->id_next;
+		m->id_next = NULL;
+		m->shared = false;
+	}
+	atomic_store(&m->magic, UFPI_MAGIC_DEAD);
 	m->dropped = true;
 	purge_now = m->live == 0;
 	struct ufpi_image *img = m->image;
+	uint64_t key = m->key;
 	m->image = NULL;
+	if (purge_now)
+		module_retire_locked(pool, m);
 	pthread_mutex_unlock(&pool->mod_lock);
 
 	/* live slots keep their own references: the image stays as long as
 	 * any slot has its pages */
 	ufpi_image_unref(img);
-	if (purge_now) {
-		uint64_t key = m->key;
-		pthread_mutex_lock(&pool->mod_lock);
-		module_retire_locked(pool, m);
-		pthread_mutex_unlock(&pool->mod_lock);
+	if (purge_now)
 		ufpi_module_purge(pool, key);
-	}
 	return 0;
+}
+
+UFP_API int ufp_module_drop(ufp_module *m)
+{
+	return module_unref(m, true);
+}
+
+/* ---- identity: one shared module per distinct contents ------------------ */
+
+static _Atomic bool hash_collide;
+
+void ufpi_module_hash_collide(bool on)
+{
+	atomic_store(&hash_collide, on);
+}
+
+/* A live shared module of pool with exactly the contents c, or NULL. The
+ * hash only picks candidates; the bytes decide. */
+static ufp_module *identity_find_locked(ufp_pool *pool, uint64_t hash,
+					uint64_t initial_bytes,
+					const struct ufpi_contents *c)
+{
+	for (ufp_module *m = pool->identity[hash % UFPI_IDENTITY_BUCKETS]; m;
+	     m = m->id_next)
+		if (m->hash == hash && m->initial_bytes == initial_bytes &&
+		    ufpi_image_matches(m->image, c))
+			return m;
+	return NULL;
+}
+
+/* Under mod_lock: the module for c with one more reference, or NULL. */
+static ufp_module *identity_take_locked(ufp_pool *pool, uint64_t hash,
+					uint64_t initial_bytes,
+					const struct ufpi_contents *c, int *err)
+{
+	ufp_module *m = identity_find_locked(pool, hash, initial_bytes, c);
+	*err = 0;
+	if (m && m->refs == UINT32_MAX)
+		*err = -EOVERFLOW;
+	else if (m)
+		m->refs++;
+	return m;
+}
+
+UFP_API int ufp_module_acquire(ufp_pool *pool, const ufp_segment *segs,
+			       size_t nsegs, uint64_t initial_bytes,
+			       ufp_module **out)
+{
+	struct ufpi_contents c;
+	struct ufpi_image *img = NULL;
+	ufp_module *m;
+	uint64_t hash;
+	int err;
+
+	/* The lookup works on the contents assembled in heap memory: a hit
+	 * maps nothing and builds no image. */
+	err = module_args(pool, segs, nsegs, initial_bytes, out);
+	if (!err) {
+		err = ufpi_contents_build(segs, nsegs, initial_bytes, &c);
+		log_range(pool, err, initial_bytes);
+	}
+	if (err)
+		return err;
+	hash = atomic_load(&hash_collide) ? 0 : ufpi_contents_hash(&c);
+	pthread_mutex_lock(&pool->mod_lock);
+	m = identity_take_locked(pool, hash, initial_bytes, &c, &err);
+	pthread_mutex_unlock(&pool->mod_lock);
+	if (m || err)
+		goto out;
+
+	/* A miss: build the image (and the COW memfd) outside the lock, then
+	 * look again and insert under one lock, so that simultaneous
+	 * acquires of equal contents agree on one module. */
+	err = ufpi_image_create(segs, nsegs, initial_bytes, &img);
+	if (!err && module_needs_memfd(pool, img))
+		err = ufpi_image_make_memfd(img);
+	if (err) {
+		ufpi_image_unref(img);
+		goto out;
+	}
+	pthread_mutex_lock(&pool->mod_lock);
+	m = identity_take_locked(pool, hash, initial_bytes, &c, &err);
+	if (!m && !err) {
+		m = module_new_locked(pool, img, initial_bytes);
+		if (m) {
+			ufp_module **head =
+				&pool->identity[hash % UFPI_IDENTITY_BUCKETS];
+			m->hash = hash;
+			m->shared = true;
+			m->id_next = *head;
+			*head = m;
+			img = NULL; /* the module's now */
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&pool->mod_lock);
+	ufpi_image_unref(img);
+out:
+	ufpi_contents_free(&c);
+	if (m && !err)
+		*out = m;
+	return m && !err ? 0 : err;
+}
+
+UFP_API int ufp_module_retain(ufp_module *m)
+{
+	int err = 0;
+
+	if (!m || atomic_load(&m->magic) != UFPI_MAGIC_MODULE)
+		return -EINVAL;
+	ufp_pool *pool = m->pool;
+	pthread_mutex_lock(&pool->mod_lock);
+	if (atomic_load(&m->magic) != UFPI_MAGIC_MODULE)
+		err = -EINVAL;
+	else if (m->refs == UINT32_MAX)
+		err = -EOVERFLOW;
+	else
+		m->refs++;
+	pthread_mutex_unlock(&pool->mod_lock);
+	return err;
+}
+
+UFP_API int ufp_module_release(ufp_module *m)
+{
+	return module_unref(m, false);
 }
 
 /* A memory of m was freed (its slot is back in the index). */

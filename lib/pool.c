@@ -111,7 +111,7 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 	const uint64_t page = ufpi_page_size();
 #define BAD(...)                                                            \
 	do {                                                                \
-		ufpi_logf(log, UFP_LOG_ERROR, "pool_create: " __VA_ARGS__); \
+		ufpi_logf(log, UFP_LOG_DEBUG, "pool_create: " __VA_ARGS__); \
 		return -EINVAL;                                             \
 	} while (0)
 	if (c->reserved)
@@ -168,7 +168,7 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 	    (t = c->pre_guard_bytes + (uint64_t)c->slots * sb) >
 		    UFPI_ADDRESS_SPACE ||
 	    t < c->pre_guard_bytes) {
-		ufpi_logf(log, UFP_LOG_ERROR,
+		ufpi_logf(log, UFP_LOG_DEBUG,
 			  "pool_create: %u slots of %llu bytes do not fit in "
 			  "the 128 TiB address space: lower slots, "
 			  "max_memory_bytes or guard_bytes",
@@ -176,7 +176,7 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 		return -E2BIG;
 	}
 	if (ufpi_os_rlimit_as(&limit) == 0 && t > limit) {
-		ufpi_logf(log, UFP_LOG_ERROR,
+		ufpi_logf(log, UFP_LOG_DEBUG,
 			  "pool_create: the reservation of %llu bytes exceeds "
 			  "RLIMIT_AS (%llu): raise it (ulimit -v) or shrink "
 			  "the pool",
@@ -190,7 +190,7 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 			(c->handler_threads > 1 ? c->slots : 0) + 64;
 	if (ufpi_os_max_map_count(&maxmap, &used) == 0 &&
 	    used + need > maxmap) {
-		ufpi_logf(log, UFP_LOG_ERROR,
+		ufpi_logf(log, UFP_LOG_DEBUG,
 			  "pool_create: %u slots need about %llu mappings; "
 			  "vm.max_map_count is %llu with %llu in use: raise "
 			  "it (sysctl vm.max_map_count=%llu)",
@@ -256,7 +256,7 @@ static int resolve_fill_mode(ufp_pool *pool)
 		return 0;
 	}
 	if (want == UFP_FILL_MINOR && !pool->feat.minor_shmem) {
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 			  "pool_create: fill_mode MINOR needs "
 			  "UFFD_FEATURE_MINOR_SHMEM (Linux 5.14)");
 		return -ENOTSUP;
@@ -341,7 +341,7 @@ static int resolve_reclaim(ufp_pool *pool)
 					  &pool->reclaim);
 	}
 	if (err)
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 			  "pool_create: reclaim engine %d unavailable: %s",
 			  (int)kind, ufp_strerror(err));
 	return err;
@@ -449,7 +449,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	if (pool->backend == UFP_BACKEND_UFFD && pool->feat.uffd_err) {
 		err = pool->feat.uffd_err;
 		ufpi_logf(
-			&pool->log, UFP_LOG_ERROR, "userfaultfd: %s",
+			&pool->log, UFP_LOG_DEBUG, "userfaultfd: %s",
 			err == -EPERM
 				? "EPERM - set vm.unprivileged_userfaultfd=1, "
 				  "grant access to /dev/userfaultfd, or run "
@@ -465,7 +465,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 
 	err = ufpi_os_reserve(total, (void **)&pool->reservation);
 	if (err) {
-		ufpi_logf(&pool->log, UFP_LOG_ERROR,
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 			  "pool_create: cannot reserve %zu bytes: %s", total,
 			  ufp_strerror(err));
 		goto fail;
@@ -523,7 +523,7 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 		err = open_uffds(pool);
 		s->nuffd = pool->nuffd;
 		if (err) {
-			ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 				  "pool_create: userfaultfd setup failed: %s",
 				  ufp_strerror(err));
 			goto fail;
@@ -700,7 +700,7 @@ static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 		err = ufpi_slot_prepare(&pool->slots, i, img, initial_bytes,
 					&wiped);
 		if (err) {
-			ufpi_logf(&pool->log, UFP_LOG_ERROR,
+			ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 				  "memory_alloc: slot %u: %s", i,
 				  ufp_strerror(err));
 			/* What the slot held may still be there: it stays
@@ -878,7 +878,9 @@ UFP_API int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out)
 	ufp_stats st;
 
 	/* out->size is the caller's sizeof(ufp_stats): an older, smaller
-	 * struct gets its prefix, a newer one ours and zeros after it */
+	 * struct gets its prefix; a larger size gets ours, and out->size
+	 * says how much that is. Nothing past our struct is ever written:
+	 * a size left uninitialized must not become a wild memset. */
 	if (!pool_ok(pool) || !out ||
 	    out->size < offsetof(ufp_stats, faults) + sizeof(uint64_t) ||
 	    out->size % sizeof(uint64_t))
@@ -886,8 +888,6 @@ UFP_API int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out)
 	ufpi_counters_snapshot(&pool->ctr, &st);
 	st.idle_resident_bytes = ufp_index_unused_bytes_resident(pool->index);
 	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);
-	if (out->size > sizeof(st))
-		memset((char *)out + sizeof(st), 0, out->size - sizeof(st));
 	st.size = (uint32_t)n;
 	memcpy(out, &st, n);
 	return 0;

@@ -20,10 +20,22 @@ C
 # shellcheck disable=SC2086
 ${CC:-cc} $san "$tmp/hello.c" -o "$tmp/hello" $(pkg-config --cflags --libs uffdpool)
 libdir=$(pkg-config --variable=libdir uffdpool)
-out=$(LD_LIBRARY_PATH="$libdir" "$tmp/hello")
+# no LD_LIBRARY_PATH: outside /usr the .pc's Libs carry an rpath
+out=$("$tmp/hello")
 echo "$out"
 want="uffdpool $(pkg-config --modversion uffdpool) slots="
 [[ "$out" == "$want"* ]] || { echo "unexpected output: $out (want $want...)"; exit 1; }
+# relocatable: move the installed tree, build against it where it is now
+mv "$tmp/prefix" "$tmp/moved"
+export PKG_CONFIG_PATH="$tmp/moved/lib/pkgconfig:$tmp/moved/lib/x86_64-linux-gnu/pkgconfig"
+[[ $(pkg-config --variable=libdir uffdpool) == "$tmp/moved/"* ]] ||
+	{ echo "libdir did not follow the move: $(pkg-config --variable=libdir uffdpool)"; exit 1; }
+# shellcheck disable=SC2086
+${CC:-cc} $san "$tmp/hello.c" -o "$tmp/hello2" $(pkg-config --cflags --libs uffdpool)
+out=$("$tmp/hello2")
+[[ "$out" == "$want"* ]] || { echo "moved tree: unexpected output: $out"; exit 1; }
+mv "$tmp/moved" "$tmp/prefix"
+export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig:$tmp/prefix/lib/x86_64-linux-gnu/pkgconfig"
 # the static archive and the CMake package
 mkdir "$tmp/cm"
 cat > "$tmp/cm/CMakeLists.txt" <<'CM'

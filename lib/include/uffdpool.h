@@ -299,9 +299,71 @@ UFP_API UFP_WUR int ufp_module_create(ufp_pool *pool, const ufp_segment *segs,
  * the handle's storage has not been reused (it is recycled FIFO, after at
  * least 1024 other modules were dropped).
  * Returns 0, -EINVAL (NULL or not a live module), -EALREADY (already
- * dropped). Thread-safety: any thread.
+ * dropped), -EBUSY (other references are held, see ufp_module_retain:
+ * nothing changed). Thread-safety: any thread.
  */
 UFP_API UFP_WUR int ufp_module_drop(ufp_module *m);
+
+/*
+ * Module identity, for runtimes without a module/instance split (each
+ * instantiation parses the module again): ask for a module by its initial
+ * memory contents and get the same handle for the same contents, counted
+ * by references.
+ *
+ * Every module has a reference count: ufp_module_create and
+ * ufp_module_acquire return a handle holding one reference,
+ * ufp_module_retain adds one, ufp_module_release gives one up, and the
+ * last release drops the module exactly like ufp_module_drop (purge of its
+ * affine slots, deferred while memories of it are live). That is the whole
+ * drop policy: a module whose references are all released is dropped at
+ * once, so it can never be found again. To keep a module warm between
+ * instantiations, keep one reference of your own (e.g. one per distinct
+ * handle acquire returned) and release it when the module should go.
+ *
+ * ufp_module_drop is the release of the last reference: it returns -EBUSY
+ * (nothing changed) while other references are held. Plain
+ * ufp_module_create + ufp_module_drop code never sees the difference.
+ * ufp_pool_destroy releases every module whatever its count.
+ */
+
+/*
+ * Return a live module of `pool` whose initial memory is byte for byte what
+ * `segs` (applied in order) make over `initial_bytes`, with one more
+ * reference; if there is none, create it as ufp_module_create does (one
+ * reference) and make it findable. Contents are compared in full (a hash
+ * only picks candidates): segments cut or ordered differently that give
+ * the same bytes find the same module; a different byte or a different
+ * initial_bytes never does. Only modules made by ufp_module_acquire are
+ * found, never one from ufp_module_create, nor a dropped one. The lookup
+ * assembles the contents in heap memory (a copy of the segments' bytes,
+ * a hash, a comparison) and maps nothing; only a miss builds the image.
+ * Returns 0 and *out, or what ufp_module_create returns (-EINVAL, -E2BIG,
+ * -ERANGE, -ENOMEM), or -EOVERFLOW (the module already has 2^32 - 1
+ * references). Thread-safety: any thread; concurrent acquires of equal
+ * contents get one module.
+ */
+UFP_API UFP_WUR int ufp_module_acquire(ufp_pool *pool, const ufp_segment *segs,
+				       size_t nsegs, uint64_t initial_bytes,
+				       ufp_module **out);
+
+/*
+ * Add a reference to a live module (from ufp_module_create or
+ * ufp_module_acquire). The caller must hold a reference already.
+ * Returns 0, -EINVAL (NULL or not a live module), -EOVERFLOW (2^32 - 1
+ * references). Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_module_retain(ufp_module *m);
+
+/*
+ * Give up one reference; the last one drops the module (as
+ * ufp_module_drop: the handle dies, affine slots are purged, deferred to
+ * the free of the last live memory). The handle must not be used after
+ * the caller's last reference is released.
+ * Returns 0, -EINVAL (NULL or not a module), -EALREADY (the module is
+ * already dropped, detected while the handle is quarantined as for
+ * ufp_module_drop). Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_module_release(ufp_module *m);
 
 /* Bytes of linear memory the module was created with. 0 for NULL. */
 UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m);
@@ -384,9 +446,9 @@ UFP_API UFP_WUR int ufp_pool_quiesce(ufp_pool *pool);
 /*
  * Snapshot of the counters. Set out->size = sizeof(ufp_stats) first (e.g.
  * `ufp_stats st = {.size = sizeof(st)};`): a caller built against an older
- * header gets only the counters its struct has, one built against a newer
- * header gets ours and zeros up to its size. On return out->size is the
- * bytes written. Returns 0, -EINVAL (NULL, or out->size not a multiple of
+ * header gets only the counters its struct has; a larger size gets ours
+ * and nothing past them is written. On return out->size is the bytes
+ * written. Returns 0, -EINVAL (NULL, or out->size not a multiple of
  * 8 holding at least one counter). Any thread.
  */
 UFP_API UFP_WUR int ufp_pool_stats(const ufp_pool *pool, ufp_stats *out);
