@@ -58,13 +58,31 @@ struct ufpi_counters {
 void ufpi_counters_snapshot(const struct ufpi_counters *c, ufp_stats *out);
 
 /* Logging through the embedder's callback (never prints by itself). */
+/* Lines logged by a handler thread wait here for an embedder thread: the
+ * embedder's callback may touch linear memory, and a handler thread that
+ * faults on pool memory waits on itself (a slot lock may be held too). */
+#define UFPI_LOG_QUEUE 32
+struct ufpi_log_queue {
+	pthread_mutex_t lock;
+	_Atomic unsigned n; /* lines waiting */
+	unsigned dropped; /* lines lost to a full queue since the last flush */
+	struct {
+		ufp_log_level level;
+		char msg[256];
+	} line[UFPI_LOG_QUEUE];
+};
 struct ufpi_log {
 	ufp_log_fn fn;
 	void *arg;
 	ufp_log_level level;
+	struct ufpi_log_queue *queue; /* NULL: always deliver at once */
 };
 void ufpi_logf(const struct ufpi_log *log, ufp_log_level level, const char *fmt,
 	       ...) __attribute__((format(printf, 3, 4)));
+/* From now on this thread's lines are queued (handler threads). */
+void ufpi_log_defer_thread(void);
+/* Deliver queued lines (an embedder thread, no pool lock held). */
+void ufpi_log_flush(const struct ufpi_log *log);
 
 /* ---- floor 1: the syscall boundary (os.c) ------------------------------ */
 /*
@@ -563,6 +581,7 @@ struct ufp_pool {
 	uint64_t magic;
 	ufp_config cfg;
 	struct ufpi_log log;
+	struct ufpi_log_queue log_queue;
 	struct ufpi_counters ctr;
 	struct ufpi_features feat; /* copy of the process-wide probe */
 	ufp_backend backend;	   /* resolved */

@@ -351,6 +351,7 @@ static void pool_free(ufp_pool *pool)
 {
 	ufpi_handler_stop(pool->handler);
 	ufpi_reclaim_destroy(pool->reclaim);
+	ufpi_log_flush(&pool->log); /* what the handler said last */
 	if (pool->slots.slot) {
 		for (uint32_t i = 0; i < pool->slots.n; i++)
 			ufpi_slot_fini(&pool->slots.slot[i]);
@@ -376,6 +377,7 @@ static void pool_free(ufp_pool *pool)
 	}
 	pthread_mutex_destroy(&pool->mod_lock);
 	pthread_mutex_destroy(&pool->wait_lock);
+	pthread_mutex_destroy(&pool->log_queue.lock);
 	pthread_cond_destroy(&pool->wait_cond);
 	pool->magic = 0;
 	free(pool);
@@ -418,6 +420,8 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pool->magic = UFPI_MAGIC_POOL;
 	pool->cfg = cfg;
 	pool->log = log;
+	pthread_mutex_init(&pool->log_queue.lock, NULL);
+	pool->log.queue = &pool->log_queue;
 	pool->pagemap_fd = -1;
 	pool->pidfd = -1;
 	pool->next_key = 1;
@@ -608,6 +612,7 @@ UFP_API int ufp_pool_quiesce(ufp_pool *pool)
 		return -EINVAL;
 	while (purges_pending(pool))
 		purge_wait_step(pool, &pp);
+	ufpi_log_flush(&pool->log);
 	return 0;
 }
 
@@ -748,7 +753,10 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			     uint64_t initial_bytes, ufp_memory **out)
 {
 	bool no_slot;
-	return memory_alloc(pool, m, initial_bytes, out, &no_slot);
+	int err = memory_alloc(pool, m, initial_bytes, out, &no_slot);
+	if (pool_ok(pool))
+		ufpi_log_flush(&pool->log);
+	return err;
 }
 
 UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
@@ -856,6 +864,7 @@ UFP_API int ufp_memory_free(ufp_memory *mem)
 	ufp_module *m = mem->module;
 	uint32_t i = mem->slot;
 
+	ufpi_log_flush(&pool->log);
 	/* errors are logged by the slot, which is then wiped before reuse */
 	(void)ufpi_slot_reset(&pool->slots, i, &kept);
 	UFPI_IGNORE(ufp_index_free(pool->index, i, kept));

@@ -63,6 +63,51 @@ UFP_API size_t ufp_stats_format(const ufp_stats *st, int json, char *buf,
 	return len;
 }
 
+static _Thread_local bool log_deferred;
+
+void ufpi_log_defer_thread(void)
+{
+	log_deferred = true;
+}
+
+static void enqueue(struct ufpi_log_queue *q, ufp_log_level level,
+		    const char *msg)
+{
+	pthread_mutex_lock(&q->lock);
+	unsigned n = atomic_load_explicit(&q->n, memory_order_relaxed);
+	if (n < UFPI_LOG_QUEUE) {
+		q->line[n].level = level;
+		snprintf(q->line[n].msg, sizeof(q->line[n].msg), "%s", msg);
+		atomic_store_explicit(&q->n, n + 1, memory_order_release);
+	} else {
+		q->dropped++;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void ufpi_log_flush(const struct ufpi_log *log)
+{
+	struct ufpi_log_queue *q = log ? log->queue : NULL;
+	if (!q || log_deferred ||
+	    !atomic_load_explicit(&q->n, memory_order_acquire))
+		return;
+	struct ufpi_log_queue out;
+	pthread_mutex_lock(&q->lock);
+	out.n = atomic_load_explicit(&q->n, memory_order_relaxed);
+	out.dropped = q->dropped;
+	memcpy(out.line, q->line, sizeof(out.line[0]) * out.n);
+	atomic_store_explicit(&q->n, 0, memory_order_relaxed);
+	q->dropped = 0;
+	pthread_mutex_unlock(&q->lock);
+	for (unsigned k = 0; k < out.n; k++)
+		log->fn(log->arg, out.line[k].level, out.line[k].msg);
+	if (out.dropped)
+		ufpi_logf(log, UFP_LOG_WARN,
+			  "log: %u lines of the handler thread lost (queue "
+			  "full)",
+			  out.dropped);
+}
+
 void ufpi_logf(const struct ufpi_log *log, ufp_log_level level, const char *fmt,
 	       ...)
 {
@@ -75,6 +120,11 @@ void ufpi_logf(const struct ufpi_log *log, ufp_log_level level, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log->fn(log->arg, level, msg);
+	if (log_deferred && log->queue) {
+		enqueue(log->queue, level, msg);
+	} else {
+		ufpi_log_flush(log); /* in order */
+		log->fn(log->arg, level, msg);
+	}
 	errno = saved;
 }

@@ -5,6 +5,8 @@
  * DEBUG for whoever asks. The log is for what the caller cannot see.
  */
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -155,4 +157,79 @@ Test(log, rejected_config_logs_no_error)
 	c = good;
 	p = t_pool(&c);
 	cr_expect_eq(ufp_pool_destroy(p), 0);
+}
+
+/* ---- the callback runs where it may touch linear memory ----------------- */
+
+/* Issue 12, defect 10: the log callback ran on the handler thread (under a
+ * slot lock). A logger that touches a live memory there faults on pool
+ * memory from the thread that must serve the fault: both hang. The
+ * handler's lines now wait for an embedder thread. */
+static const volatile unsigned char *touch_in_logger;
+static volatile int logger_touched, logger_lines;
+static volatile pid_t logger_tid;
+
+static void touching_logger(void *arg, ufp_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)msg;
+	logger_tid = gettid();
+	logger_lines++;
+	if (touch_in_logger)
+		logger_touched +=
+			touch_in_logger[0] != 0x5a; /* not served yet */
+}
+
+static sigjmp_buf bus_jb;
+static void on_bus(int sig)
+{
+	siglongjmp(bus_jb, sig);
+}
+
+Test(log, a_logger_that_touches_memory_never_runs_on_the_handler, .timeout = 30)
+{
+	ufp_config c;
+	t_config(&c, 2, 1 << 20);
+	c.backend = UFP_BACKEND_UFFD;
+	c.log = touching_logger;
+	c.log_level = UFP_LOG_DEBUG;
+	ufp_pool *p = t_pool(&c);
+	static unsigned char data[8192];
+	memset(data, 0x11, sizeof(data));
+	ufp_segment seg = {0, data, sizeof(data)};
+	ufp_module *m = NULL;
+	cr_assert_eq(ufp_module_create(p, &seg, 1, 256 << 10, &m), 0);
+	ufp_memory *victim = NULL, *other = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, m, 0, &victim), 0);
+	cr_assert_eq(ufp_memory_alloc(p, NULL, 256 << 10, &other), 0);
+	/* an untouched page of a live memory: touching it needs the handler */
+	touch_in_logger = (unsigned char *)ufp_memory_base(other) + 128 * 1024;
+	logger_lines = 0;
+
+	/* the handler cannot fill the victim's page: it logs at ERROR and
+	 * poisons it (SIGBUS here) */
+	cr_assert_eq(ufpi_fi_arm(p->slots.minor ? UFPI_FI_UFFDIO_CONTINUE
+						: UFPI_FI_UFFDIO_COPY,
+				 1, -ENOMEM),
+		     0);
+	struct sigaction sa = {.sa_handler = on_bus}, old;
+	sigaction(SIGBUS, &sa, &old);
+	int sig = sigsetjmp(bus_jb, 1);
+	if (!sig)
+		(void)((volatile unsigned char *)ufp_memory_base(victim))[0];
+	sigaction(SIGBUS, &old, NULL);
+	ufpi_fi_reset();
+	cr_assert_eq(sig, SIGBUS);
+
+	/* the line is delivered here, on this thread, and may touch memory */
+	cr_assert_eq(ufp_pool_quiesce(p), 0);
+	cr_assert_geq(logger_lines, 1, "the handler's line was not delivered");
+	cr_assert_eq(logger_tid, gettid());
+	cr_assert_eq(logger_touched, 1);
+	touch_in_logger = NULL;
+	cr_assert_eq(ufp_memory_free(victim), 0);
+	cr_assert_eq(ufp_memory_free(other), 0);
+	cr_assert_eq(ufp_module_drop(m), 0);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
 }

@@ -244,6 +244,10 @@ static void *handler_main(void *arg)
 	bool said = false, work = false;
 	uint32_t cursor = 0;
 
+	/* the embedder's log callback may touch pool memory: it runs on
+	 * the embedder's threads (ufpi_log_flush), never here */
+	ufpi_log_defer_thread();
+
 	for (;;) {
 		int n = poll(pfd, 4, work ? 0 : -1);
 		if (unlikely(n < 0)) {

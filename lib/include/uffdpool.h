@@ -104,7 +104,12 @@ typedef enum ufp_log_level {
 } ufp_log_level;
 
 /* Log callback: one line, no trailing newline, valid only during the call.
- * May be called from the handler thread. Must not call back into the pool. */
+ * Called on the embedder's threads only, never on the library's handler
+ * threads and never under a lock of a slot: what a handler thread has to
+ * say waits (up to 32 lines) for the next ufp_memory_alloc, ufp_memory_free,
+ * ufp_pool_quiesce or ufp_pool_destroy of any thread. So the callback may
+ * touch linear memory and take locks the embedder holds while it does.
+ * Must not call back into the pool. */
 typedef void (*ufp_log_fn)(void *arg, ufp_log_level level, const char *msg);
 
 /*
