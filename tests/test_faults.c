@@ -1195,6 +1195,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	cr_assert_eq(st1.fault_errors - st0.fault_errors, 1,
 		     "fault_errors +%llu",
 		     (unsigned long long)(st1.fault_errors - st0.fault_errors));
+	cr_assert_eq(ufp_pool_quiesce(p), 0); /* delivers the handler's line */
 	cr_assert(log_has("fill failed"), "log: %s", log_buf);
 
 	/* the rest of the memory is still served */

@@ -126,9 +126,11 @@ static void snap_same(const struct snap *base, const char *what, int iter)
 	cr_assert_eq(now.rings, base->rings,
 		     "%s %d: %d io_uring mappings, %d after warm-up", what,
 		     iter, now.rings, base->rings);
-	cr_assert_eq(now.threads, base->threads,
-		     "%s %d: %ld threads, %ld after warm-up", what, iter,
-		     now.threads, base->threads);
+	/* fewer is fine: an io-wq worker alive at warm-up has exited since;
+	 * a leaked handler thread is one more per pool */
+	cr_assert_leq(now.threads, base->threads,
+		      "%s %d: %ld threads, %ld after warm-up", what, iter,
+		      now.threads, base->threads);
 }
 
 /* Resident set growth allowed over the whole run: allocator caches and,
