@@ -46,7 +46,7 @@ UFP_API void ufp_config_init(ufp_config *cfg)
 	cfg->fault_around_bytes = 64 << 10;
 	cfg->fault_around_max_bytes = 1 << 20;
 	cfg->fault_around_min_bytes = 16 << 10;
-	cfg->keep_resident_bytes = 0;
+	cfg->keep_resident_bytes = UFP_KEEP_AUTO;
 	cfg->reclaim = UFP_RECLAIM_AUTO;
 	cfg->ring_entries = 256;
 	cfg->dirty_tracking = UFP_DIRTY_AUTO;
@@ -142,8 +142,10 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 		    "fault_around_bytes");
 	if (!c->fault_around_min_bytes || c->fault_around_min_bytes % page)
 		BAD("fault_around_min_bytes must be a non-zero page multiple");
-	if (c->keep_resident_bytes % page)
-		BAD("keep_resident_bytes must be a page multiple");
+	if (c->keep_resident_bytes % page &&
+	    c->keep_resident_bytes != UFP_KEEP_AUTO)
+		BAD("keep_resident_bytes must be a page multiple or "
+		    "UFP_KEEP_AUTO");
 	if ((unsigned)c->fill_mode > UFP_FILL_COPY)
 		BAD("unknown fill_mode %d", (int)c->fill_mode);
 	if ((unsigned)c->prefetch > UFP_PREFETCH_OFF)
@@ -499,6 +501,9 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	s->pagemap_fd = pool->pagemap_fd;
 	s->minor = pool->fill_mode == UFP_FILL_MINOR;
 	s->anon_scan = pool->dirty_tracking && !s->dirty;
+	/* AUTO: what the last memory modified, where a scan tells */
+	if (cfg.keep_resident_bytes == UFP_KEEP_AUTO)
+		s->keep_resident_bytes = s->anon_scan ? UINT64_MAX : 0;
 	s->prefetch = s->minor && cfg.prefetch == UFP_PREFETCH_AUTO &&
 		      cfg.prefetch_max_bytes;
 	s->prefetch_max_pages = cfg.prefetch_max_bytes / ufpi_page_size();

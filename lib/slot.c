@@ -632,6 +632,59 @@ static void note_dropped_written(struct dirty_reset *d, unsigned char *addr,
 	}
 }
 
+/* Release a run of written pages: written beyond keep, or not present
+ * (swapped out: it would come back with the old instance's bytes without
+ * a fault), or (anon scans) a kept page the last memory left unchanged. */
+static int drop_run(struct dirty_reset *d, unsigned char *addr, size_t len,
+		    bool present)
+{
+	d->dropped += present ? len : 0;
+	/* copy mode only: dropped, a page of a file mapping is one minor
+	 * fault away, with no copy */
+	if (present && d->s->dirty)
+		note_dropped_written(d, addr, len);
+	d->drop[d->ndrop++] = (struct iovec){addr, len};
+	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
+								: 0;
+}
+
+/*
+ * Anon scans: a written page below keep that the last memory modified is
+ * restored and kept (private: the next memory writes it without a fault);
+ * one it left equal to the image (restored at an earlier reset, not
+ * written since) is dropped, so that a slot keeps what its last memory
+ * wrote and no more.
+ */
+static int keep_modified(struct dirty_reset *d, unsigned char *addr, size_t len)
+{
+	const size_t page = ufpi_page_size();
+	size_t run = 0; /* unchanged pages before off, not yet dropped */
+	int err = 0;
+
+	for (size_t off = 0; off < len && !err; off += page) {
+		uint64_t p = (uint64_t)(addr + off - d->base) / page;
+		if (page_matches_image(d->img, p, addr + off)) {
+			d->unchanged += page;
+			run += page;
+			continue;
+		}
+		if (run)
+			err = drop_run(d, addr + off - run, run, true);
+		run = 0;
+		const unsigned char *src = ufpi_image_page(d->img, p);
+		if (src)
+			memcpy(addr + off, src, page);
+		else
+			memset(addr + off, 0, page);
+		d->restored += page;
+		d->kept += page;
+		d->mapped = true;
+	}
+	if (run && !err)
+		err = drop_run(d, addr + len - run, run, true);
+	return err;
+}
+
 static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 {
 	struct dirty_reset *d = arg;
@@ -651,22 +704,17 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	}
 	if (flags & UFPI_PG_PRESENT && off < d->keep) {
 		size_t n = d->keep - off < len ? (size_t)(d->keep - off) : len;
-		restore_written(d, addr, n);
+		if (d->s->anon_scan) {
+			int err = keep_modified(d, addr, n);
+			if (err)
+				return err;
+		} else {
+			restore_written(d, addr, n);
+		}
 		addr += n;
 		len -= n;
 	}
-	if (!len)
-		return 0;
-	/* written beyond keep, or written and not present (swapped out: it
-	 * would come back with the old instance's bytes without a fault) */
-	d->dropped += (flags & UFPI_PG_PRESENT) ? len : 0;
-	/* copy mode only: dropped, a page of a file mapping is one minor
-	 * fault away, with no copy */
-	if ((flags & UFPI_PG_PRESENT) && d->s->dirty)
-		note_dropped_written(d, addr, len);
-	d->drop[d->ndrop++] = (struct iovec){addr, len};
-	return d->ndrop == sizeof(d->drop) / sizeof(d->drop[0]) ? flush_drops(d)
-								: 0;
+	return len ? drop_run(d, addr, len, flags & UFPI_PG_PRESENT) : 0;
 }
 
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,

@@ -77,7 +77,9 @@ static void enqueue(struct ufpi_log_queue *q, ufp_log_level level,
 	unsigned n = atomic_load_explicit(&q->n, memory_order_relaxed);
 	if (n < UFPI_LOG_QUEUE) {
 		q->line[n].level = level;
-		snprintf(q->line[n].msg, sizeof(q->line[n].msg), "%s", msg);
+		size_t len = strnlen(msg, sizeof(q->line[n].msg) - 1);
+		memcpy(q->line[n].msg, msg, len);
+		q->line[n].msg[len] = 0;
 		atomic_store_explicit(&q->n, n + 1, memory_order_release);
 	} else {
 		q->dropped++;

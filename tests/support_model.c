@@ -253,6 +253,7 @@ struct run {
 	ufp_backend backend; /* resolved */
 	ufp_reclaim reclaim; /* resolved */
 	int dirty;	     /* resolved */
+	bool anon;	     /* written pages are the anonymous ones */
 	uint64_t baseline;
 	bool concurrent;
 	bool evicts;	  /* frees may evict idle slots (purge engine) */
@@ -804,6 +805,14 @@ static void slot_alloc_model(struct worker *w, struct mmem *mem)
 	sl->null_last = !mem->mod;
 }
 
+static bool page_zero(const unsigned char *p, size_t len)
+{
+	for (size_t k = 0; k < len; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
 static void slot_free_model(struct worker *w, struct mmem *mem)
 {
 	struct run *run = w->run;
@@ -817,7 +826,16 @@ static void slot_free_model(struct worker *w, struct mmem *mem)
 	uint64_t Kp = run->p->keep_resident_bytes / run->page;
 	for (uint64_t p = 0; p < run->max / run->page; p++) {
 		bool wr = mem->pages[p] & PG_WRITTEN, any = mem->pages[p] != 0;
-		if (run->dirty) {
+		if (run->anon) {
+			/* kept: exactly the pages this memory left different
+			 * from its image (zero here); a page restored earlier
+			 * and left alone is dropped, a page only read is the
+			 * zero page or a page of zeros, dropped too */
+			bool mod = wr && p < kp &&
+				   !page_zero(mem->ref + p * run->page,
+					      run->page);
+			sl->resid[p] = sl->resid_hi[p] = mod;
+		} else if (run->dirty) {
 			/* a page only read may hold a real page of zeros:
 			 * the handler fills a uffd-wp marker (left inside
 			 * the span an earlier reset re-protected, below
@@ -1896,6 +1914,10 @@ enum ufpm_status ufpm_run(const struct ufpm_params *p, uint32_t limit,
 	cfg.strategy = p->strategy;
 	cfg.dirty_tracking = p->dirty_tracking;
 	cfg.keep_resident_bytes = p->keep_resident_bytes;
+	/* ctest runs the suite again in copy mode (tests/CMakeLists.txt) */
+	const char *fill = getenv("UFP_TEST_FILL");
+	if (fill && !strcmp(fill, "copy"))
+		cfg.fill_mode = UFP_FILL_COPY;
 	cfg.random_seed = p->seed;
 	if (p->fault_around_max_bytes)
 		cfg.fault_around_max_bytes = p->fault_around_max_bytes;
@@ -1927,6 +1949,7 @@ enum ufpm_status ufpm_run(const struct ufpm_params *p, uint32_t limit,
 	}
 	UFPI_IGNORE(ufp_pool_info(run.pool, &run.backend, &run.reclaim,
 				  &run.dirty));
+	run.anon = run.pool->slots.anon_scan;
 
 	run.nw = nthreads;
 	run.w = calloc(nthreads, sizeof(*run.w));

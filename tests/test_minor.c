@@ -479,3 +479,51 @@ Test(prefetch, prefetched_pages_hold_the_image)
 	mod_drop(&b);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
+
+/* The default keep (UFP_KEEP_AUTO): a slot keeps, privately, exactly the
+ * pages its last memory modified, restored to the image, so the next
+ * memory writes them again without a fault; pages restored earlier and
+ * left alone since go back to the page cache. */
+Test(minor, default_keep_holds_what_the_last_memory_wrote)
+{
+	const size_t page = t_page();
+	ufp_config c;
+	t_config(&c, 1, 1 * MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fill_mode = UFP_FILL_MINOR;
+	cr_assert_eq(c.keep_resident_bytes, UFP_KEEP_AUTO);
+	ufp_pool *p = t_pool(&c);
+	struct mod md;
+	mod_make(p, &md, 512 * KIB, 31);
+	ufp_memory *mem = alloc_ok(p, &md);
+	unsigned char *base = ufp_memory_base(mem);
+	read_all(mem);
+	for (int k = 0; k < 8; k++)
+		base[k * 4 * page] ^= 0x33;
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	cr_assert_eq(categories(p, base, 1 * MIB).anon, 8);
+	cr_assert_eq(t_stats(p).idle_resident_bytes, 8 * page);
+
+	/* the same pages again: no fault at all, not even copy-on-write */
+	ufp_stats s0 = t_stats(p);
+	mem = alloc_ok(p, &md);
+	cr_assert_eq(memcmp(base, md.ref, md.bytes), 0);
+	for (int k = 0; k < 4; k++)
+		base[k * 4 * page] ^= 0x44;
+	for (int k = 0; k < 2; k++)
+		base[(100 + k) * page] ^= 0x55; /* two new ones */
+	ufp_stats s1 = t_stats(p);
+	cr_assert_eq(s1.faults - s0.faults, 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	/* kept: the 4 + 2 it modified; the 4 it left alone were dropped */
+	struct cats cs = categories(p, base, 1 * MIB);
+	cr_assert_eq(cs.anon, 6, "%llu private pages",
+		     (unsigned long long)cs.anon);
+	cr_assert_eq(cs.file, md.bytes / page - 6);
+	cr_assert_eq(t_stats(p).idle_resident_bytes, 6 * page);
+	mem = alloc_ok(p, &md);
+	cr_assert_eq(memcmp(base, md.ref, md.bytes), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}

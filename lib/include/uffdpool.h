@@ -142,8 +142,9 @@ typedef struct ufp_config {
 	uint64_t fault_around_max_bytes; /* the window doubles on sequential
 					    faults up to this (default 1 MiB;
 					    = fault_around_bytes disables) */
-	uint64_t keep_resident_bytes;	 /* restored in place and kept at free
-					    (default 0) */
+	uint64_t keep_resident_bytes;	 /* [0, keep) restored in place and
+					    kept at free; page multiple or
+					    UFP_KEEP_AUTO (the default) */
 
 	ufp_reclaim reclaim;   /* default AUTO */
 	uint32_t ring_entries; /* io_uring SQ entries (default 256, <= 32768) */
@@ -177,6 +178,18 @@ typedef struct ufp_config {
 					per module, at most; page multiple
 					(default 64 MiB) */
 } ufp_config;
+
+/*
+ * keep_resident_bytes = UFP_KEEP_AUTO (the default): where a reset finds
+ * written pages as the anonymous ones (fill mode MINOR, the COW backend,
+ * both with PAGEMAP_SCAN), every page the last memory modified is restored
+ * in place and kept, so the slot keeps as many private bytes as that memory
+ * wrote and the next memory of the module writes them again without a
+ * fault; clean pages stay shared page-cache pages. Elsewhere (copy mode,
+ * COPY, no PAGEMAP_SCAN) it means 0. max_resident_idle_bytes bounds the
+ * total over idle slots.
+ */
+#define UFP_KEEP_AUTO UINT64_MAX
 
 /* Fill *cfg with defaults (see each field). NULL is ignored. */
 UFP_API void ufp_config_init(ufp_config *cfg);
