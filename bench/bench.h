@@ -141,6 +141,8 @@ struct ufpb_setting {
 	ufp_fill_mode fill;	  /* UFFD only */
 	ufp_dirty_tracking dirty; /* UFFD only */
 	int keep_all;		  /* keep_resident_bytes = the whole memory */
+	int keep_default;	  /* keep_resident_bytes left at its default
+				     (UFP_KEEP_AUTO), else 0 or all */
 };
 
 /* The rows every comparing scenario shows (DESIGN.md §11): UFFD at the

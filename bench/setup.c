@@ -9,15 +9,17 @@
 #include "bench.h"
 #include "internal.h"
 
-/* UFFD at the defaults is what an embedder gets; MINOR and COPY force the
- * two fill modes; COW keep 0 is Wasmtime's default, COW keep-all the
- * copy-on-write allocator that keeps as much as the best UFFD setting. */
+/* UFFD at the defaults is what an embedder gets (keep_resident_bytes
+ * UFP_KEEP_AUTO: a slot keeps what its last memory wrote); MINOR and COPY
+ * force the two fill modes with keep 0; COW keep 0 is Wasmtime's default,
+ * COW keep-all the copy-on-write allocator that keeps as much as the best
+ * UFFD setting. */
 const struct ufpb_setting ufpb_settings[UFPB_NSET] = {
 	[UFPB_SET_UFFD_DEFAULT] = {"uffd default", UFP_BACKEND_UFFD,
-				   UFP_FILL_AUTO, UFP_DIRTY_AUTO, 0},
-	[UFPB_SET_UFFD_MINOR] = {"uffd fill=MINOR", UFP_BACKEND_UFFD,
+				   UFP_FILL_AUTO, UFP_DIRTY_AUTO, 0, 1},
+	[UFPB_SET_UFFD_MINOR] = {"uffd fill=MINOR keep=0", UFP_BACKEND_UFFD,
 				 UFP_FILL_MINOR, UFP_DIRTY_AUTO, 0},
-	[UFPB_SET_UFFD_COPY] = {"uffd fill=COPY", UFP_BACKEND_UFFD,
+	[UFPB_SET_UFFD_COPY] = {"uffd fill=COPY keep=0", UFP_BACKEND_UFFD,
 				UFP_FILL_COPY, UFP_DIRTY_AUTO, 0},
 	[UFPB_SET_COW_KEEP0] = {"cow keep=0", UFP_BACKEND_COW, UFP_FILL_AUTO,
 				UFP_DIRTY_OFF, 0},
@@ -35,7 +37,8 @@ void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
 	c->backend = st->backend;
 	c->fill_mode = st->fill;
 	c->dirty_tracking = st->dirty;
-	c->keep_resident_bytes = st->keep_all ? max_bytes : 0;
+	if (!st->keep_default)
+		c->keep_resident_bytes = st->keep_all ? max_bytes : 0;
 	c->reclaim = UFP_RECLAIM_SYNC;
 }
 
