@@ -346,7 +346,11 @@ static void say_auto(struct ufpb *b, const struct autopool *a)
 			 : a->rc_why ? a->rc_why
 				     : "(no reason logged)");
 		ufpb_say(b, "  dirty tracking       %s%s%s\n",
-			 a->dirty ? "on (WP_ASYNC + PAGEMAP_SCAN)" : "off",
+			 !a->dirty ? "off"
+			 : a->fill == UFP_FILL_COPY
+				 ? "on (WP_ASYNC + PAGEMAP_SCAN)"
+				 : "on (anonymous pages, "
+				   "PAGEMAP_SCAN)",
 			 a->dirty ? "" : " - fallback: ",
 			 a->dirty    ? ""
 			 : a->dt_why ? a->dt_why
