@@ -105,8 +105,9 @@ static double med(struct vec *x)
 }
 
 struct result {
-	struct vec ns, learn_ns;   /* cold (prefetched / all) and learning */
-	struct vec faults, minflt; /* per timed cold start */
+	struct vec ns, learn_ns; /* cold (prefetched / all) and learning */
+	struct vec alloc_ns, touch_ns, free_ns; /* phases of those */
+	struct vec faults, minflt;		/* per timed cold start */
 	struct vec prefetched, pf_faults, raced;
 	struct vec untouched, waste, waste_frac; /* measured cycles */
 	struct vec lat_out; /* touches outside the base set */
@@ -274,6 +275,7 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		r->err = ufp_memory_alloc(pool, mod, 0, &mem);
 		if (r->err)
 			break;
+		uint64_t ta = ufpb_now_ns();
 		unsigned char *b = ufp_memory_base(mem);
 		touch(b, x->ord, w->n, pa->write_pm, measured ? x->lat : NULL);
 		uint64_t t1 = ufpb_now_ns();
@@ -331,6 +333,9 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		if (k < WARMUP || learned)
 			continue;
 		push(&r->ns, ns);
+		push(&r->alloc_ns, (double)(ta - t0));
+		push(&r->touch_ns, (double)(t1 - ta));
+		push(&r->free_ns, (double)(t3 - t2));
 		push(&r->faults, (double)(s1.faults - s0.faults));
 		push(&r->minflt, (double)(f1 - f0));
 		push(&r->prefetched,
@@ -392,7 +397,7 @@ static void print_rows(struct ufpb *b, const char *variant,
 	char cols[2][160], js[2][512];
 	ufpb_say(b, "  %-24s %8s %8s %8s %7s %7s %7s %7s %8s %6s\n", "setting",
 		 "cold us", "p90 us", "learn us", "faults", "minflt",
-		 "pf pages", "pf flt", "untouchd", "waste");
+		 "pf pages", "raced", "untouchd", "waste");
 	for (int s = 0; s < NS; s++) {
 		char label[48];
 		snprintf(label, sizeof(label), "%s%s", settings[s].name,
@@ -417,7 +422,7 @@ static void print_rows(struct ufpb *b, const char *variant,
 			 "%8.0f %6s\n",
 			 label, cold / 1000, p90 / 1000, learn_s,
 			 med(&r[s].faults), med(&r[s].minflt),
-			 med(&r[s].prefetched), med(&r[s].pf_faults),
+			 med(&r[s].prefetched), med(&r[s].raced),
 			 med(&r[s].untouched), wf_s);
 		struct ufpb_resid live, idle;
 		ufpb_resid_median(r[s].live, r[s].nres, &live);
@@ -447,6 +452,29 @@ static void print_rows(struct ufpb *b, const char *variant,
 			ufpb_resid_json(&live, "live", js[0], sizeof(js[0])),
 			ufpb_resid_json(&idle, "freed", js[1], sizeof(js[1])));
 	}
+	if (!r[S_PF].err && r[S_PF].faults.n) {
+		struct vec *f = &r[S_PF].faults;
+		double p10 = ufpb_percentile(f->v, f->n, 10),
+		       p90 = ufpb_percentile(f->v, f->n, 90);
+		ufpb_say(b,
+			 "  faults per prefetched cold start: p10 %.0f, p50 "
+			 "%.0f, p90 %.0f, max %.0f (of %zu)\n",
+			 p10, med(f), p90, f->v[f->n - 1], f->n);
+		ufpb_emit(b, "prefetch",
+			  "\"variant\": \"%s\", \"setting\": \"%s\", "
+			  "\"faults_p10\": %.0f, \"faults_p50\": %.0f, "
+			  "\"faults_p90\": %.0f, \"faults_max\": %.0f",
+			  variant, settings[S_PF].name, p10, med(f), p90,
+			  f->v[f->n - 1]);
+	}
+	ufpb_say(b,
+		 "  phases of a cold cycle, median us: alloc / touch / free\n");
+	for (int s = 0; s < NS; s++)
+		if (!r[s].err)
+			ufpb_say(b, "  %-24s %8.1f %8.1f %8.1f\n",
+				 settings[s].name, med(&r[s].alloc_ns) / 1000,
+				 med(&r[s].touch_ns) / 1000,
+				 med(&r[s].free_ns) / 1000);
 	ufpb_say(b, "  residency in KiB, measured cycles (median): live, "
 		    "then freed\n");
 	ufpb_say(b, "  %-24s %4s%s\n", "setting", "", ufpb_resid_head());
@@ -616,8 +644,8 @@ int ufpb_prefetch(struct ufpb *b, int argc, char **argv)
 		 "the first of each module a warm-up.\n"
 		 "  faults = handler faults per cold start, minflt = page "
 		 "faults of the touching thread,\n"
-		 "  pf pages / pf flt = pages prefetched / faults taken by a "
-		 "prefetched memory, untouchd =\n"
+		 "  pf pages / raced = pages prefetched / set pages the "
+		 "memory faulted in first, untouchd =\n"
 		 "  pages mapped after the touch that it never touched "
 		 "(PAGEMAP_SCAN), waste = those in the\n"
 		 "  learned set over pages prefetched. Measured over the "
@@ -684,11 +712,12 @@ int ufpb_prefetch(struct ufpb *b, int argc, char **argv)
 		for (int s = 0; s < NS; s++) {
 			struct result *r = &res[v][s];
 			struct vec *all[] = {
-				&r->ns,		&r->learn_ns,	&r->faults,
-				&r->minflt,	&r->prefetched, &r->pf_faults,
-				&r->raced,	&r->untouched,	&r->waste,
-				&r->waste_frac, &r->lat_out,	&r->warm_ns,
-				&r->warm_faults};
+				&r->ns,		 &r->learn_ns,	 &r->faults,
+				&r->minflt,	 &r->prefetched, &r->pf_faults,
+				&r->raced,	 &r->untouched,	 &r->waste,
+				&r->waste_frac,	 &r->lat_out,	 &r->warm_ns,
+				&r->warm_faults, &r->alloc_ns,	 &r->touch_ns,
+				&r->free_ns};
 			for (size_t k = 0; k < sizeof(all) / sizeof(all[0]);
 			     k++)
 				free(all[k]->v);
