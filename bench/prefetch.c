@@ -553,6 +553,12 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 	snprintf(tgt, sizeof(tgt), "%s_waste_fraction", variant);
 	ufpb_verdict(b, "prefetch", tgt, what, med(&r[S_PF].waste_frac), 0.15,
 		     1);
+	double pfp = med(&r[S_PF].prefetched);
+	ufpb_say(b,
+		 "  (every page mapped and not touched, prefetched or filled "
+		 "by a fault's window: %.0f = %.2f of the pages prefetched)\n",
+		 med(&r[S_PF].untouched),
+		 pfp ? med(&r[S_PF].untouched) / pfp : 0);
 	if (r[S_PF].lat_out.n && r[S_NOPF].lat_out.n) {
 		snprintf(what, sizeof(what),
 			 "%s outside-set touch p50: prefetch / no", variant);
