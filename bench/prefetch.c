@@ -109,6 +109,7 @@ static double med(struct vec *x)
 
 struct result {
 	struct vec ns, learn_ns; /* cold (prefetched / all) and learning */
+	struct vec cpu_ns;	 /* process CPU time of the cold cycles */
 	struct vec alloc_ns, touch_ns, free_ns; /* phases of those */
 	struct vec faults, minflt;		/* per timed cold start */
 	struct vec prefetched, pf_faults, raced;
@@ -275,6 +276,7 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 			learned_set(mod, w->pages, x->inset);
 		UFPI_IGNORE(ufp_pool_stats(pool, &s0));
 		uint64_t f0 = minflt();
+		uint64_t c0 = ufpb_cpu_ns();
 		uint64_t t0 = ufpb_now_ns();
 		r->err = ufp_memory_alloc(pool, mod, 0, &mem);
 		if (r->err)
@@ -283,6 +285,7 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		unsigned char *b = ufp_memory_base(mem);
 		touch(b, x->ord, w->n, pa->write_pm, measured ? x->lat : NULL);
 		uint64_t t1 = ufpb_now_ns();
+		uint64_t c1 = ufpb_cpu_ns();
 		uint64_t f1 = minflt();
 		if (measured) {
 			struct ufpb_resid now;
@@ -327,9 +330,11 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 					if (x->outside[i])
 						push(&r->lat_out, x->lat[i]);
 		}
+		uint64_t c2 = ufpb_cpu_ns();
 		uint64_t t2 = ufpb_now_ns();
 		int e = ufp_memory_free(mem);
 		uint64_t t3 = ufpb_now_ns();
+		uint64_t c3 = ufpb_cpu_ns();
 		r->err = r->err ? r->err : e;
 		if (r->err)
 			break;
@@ -347,6 +352,7 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		if (k < WARMUP || learned)
 			continue;
 		push(&r->ns, ns);
+		push(&r->cpu_ns, (double)(c1 - c0 + c3 - c2));
 		push(&r->alloc_ns, (double)(ta - t0));
 		push(&r->touch_ns, (double)(t1 - ta));
 		push(&r->free_ns, (double)(t3 - t2));
@@ -482,13 +488,16 @@ static void print_rows(struct ufpb *b, const char *variant,
 			  f->v[f->n - 1]);
 	}
 	ufpb_say(b,
-		 "  phases of a cold cycle, median us: alloc / touch / free\n");
+		 "  phases of a cold cycle, median us: alloc / touch / free; "
+		 "cpu = CPU time of the process\n  (both threads) per cold "
+		 "cycle, which waits for a CPU do not count\n");
 	for (int s = 0; s < NS; s++)
 		if (!r[s].err)
-			ufpb_say(b, "  %-24s %8.1f %8.1f %8.1f\n",
+			ufpb_say(b, "  %-24s %8.1f %8.1f %8.1f  cpu %8.1f\n",
 				 settings[s].name, med(&r[s].alloc_ns) / 1000,
 				 med(&r[s].touch_ns) / 1000,
-				 med(&r[s].free_ns) / 1000);
+				 med(&r[s].free_ns) / 1000,
+				 med(&r[s].cpu_ns) / 1000);
 	ufpb_say(b, "  residency in KiB, measured cycles (median): live, "
 		    "then freed\n");
 	ufpb_say(b, "  %-24s %4s%s\n", "setting", "", ufpb_resid_head());
@@ -586,6 +595,13 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 		 "cow\n",
 		 learn / 1000, learn / nopf, RELEARN, amort / 1000,
 		 amort / nopf, amort / cow);
+	double cpf = med(&r[S_PF].cpu_ns), cnopf = med(&r[S_NOPF].cpu_ns),
+	       ccow = med(&r[S_COW].cpu_ns);
+	ufpb_say(b,
+		 "  CPU time per cold cycle (no verdict; waits for a CPU "
+		 "excluded): prefetch / cow %.2f,\n  prefetch / no prefetch "
+		 "%.2f\n",
+		 cpf / ccow, cpf / cnopf);
 	ufpb_emit(b, "prefetch",
 		  "\"variant\": \"%s\", \"learn_ns_median\": %.0f, "
 		  "\"amortized_ns\": %.0f, \"amortized_vs_off\": %.4f, "
@@ -752,8 +768,8 @@ int ufpb_prefetch(struct ufpb *b, int argc, char **argv)
 				&r->minflt,	 &r->prefetched, &r->pf_faults,
 				&r->raced,	 &r->untouched,	 &r->waste,
 				&r->waste_frac,	 &r->lat_out,	 &r->warm_ns,
-				&r->warm_faults, &r->alloc_ns,	 &r->touch_ns,
-				&r->free_ns};
+				&r->warm_faults, &r->cpu_ns,	 &r->alloc_ns,
+				&r->touch_ns,	 &r->free_ns};
 			for (size_t k = 0; k < sizeof(all) / sizeof(all[0]);
 			     k++)
 				free(all[k]->v);
