@@ -108,6 +108,7 @@ static double med(struct vec *x)
 }
 
 struct result {
+	uint64_t wrong; /* mapped pages whose bytes differ from the image */
 	struct vec ns, learn_ns; /* cold (prefetched / all) and learning */
 	struct vec cpu_ns;	 /* process CPU time of the cold cycles */
 	struct vec alloc_ns, touch_ns, free_ns; /* phases of those */
@@ -308,6 +309,17 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 					waste += s == S_PF && x->inset[p];
 				}
 			push(&r->untouched, (double)un);
+			/* every mapped page holds the image's bytes (byte 1
+			 * of a written page is the bench's) */
+			for (uint64_t p = 0; p < w->pages; p++) {
+				const unsigned char *g = b + p * page,
+						    *want = data[k & 1] +
+							    p * page;
+				if (x->present[p] &&
+				    (g[0] != want[0] ||
+				     memcmp(g + 2, want + 2, page - 2)))
+					r->wrong++;
+			}
 			uint64_t pf = s1.pages_prefetched - s0.pages_prefetched;
 			if (s == S_PF &&
 			    s1.prefetch_starts > s0.prefetch_starts) {
@@ -364,7 +376,6 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		     (double)(s1.prefetch_faults - s0.prefetch_faults));
 		push(&r->raced,
 		     (double)(s1.prefetch_raced - s0.prefetch_raced));
-		(void)page;
 	}
 	for (int k = 0; k < 2; k++)
 		if (m[k])
@@ -415,6 +426,13 @@ static void print_rows(struct ufpb *b, const char *variant,
 		       const struct params *pa, struct result *r)
 {
 	char cols[2][160], js[2][512];
+	for (int s = 0; s < NS; s++)
+		if (r[s].wrong)
+			ufpb_say(b,
+				 "  %s: %llu mapped pages did NOT hold the "
+				 "image's bytes\n",
+				 settings[s].name,
+				 (unsigned long long)r[s].wrong);
 	ufpb_say(b, "  %-24s %8s %8s %8s %7s %7s %7s %7s %8s %6s\n", "setting",
 		 "cold us", "p90 us", "learn us", "faults", "minflt",
 		 "pf pages", "raced", "untouchd", "waste");
