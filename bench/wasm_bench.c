@@ -8,7 +8,11 @@
  * the settings compared like with like (bench.h) interleaved rep by rep,
  * with the residency of one more warm cycle, live and after free.
  * Targets (issue 10): warm UFFD at the defaults >= 3x faster than COW
- * keep 0; cold <= 1.2x COW cold.
+ * keep 0; cold <= 1.2x COW cold. Working-set prefetch (issue 11): cold
+ * rows of fill=MINOR with prefetch on and off, interleaved with the rest,
+ * learning cold starts told apart by the stats; cold with prefetch no
+ * slower than without; a table of faults per cold start with and without
+ * after all modules.
  * Default files: every .wasm in $UFP_SHARED_WASM, else in ../shared/wasm
  * beside the source tree.
  */
@@ -132,6 +136,156 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 		UFPI_IGNORE(ufp_pool_destroy(pool));
 }
 
+/* Cold cycles of fill=MINOR with prefetch on or off (issue 11): two
+ * copies of the module alternate in one slot; per-cycle stats, untimed,
+ * tell learning cold starts from prefetched ones. */
+struct pfres {
+	double *ns;	  /* every timed cold cycle (learning ones too) */
+	double *learn_ns; /* the learning ones */
+	size_t n, nlearn;
+	double faults, prefetched; /* summed over non-learning cycles */
+	size_t npf;		   /* non-learning cycles */
+	ufp_fill_mode fill;
+	int err;
+};
+
+static void run_pf(int on, const struct ufpw_module *w, uint64_t initial,
+		   const uint32_t *pages, size_t npages, int cycles,
+		   struct pfres *r)
+{
+	ufp_pool *pool = NULL;
+	ufp_module *m[2] = {NULL, NULL};
+	ufp_config c;
+
+	ufpb_config(&ufpb_settings[UFPB_SET_UFFD_MINOR], 1, initial, &c);
+	c.prefetch = on ? UFP_PREFETCH_AUTO : UFP_PREFETCH_OFF;
+	r->err = ufp_pool_create(&c, &pool);
+	if (!r->err)
+		r->err = ufp_pool_fill_mode(pool, &r->fill);
+	for (int k = 0; k < 2 && !r->err; k++)
+		r->err = ufp_module_create(pool, (const ufp_segment *)w->segs,
+					   w->nsegs, initial, &m[k]);
+	for (int k = -2; k < cycles && !r->err; k++) {
+		ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
+		ufp_memory *mem;
+		UFPI_IGNORE(ufp_pool_stats(pool, &s0));
+		uint64_t t0 = ufpb_now_ns();
+		r->err = ufp_memory_alloc(pool, m[k & 1], 0, &mem);
+		if (r->err)
+			break;
+		touch(ufp_memory_base(mem), pages, npages);
+		r->err = ufp_memory_free(mem);
+		double ns = (double)(ufpb_now_ns() - t0);
+		UFPI_IGNORE(ufp_pool_stats(pool, &s1));
+		if (k < 0) /* the first cold start of each copy: learns */
+			continue;
+		r->ns[r->n++] = ns;
+		if (s1.prefetch_learns > s0.prefetch_learns) {
+			r->learn_ns[r->nlearn++] = ns;
+			continue;
+		}
+		r->faults += (double)(s1.faults - s0.faults);
+		r->prefetched +=
+			(double)(s1.pages_prefetched - s0.pages_prefetched);
+		r->npf++;
+	}
+	for (int k = 0; k < 2; k++)
+		if (m[k])
+			UFPI_IGNORE(ufp_module_drop(m[k]));
+	if (pool)
+		UFPI_IGNORE(ufp_pool_destroy(pool));
+}
+
+/* One row per module of the faults table printed after all modules. */
+struct pfrow {
+	char name[64];
+	double cold[2], faults[2], prefetched, learn;
+	int ok;
+};
+static struct pfrow pfrows[64];
+static int npfrows;
+
+static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
+		     size_t npages)
+{
+	static const char *const label[2] = {"uffd MINOR no prefetch",
+					     "uffd MINOR prefetch"};
+	struct pfrow *row = npfrows < 64 ? &pfrows[npfrows++] : NULL;
+	char what[96];
+	double cold[2] = {0}, faults[2] = {0};
+
+	if (row) {
+		memset(row, 0, sizeof(*row));
+		snprintf(row->name, sizeof(row->name), "%s", name);
+	}
+	ufpb_say(b, "  cold, fill=MINOR, prefetch on vs off (same run; the "
+		    "first cold start of each copy is a warm-up):\n");
+	ufpb_say(b, "  %-26s %9s %9s %11s %13s\n", "setting", "cold us",
+		 "learn us", "faults/cold", "pf pages/cold");
+	for (int on = 1; on >= 0; on--) {
+		struct pfres *r = &pf[on];
+		if (r->err) {
+			ufpb_say(b, "  %-26s %s\n", label[on],
+				 ufp_strerror(r->err));
+			return;
+		}
+		double npf = r->npf ? (double)r->npf : 1;
+		double learn = ufpb_median(r->learn_ns, r->nlearn);
+		cold[on] = ufpb_median(r->ns, r->n);
+		faults[on] = r->faults / npf;
+		char learn_s[16] = "-";
+		if (r->nlearn)
+			snprintf(learn_s, sizeof(learn_s), "%.1f",
+				 learn / 1000);
+		ufpb_say(b, "  %-26s %9.1f %9s %11.1f %13.1f\n", label[on],
+			 cold[on] / 1000, learn_s, faults[on],
+			 r->prefetched / npf);
+		ufpb_emit(b, "wasm",
+			  "\"module\": \"%s\", \"setting\": \"%s\", "
+			  "\"fill\": \"%s\", \"mode\": \"cold\", "
+			  "\"prefetch\": %s, \"image_pages\": %zu, "
+			  "\"ns_median\": %.0f, \"learn_ns_median\": %.0f, "
+			  "\"learn_cycles\": %zu, \"faults_per_cold\": %.2f, "
+			  "\"pages_prefetched_per_cold\": %.2f, "
+			  "\"cycles\": %zu",
+			  name, label[on], ufpb_fill_name(r->fill),
+			  on ? "true" : "false", npages, cold[on], learn,
+			  r->nlearn, faults[on], r->prefetched / npf, r->n);
+		if (row && on) {
+			row->prefetched = r->prefetched / npf;
+			row->learn = learn;
+		}
+	}
+	if (row) {
+		memcpy(row->cold, cold, sizeof(cold));
+		memcpy(row->faults, faults, sizeof(faults));
+		row->ok = 1;
+	}
+	snprintf(what, sizeof(what), "%s cold: prefetch / no prefetch", name);
+	ufpb_verdict(b, "wasm", "cold_prefetch_vs_off", what, cold[1] / cold[0],
+		     1.0, 1);
+}
+
+static void print_pf_table(struct ufpb *b)
+{
+	if (!npfrows)
+		return;
+	ufpb_say(b, "faults per cold start, fill=MINOR, prefetch off / on "
+		    "(prefetched cold starts; medians of cold us):\n");
+	ufpb_say(b, "  %-26s %9s %9s %9s %9s %9s %9s\n", "module", "flt off",
+		 "flt on", "on/off", "pf pages", "cold off", "cold on");
+	for (int k = 0; k < npfrows; k++) {
+		const struct pfrow *r = &pfrows[k];
+		if (!r->ok)
+			continue;
+		ufpb_say(b, "  %-26s %9.1f %9.1f %9.2f %9.1f %9.1f %9.1f\n",
+			 r->name, r->faults[0], r->faults[1],
+			 r->faults[0] ? r->faults[1] / r->faults[0] : 0,
+			 r->prefetched, r->cold[0] / 1000, r->cold[1] / 1000);
+	}
+	ufpb_say(b, "\n");
+}
+
 static void print_setting(struct ufpb *b, const char *name, size_t k,
 			  struct wres r[2], double med[2], size_t npages,
 			  uint64_t initial)
@@ -214,7 +368,17 @@ static int bench_file(struct ufpb *b, const char *path)
 	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
 	struct wres r[UFPB_NSET][2];
 	double med[UFPB_NSET][2] = {{0}};
+	struct pfres pf[2];
 	memset(r, 0, sizeof(r));
+	memset(pf, 0, sizeof(pf));
+	for (int on = 0; on < 2; on++) {
+		pf[on].ns =
+			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
+		pf[on].learn_ns =
+			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
+		if (!pf[on].ns || !pf[on].learn_ns)
+			abort();
+	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
 		for (int c = 0; c < 2; c++)
 			r[k][c].ns = malloc((size_t)cycles * sizeof(double) *
@@ -234,7 +398,7 @@ static int bench_file(struct ufpb *b, const char *path)
 		run(&ufpb_settings[0], &w, initial, pages, npages, 0,
 		    cycles < 4 ? cycles : 4, &warmup);
 	}
-	for (int rep = 0; rep < reps; rep++)
+	for (int rep = 0; rep < reps; rep++) {
 		for (size_t k = 0; k < UFPB_NSET; k++)
 			for (int c = 0; c < 2; c++)
 				if (!r[k][c].err && r[k][c].ns)
@@ -242,9 +406,20 @@ static int bench_file(struct ufpb *b, const char *path)
 					    pages, npages, c, cycles, &r[k][c]);
 				else if (!r[k][c].ns)
 					r[k][c].err = -ENOMEM;
+		for (int on = 1; on >= 0; on--)
+			if (!pf[on].err)
+				run_pf(on, &w, initial, pages, npages, cycles,
+				       &pf[on]);
+	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
 		print_setting(b, name, k, r[k], med[k], npages, initial);
 	verdicts(b, name, r, med);
+	print_pf(b, name, pf, npages);
+	ufpb_say(b, "\n");
+	for (int on = 0; on < 2; on++) {
+		free(pf[on].ns);
+		free(pf[on].learn_ns);
+	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
 		for (int c = 0; c < 2; c++)
 			free(r[k][c].ns);
@@ -307,5 +482,6 @@ int ufpb_wasm(struct ufpb *b, int argc, char **argv)
 		bench_file(b, files[i]);
 		free(files[i]);
 	}
+	print_pf_table(b);
 	return 0;
 }
