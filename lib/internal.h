@@ -452,11 +452,12 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 /* Fill pages [p, q) of slot i (slot lock held, image published) from its
  * image through its uffd: CONTINUE where the slot maps the image's memfd,
  * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
- * are normal; other errors do not stop it. Returns 0 or the first
+ * are normal (unless `patient`, two present pages in a row end a run:
+ * the rest is left to fault); other errors do not stop it. Returns 0 or the first
  * unexpected -errno, with *stop at the first page it left empty. Adds the
  * pages it filled to *filled (may be NULL). Wakes nobody. */
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned char **stop, uint64_t *filled);
+		    bool patient, unsigned char **stop, uint64_t *filled);
 /* End of the run from page p (< endp) that one fill ioctl covers. */
 uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 			   uint64_t endp);

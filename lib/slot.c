@@ -525,7 +525,8 @@ static void remap_dropped(struct dirty_reset *d)
 		uint64_t hi = min_u64(lo + d->drop[k].iov_len, d->readable);
 		if (lo < hi) {
 			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
-						    hi / page, &stop, NULL));
+						    hi / page, false, &stop,
+						    NULL));
 			d->mapped = true; /* populated_hi must cover them */
 		}
 	}

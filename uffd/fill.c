@@ -47,15 +47,18 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
 }
 
 /* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
- * EEXIST (a page already there: a racing fault or a write) and EAGAIN
- * (partial fill) are normal: finish page by page. Returns 0 or the first
+ * EEXIST (a page already there: a racing fault, a write, a prefetch) and
+ * EAGAIN (partial fill) are normal: go on after the page. Each present page
+ * costs an ioctl, so unless `patient`, two present pages in a row end the
+ * run: the rest is most likely there too (a window over pages a prefetch
+ * mapped), and a page left out only faults later. Returns 0 or the first
  * unexpected -errno, with *stop at the first page not filled. */
 static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		    unsigned char *dst, const unsigned char *src, size_t len,
-		    unsigned char **stop, uint64_t *filled)
+		    bool patient, unsigned char **stop, uint64_t *filled)
 {
 	const size_t page = ufpi_page_size();
-	unsigned again = 0;
+	unsigned again = 0, present = 0;
 
 	while (len) {
 		size_t done = 0;
@@ -65,7 +68,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 			dst += done;
 			src = src ? src + done : NULL;
 			len -= done;
-			again = 0;
+			again = present = 0;
 		}
 		if (!err)
 			return 0;
@@ -79,10 +82,13 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 			size_t d2;
 			if (kind == FILL_ZERO && s->dirty && s->zero_page &&
 			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
-					   s->dirty, &d2) == 0)
+					   s->dirty, &d2) == 0) {
 				UFPI_ADD(s->ctr, pages_zeroed, 1);
-			else
+			} else {
 				UFPI_ADD(s->ctr, eexist_races, 1);
+				if (++present == 2 && !patient)
+					return 0;
+			}
 			dst += page;
 			src = src ? src + page : NULL;
 			len -= page;
@@ -100,7 +106,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 			for (size_t off = 0; off < len; off += page) {
 				int e = fill_run(s, fd, kind, dst + off,
 						 src ? src + off : NULL, page,
-						 stop, filled);
+						 patient, stop, filled);
 				if (e)
 					return e;
 			}
@@ -135,7 +141,7 @@ uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 }
 
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned char **stop, uint64_t *filled)
+		    bool patient, unsigned char **stop, uint64_t *filled)
 {
 	uint64_t ignored = 0;
 	const size_t page = ufpi_page_size();
@@ -150,7 +156,7 @@ int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
 		uint64_t r = run_at(slot, slot->image, p, q, &kind);
 		int err = fill_run(s, fd, kind, base + p * page,
 				   ufpi_image_page(slot->image, p),
-				   (r - p) * page, &at,
+				   (r - p) * page, patient, &at,
 				   filled ? filled : &ignored);
 		if (err && !first) {
 			first = err;

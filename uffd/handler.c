@@ -129,9 +129,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
 	unsigned char *stop = NULL, *rstop;
 	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
-	int err = ufpi_fill_pages(s, i, fp, fq, &stop, NULL);
-	int rest = ufpi_fill_pages(s, i, startp, fp, &rstop, NULL);
-	int rest2 = ufpi_fill_pages(s, i, fq, endp, &rstop, NULL);
+	int err = ufpi_fill_pages(s, i, fp, fq, false, &stop, NULL);
+	int rest = ufpi_fill_pages(s, i, startp, fp, false, &rstop, NULL);
+	int rest2 = ufpi_fill_pages(s, i, fq, endp, false, &rstop, NULL);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */
