@@ -225,9 +225,10 @@ static void handler_trouble(struct ufpi_handler *h, bool *said,
 }
 
 /*
- * Thread k: faults first, then purge completions (thread 0), then, while
- * no fault is waiting, prefetch work one chunk at a time (poll with no
- * timeout between chunks, so a fault never waits behind more than one).
+ * Thread k: faults first, then purge completions (thread 0), then one step
+ * of prefetch work (poll with no timeout between steps, so a fault never
+ * waits behind more than one step, and a stream of faults does not starve
+ * the prefetch).
  */
 static void *handler_main(void *arg)
 {
@@ -278,7 +279,8 @@ static void *handler_main(void *arg)
 			ufpi_os_eventfd_drain(pfd[3].fd);
 			work = true;
 		}
-		if (work && !(pfd[0].revents & POLLIN))
+		/* the faults that were waiting are served: one step */
+		if (work)
 			work = ufpi_prefetch_step(s, t->k, &cursor);
 	}
 	return NULL;

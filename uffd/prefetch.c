@@ -21,9 +21,12 @@
  *
  * Prefetch. The allocation only publishes the work (slot fields under the
  * slot lock) and rings the slot's handler thread. That thread maps the
- * set in first-touch order, UFPI_PF_CHUNK pages at a time under the slot
- * lock, and polls its userfaultfd between chunks: a real fault is always
- * served before more prefetch work. A chunk first checks that the slot is
+ * set in first-touch order, at most UFPI_PF_CHUNK pages and UFPI_PF_RUNS
+ * runs at a time under the slot lock, and polls its userfaultfd between
+ * steps: the faults waiting are always served before the next step, and
+ * then one step runs even if more faults come (an instance faulting on
+ * every page ahead of the prefetch would otherwise starve it for the whole
+ * cold start). A chunk first checks that the slot is
  * still LIVE with the generation the work was published for: a freed,
  * purged or re-allocated slot stops at once, and no page of the old
  * module reaches a new memory. UFFDIO_CONTINUE never replaces a present
@@ -44,6 +47,7 @@
 
 #define UFPI_RELEARN 16	      /* learn again every this many cold starts */
 #define UFPI_PF_CHUNK 256     /* pages mapped per step (1 MiB of 4 KiB) */
+#define UFPI_PF_RUNS 32	      /* and runs (ioctls): a fault waits behind one */
 #define UFPI_LEARN_RUNS 65536 /* runs recorded per learning memory */
 
 void ufpi_prefetch_fini(struct ufpi_slot *slot)
@@ -192,10 +196,11 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i)
 	struct ufpi_image *img = slot->image;
 	const uint64_t limit = slot->file_len / ufpi_page_size();
 	uint64_t budget = UFPI_PF_CHUNK, filled = 0, raced = 0;
+	unsigned runs = 0;
 	unsigned char *stop;
 
 	pthread_mutex_lock(&img->wset_lock);
-	while (budget && slot->pf_run < img->nwset) {
+	while (budget && runs++ < UFPI_PF_RUNS && slot->pf_run < img->nwset) {
 		const struct ufpi_run *r = &img->wset[slot->pf_run];
 		uint64_t p = (uint64_t)r->page + slot->pf_off;
 		uint64_t q = (uint64_t)r->page + r->n;
