@@ -146,6 +146,8 @@ static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
 	c.max_memory_bytes = bytes;
 	c.guard_bytes = 64 << 10;
 	c.backend = UFP_BACKEND_UFFD;
+	/* the rows are copy mode's: a handler-copied page, a WP_ASYNC write */
+	c.fill_mode = UFP_FILL_COPY;
 	c.fault_around_bytes = c.fault_around_max_bytes =
 		c.fault_around_min_bytes = MIB;
 	err = ufp_pool_create(&c, &p);
