@@ -206,11 +206,23 @@ static void verdicts(struct ufpb *b, const struct summary *s, size_t len,
 	if (pm != 50 || !ok[UFPB_SET_COW_KEEP0])
 		return;
 	ufpb_say(b, "  targets (issue 10), medians of this run:\n");
+	/* what an embedder gets (the defaults: minor mode where the kernel
+	 * has it, keep AUTO, prefetch on), and minor mode with keep 0 */
+	if (ok[UFPB_SET_UFFD_DEFAULT]) {
+		snprintf(what, sizeof(what), "cold %zu KiB: uffd default / cow",
+			 len >> 10);
+		ufpb_verdict(b, "cycle",
+			     len == 1 << 20	? "cold_default_vs_cow_1mib"
+			     : len == 16u << 20 ? "cold_default_vs_cow_16mib"
+						: "cold_default_vs_cow",
+			     what, def->cold / cow0->cold, COLD_TARGET, 1);
+	}
 	if (!ok[UFPB_SET_UFFD_MINOR]) {
 		ufpb_say(b, "  target: cold, uffd fill=MINOR: not measured\n");
 	} else {
 		snprintf(what, sizeof(what),
-			 "cold %zu KiB: uffd fill=MINOR%s / cow", len >> 10,
+			 "cold %zu KiB: uffd fill=MINOR keep=0%s / cow",
+			 len >> 10,
 			 warm[UFPB_SET_UFFD_MINOR].fill == UFP_FILL_MINOR
 				 ? ""
 				 : " (ran COPY)");

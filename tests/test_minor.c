@@ -527,3 +527,182 @@ Test(minor, default_keep_holds_what_the_last_memory_wrote)
 	mod_drop(&md);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
+
+/* Wait until slot i has no prefetch work left (the handler thread maps
+ * it in steps); bounded. */
+static void prefetch_settle(ufp_pool *p, uint32_t i)
+{
+	for (int k = 0; k < 2000 && atomic_load(&p->slots.slot[i].pf_pending);
+	     k++)
+		usleep(1000);
+	cr_assert_not(atomic_load(&p->slots.slot[i].pf_pending),
+		      "prefetch of slot %u never finished", i);
+}
+
+/* Learn a's set (read every page) with a cold start, then leave the slot
+ * to b, so that a's next memory is a prefetched cold start. */
+static void learn_then_switch(ufp_pool *p, struct mod *a, struct mod *b)
+{
+	ufp_memory *mem = alloc_ok(p, a);
+	read_all(mem);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mem = alloc_ok(p, b);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+}
+
+/* A page the memory wrote before the prefetch reached it keeps the
+ * written bytes: UFFDIO_CONTINUE never replaces a present page. Whether a
+ * write beats the handler thread is up to the scheduler, so after the
+ * writes the test sends the prefetch over the whole set once more (white
+ * box: the slot's prefetch position back to 0, the doorbell rung): every
+ * written page is then reached after its write. */
+Test(prefetch, never_overwrites_what_the_memory_wrote_first)
+{
+	const size_t page = t_page();
+	ufp_pool *p = minor_pool(1, 4 * MIB, 0);
+	struct mod a, b;
+	mod_make(p, &a, 4 * MIB, 41);
+	mod_make(p, &b, 4 * MIB, 42);
+	learn_then_switch(p, &a, &b);
+	for (int round = 0; round < 4; round++) {
+		ufp_memory *mem = alloc_ok(p, &a);
+		uint32_t i = ufp_memory_slot(mem);
+		unsigned char *base = ufp_memory_base(mem);
+		for (uint64_t k = 0; k < 64; k += 2)
+			base[(a.bytes / page - 1 - k) * page] = 0xe1;
+		prefetch_settle(p, i);
+		ufp_stats s0 = t_stats(p);
+		struct ufpi_slot *slot = &p->slots.slot[i];
+		pthread_mutex_lock(&slot->lock);
+		cr_assert(slot->prefetched && slot->pf_gen == slot->gen);
+		slot->pf_run = slot->pf_off = 0;
+		atomic_store(&slot->pf_pending, true);
+		pthread_mutex_unlock(&slot->lock);
+		cr_assert_eq(ufpi_os_eventfd_signal(p->slots.wake_efd[0]), 0);
+		prefetch_settle(p, i);
+		ufp_stats s1 = t_stats(p);
+		cr_assert_geq(s1.prefetch_raced - s0.prefetch_raced, 32,
+			      "the prefetch did not go over the written pages");
+		for (uint64_t k = 0; k < 64; k += 2) {
+			uint64_t pg = a.bytes / page - 1 - k;
+			cr_assert_eq(base[pg * page], 0xe1,
+				     "round %d: page %llu lost its write",
+				     round, (unsigned long long)pg);
+			base[pg * page] = a.ref[pg * page];
+		}
+		cr_assert_eq(memcmp(base, a.ref, a.bytes), 0);
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		mem = alloc_ok(p, &b); /* the next a is cold again */
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	mod_drop(&a);
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* Prefetch of a memory freed (and of a module dropped) right away stops:
+ * the next memory in the slot, of another module, holds only its own
+ * image, byte for byte, after any prefetch work has settled. */
+Test(prefetch, stops_when_the_slot_changes_hands)
+{
+	ufp_pool *p = minor_pool(1, 4 * MIB, 0);
+	struct mod a, b;
+	mod_make(p, &a, 4 * MIB, 43);
+	mod_make(p, &b, 2 * MIB, 44);
+	learn_then_switch(p, &a, &b);
+	learn_then_switch(p, &b, &a);
+	for (int round = 0; round < 20; round++) {
+		struct mod *x = round % 2 ? &b : &a, *y = round % 2 ? &a : &b;
+		ufp_memory *mem = alloc_ok(p, x); /* prefetch starts */
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		mem = alloc_ok(p, y); /* another module, mid-prefetch */
+		prefetch_settle(p, ufp_memory_slot(mem));
+		cr_assert_eq(memcmp(ufp_memory_base(mem), y->ref, y->bytes), 0,
+			     "round %d: not the new module's image", round);
+		const unsigned char *rest =
+			(unsigned char *)ufp_memory_base(mem) + y->bytes;
+		for (uint64_t o = 0; o < ufp_memory_size(mem) - y->bytes; o++)
+			cr_assert_eq(rest[o], 0, "round %d: byte %llu", round,
+				     (unsigned long long)(y->bytes + o));
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	/* a drop mid-prefetch: the purge, then another module */
+	ufp_memory *mem = alloc_ok(p, &a);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&a);
+	cr_assert_eq(ufp_pool_quiesce(p), 0);
+	mem = alloc_ok(p, &b);
+	prefetch_settle(p, ufp_memory_slot(mem));
+	cr_assert_eq(memcmp(ufp_memory_base(mem), b.ref, b.bytes), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* A recorded set goes with its module: after drop + quiesce the image
+ * (its view of the memfd, its set) is gone; LeakSanitizer checks the set's
+ * array in the debug build. */
+Test(prefetch, the_set_goes_with_the_module)
+{
+	ufp_pool *p = minor_pool(1, 2 * MIB, 0);
+	struct mod a, b;
+	mod_make(p, &a, 1 * MIB, 45);
+	mod_make(p, &b, 1 * MIB, 46);
+	learn_then_switch(p, &a, &b);
+	pthread_mutex_lock(&a.m->image->wset_lock);
+	uint32_t runs = a.m->image->nwset;
+	pthread_mutex_unlock(&a.m->image->wset_lock);
+	cr_assert_gt(runs, 0, "nothing was learned");
+	const void *view = a.m->image->data;
+	mod_drop(&a);
+	cr_assert_eq(ufp_pool_quiesce(p), 0);
+	cr_assert_eq(t_is_mapped(view), 0, "the dropped image is still there");
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* prefetch = OFF is the behaviour without prefetch: no learning (windows
+ * shrink to fault_around_min_bytes, not to one page), nothing mapped
+ * ahead, every cold start faults its pages in. */
+static ufp_stats scattered_cold_starts(ufp_prefetch pf)
+{
+	const size_t page = t_page();
+	ufp_config c;
+	t_config(&c, 1, 2 * MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fill_mode = UFP_FILL_MINOR;
+	c.prefetch = pf;
+	ufp_pool *p = t_pool(&c);
+	struct mod a, b;
+	mod_make(p, &a, 2 * MIB, 47);
+	mod_make(p, &b, 2 * MIB, 48);
+	for (int round = 0; round < 6; round++) {
+		ufp_memory *mem = alloc_ok(p, round % 2 ? &b : &a);
+		const volatile unsigned char *v = ufp_memory_base(mem);
+		for (uint64_t pg = 3; pg < 2 * MIB / page; pg += 37)
+			(void)v[pg * page]; /* isolated faults */
+		cr_assert_eq(ufp_memory_free(mem), 0);
+	}
+	ufp_stats st = t_stats(p);
+	mod_drop(&a);
+	mod_drop(&b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+	return st;
+}
+
+Test(prefetch, off_is_the_behaviour_without_it)
+{
+	ufp_stats off = scattered_cold_starts(UFP_PREFETCH_OFF);
+	ufp_stats on = scattered_cold_starts(UFP_PREFETCH_AUTO);
+	cr_assert_eq(off.prefetch_learns + off.prefetch_starts +
+			     off.pages_prefetched + off.prefetch_faults,
+		     0);
+	cr_assert_eq(on.prefetch_learns, 2);
+	cr_assert_eq(on.prefetch_starts, 4);
+	cr_assert_gt(on.pages_prefetched, 0);
+	/* without prefetch every cold start faults; with it only the two
+	 * learning ones do (the set covers what they touched) */
+	cr_assert_gt(off.faults, 2 * on.faults, "faults: off %llu, on %llu",
+		     (unsigned long long)off.faults,
+		     (unsigned long long)on.faults);
+}

@@ -19,8 +19,9 @@
  * UFPI_RELEARN-th after it, so that a set follows a module whose working
  * set changes; the other cold starts prefetch the set learned last.
  *
- * Prefetch. The allocation only publishes the work (slot fields under the
- * slot lock) and rings the slot's handler thread. That thread maps the
+ * Prefetch. The allocation maps the first step itself (a small set is
+ * done then), publishes the rest (slot fields under the slot lock) and
+ * rings the slot's handler thread, without waiting. That thread maps the
  * set in first-touch order, at most UFPI_PF_CHUNK pages and UFPI_PF_RUNS
  * runs at a time under the slot lock, and polls its userfaultfd between
  * steps: the faults waiting are always served before the next step, and
@@ -57,6 +58,8 @@ void ufpi_prefetch_fini(struct ufpi_slot *slot)
 	slot->nlearn = slot->learn_cap = 0;
 }
 
+static bool map_chunk(struct ufpi_slots *s, uint32_t i);
+
 bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
@@ -79,8 +82,14 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 	slot->prefetched = true;
 	slot->pf_gen = slot->gen;
 	slot->pf_run = slot->pf_off = 0;
-	atomic_store_explicit(&slot->pf_pending, true, memory_order_release);
 	UFPI_ADD(s->ctr, prefetch_starts, 1);
+	/* The first step here, before the memory is handed out: at most
+	 * UFPI_PF_RUNS ioctls, cheaper than the doorbell's thread wake-up
+	 * and the faults the instance would take meanwhile; a small set is
+	 * done with it. The rest goes to the handler thread. */
+	if (!map_chunk(s, i))
+		return false;
+	atomic_store_explicit(&slot->pf_pending, true, memory_order_release);
 	return true;
 }
 
