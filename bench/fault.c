@@ -12,7 +12,7 @@
  * and doubles on sequential faults up to 1 MiB, and 16 KiB growing to
  * 1 MiB for comparison) a fresh one-slot pool, UFFD backend, otherwise
  * ufp_config_init's defaults (fill mode AUTO; dirty tracking where the
- * kernel has it); the default window is also run with each fill mode
+ * kernel has it) but prefetch off: this is the fault path itself; the default window is also run with each fill mode
  * forced (MINOR: page-cache pages mapped with UFFDIO_CONTINUE; COPY:
  * private copies). Each rep allocates, reads one byte per page in the
  * given order (sequential, or a seeded shuffle), and frees; only the read
@@ -248,6 +248,9 @@ static int run_open(struct work *w, const struct setting *st,
 	cfg.backend = UFP_BACKEND_UFFD;
 	cfg.fill_mode = st->fill;
 	cfg.keep_resident_bytes = 0;
+	/* the fault path itself: a learned set would map the pages ahead
+	 * (ufp-bench prefetch measures that) */
+	cfg.prefetch = UFP_PREFETCH_OFF;
 	if (st->win) {
 		cfg.fault_around_bytes = st->win;
 		cfg.fault_around_max_bytes = st->max;
