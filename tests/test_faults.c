@@ -1260,6 +1260,43 @@ Test(faults, neighbour_fill_error_spares_the_faulting_thread, .timeout = 30)
 	destroy_ok(p);
 }
 
+/* Issue 12, defect 8: without UFFDIO_POISON a fault that must not be
+ * served is answered by making the page PROT_NONE; if that mprotect fails
+ * too, the thread used to be woken on an empty page and fault again for
+ * ever. It now gets SIGBUS (tgkill, the thread id from
+ * UFFD_FEATURE_THREAD_ID), and the failure is counted and logged. */
+Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
+{
+	struct ufpi_features *f = (struct ufpi_features *)ufpi_features_probe();
+	if (f->uffd_err)
+		t_skip("userfaultfd: %s", ufp_strerror(f->uffd_err));
+	f->poison = false;
+	ufp_config c;
+	cfg_small(&c, 1);
+	c.keep_resident_bytes = 0;
+	ufp_pool *p = t_pool(&c);
+	cr_assert_not(p->slots.uffd_poison);
+	ufp_memory *mem = alloc_ok(p, NULL, 256 * KIB);
+	const unsigned char *stale = ufp_memory_base(mem);
+	free_ok(mem);
+	ufp_stats st0 = t_stats(p);
+
+	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -ENOMEM), 0);
+	unsigned char v = 0;
+	int sig = read_trapping(stale + 8 * KIB, &v);
+	ufpi_fi_reset();
+	cr_assert_eq(sig, SIGBUS,
+		     "a fault that could not be poisoned: signal "
+		     "%d",
+		     sig);
+	cr_assert_gt(t_stats(p).fault_errors, st0.fault_errors);
+	cr_assert_eq(ufp_pool_quiesce(p), 0); /* delivers the handler's line */
+	cr_assert(log_has("sending SIGBUS"), "log: %s", log_buf);
+	assert_works(p, NULL);
+	destroy_ok(p);
+	ufpi_features_reset();
+}
+
 /* A kernel-mode fault (read(2) into the memory) whose fill fails returns
  * EFAULT instead of hanging. */
 Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
