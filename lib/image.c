@@ -26,6 +26,20 @@ static bool page_is_zero(const unsigned char *p, size_t len)
 	return true;
 }
 
+/* Segments inside [0, initial_bytes), with bytes; pages countable. */
+static int check_segments(const ufp_segment *segs, size_t nsegs,
+			  uint64_t initial_bytes, uint64_t npages)
+{
+	for (size_t i = 0; i < nsegs; i++) {
+		if (segs[i].len && !segs[i].bytes)
+			return -EINVAL;
+		if (segs[i].offset > initial_bytes ||
+		    segs[i].len > initial_bytes - segs[i].offset)
+			return -ERANGE;
+	}
+	return npages >= UFPI_IMAGE_ZERO ? -E2BIG : 0;
+}
+
 int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out)
 {
@@ -36,15 +50,9 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	uint64_t npages = initial_bytes / page;
 	int err;
 
-	for (size_t i = 0; i < nsegs; i++) {
-		if (segs[i].len && !segs[i].bytes)
-			return -EINVAL;
-		if (segs[i].offset > initial_bytes ||
-		    segs[i].len > initial_bytes - segs[i].offset)
-			return -ERANGE;
-	}
-	if (npages >= UFPI_IMAGE_ZERO)
-		return -E2BIG;
+	err = check_segments(segs, nsegs, initial_bytes, npages);
+	if (err)
+		return err;
 	img = calloc(1, sizeof(*img));
 	if (!img)
 		return -ENOMEM;
@@ -170,15 +178,9 @@ int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
 	uint64_t ntouched = 0;
 
 	/* the checks of ufpi_image_create, in its order */
-	for (size_t i = 0; i < nsegs; i++) {
-		if (segs[i].len && !segs[i].bytes)
-			return -EINVAL;
-		if (segs[i].offset > initial_bytes ||
-		    segs[i].len > initial_bytes - segs[i].offset)
-			return -ERANGE;
-	}
-	if (npages >= UFPI_IMAGE_ZERO)
-		return -E2BIG;
+	int err = check_segments(segs, nsegs, initial_bytes, npages);
+	if (err)
+		return err;
 	map = malloc((npages ? npages : 1) * sizeof(*map));
 	if (!map)
 		return -ENOMEM;

@@ -546,6 +546,18 @@ static int flush_drops(struct dirty_reset *d)
 	return err;
 }
 
+/* Copy page p of the image (or zeros) back over the page at addr. */
+static void restore_page(struct dirty_reset *d, uint64_t p, unsigned char *addr)
+{
+	const size_t page = ufpi_page_size();
+	const unsigned char *src = ufpi_image_page(d->img, p);
+	if (src)
+		memcpy(addr, src, page);
+	else
+		memset(addr, 0, page);
+	d->restored += page;
+}
+
 /*
  * Bring written pages back to the image. A page that already equals it
  * is not rewritten, and counts as unchanged: a page that stayed writable
@@ -562,12 +574,7 @@ static void restore_written(struct dirty_reset *d, unsigned char *addr,
 			d->unchanged += page;
 			continue;
 		}
-		const unsigned char *src = ufpi_image_page(d->img, p);
-		if (src)
-			memcpy(addr + off, src, page);
-		else
-			memset(addr + off, 0, page);
-		d->restored += page;
+		restore_page(d, p, addr + off);
 	}
 	if (!d->wp_lo || addr < d->wp_lo)
 		d->wp_lo = addr;
@@ -672,12 +679,7 @@ static int keep_modified(struct dirty_reset *d, unsigned char *addr, size_t len)
 		if (run)
 			err = drop_run(d, addr + off - run, run, true);
 		run = 0;
-		const unsigned char *src = ufpi_image_page(d->img, p);
-		if (src)
-			memcpy(addr + off, src, page);
-		else
-			memset(addr + off, 0, page);
-		d->restored += page;
+		restore_page(d, p, addr + off);
 		d->kept += page;
 		d->mapped = true;
 	}
