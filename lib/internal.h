@@ -39,6 +39,8 @@
 /* ... and pages it copies back at most (64 MiB of 4 KiB pages): beyond
  * that an eager copy costs more than the faults it saves could. */
 #define UFPI_REFILL_MAX_PAGES 16384
+/* keep_resident_bytes = UFP_KEEP_AUTO: modified pages a slot keeps */
+#define UFPI_KEEP_AUTO_BYTES ((uint64_t)1 << 20)
 
 /* ---- floor 1: counters (stats.c) -------------------------------------- */
 
@@ -403,6 +405,7 @@ struct ufpi_slots {
 	struct ufpi_counters *ctr;
 	const struct ufpi_log *log;
 	uint64_t keep_resident_bytes;
+	uint64_t keep_budget; /* private bytes a reset restores, at most */
 	uint64_t window_min, window_max; /* first window; growth bound */
 	uint64_t window_floor;		 /* shrink bound */
 	int *uffd; /* uffd of slot i: uffd[i % nuffd]; NULL for

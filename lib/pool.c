@@ -455,6 +455,11 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	/* AUTO: what the last memory modified, where a scan tells */
 	if (cfg.keep_resident_bytes == UFP_KEEP_AUTO)
 		s->keep_resident_bytes = s->anon_scan ? UINT64_MAX : 0;
+	/* ... up to UFPI_KEEP_AUTO_BYTES per slot: a memory written
+	 * everywhere is dropped, not copied back whole */
+	s->keep_budget = cfg.keep_resident_bytes == UFP_KEEP_AUTO
+				 ? UFPI_KEEP_AUTO_BYTES
+				 : UINT64_MAX;
 	s->prefetch = s->minor && cfg.prefetch == UFP_PREFETCH_AUTO &&
 		      cfg.prefetch_max_bytes;
 	s->prefetch_max_pages = cfg.prefetch_max_bytes / ufpi_page_size();

@@ -522,7 +522,11 @@ static void remap_dropped(struct dirty_reset *d)
 	for (size_t k = 0; k < d->ndrop; k++) {
 		uint64_t lo = (uint64_t)((unsigned char *)d->drop[k].iov_base -
 					 d->base);
-		uint64_t hi = min_u64(lo + d->drop[k].iov_len, d->readable);
+		/* the image only: beyond it a page of zeros would be mapped
+		 * for nothing, and a memory written everywhere would pay a
+		 * ZEROPAGE per page at every free */
+		uint64_t hi = min_u64(lo + d->drop[k].iov_len,
+				      min_u64(d->readable, slot->file_len));
 		if (lo < hi) {
 			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
 						    hi / page, false, &stop,
@@ -671,6 +675,10 @@ static int keep_modified(struct dirty_reset *d, unsigned char *addr, size_t len)
 
 	for (size_t off = 0; off < len && !err; off += page) {
 		uint64_t p = (uint64_t)(addr + off - d->base) / page;
+		if (d->kept + page > d->s->keep_budget) {
+			run += page; /* beyond the budget: dropped */
+			continue;
+		}
 		if (page_matches_image(d->img, p, addr + off)) {
 			d->unchanged += page;
 			run += page;

@@ -706,3 +706,39 @@ Test(prefetch, off_is_the_behaviour_without_it)
 		     (unsigned long long)off.faults,
 		     (unsigned long long)on.faults);
 }
+
+/* UFP_KEEP_AUTO keeps at most 1 MiB per slot: a memory written everywhere
+ * is dropped beyond it (not copied back whole at every free), and the zero
+ * part it wrote is not mapped again page by page. */
+Test(minor, default_keep_is_bounded)
+{
+	const size_t page = t_page();
+	ufp_config c;
+	t_config(&c, 1, 8 * MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fill_mode = UFP_FILL_MINOR;
+	ufp_pool *p = t_pool(&c);
+	if (p->pagemap_fd < 0)
+		t_skip("no PAGEMAP_SCAN (Linux 6.7)");
+	struct mod md;
+	mod_make(p, &md, 2 * MIB, 51);
+	ufp_memory *mem = alloc_sized(p, &md, 8 * MIB);
+	unsigned char *base = ufp_memory_base(mem);
+	memset(base, 0x6b, 8 * MIB); /* image and zero part, every page */
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	cr_assert_eq(t_stats(p).idle_resident_bytes, 1 * MIB);
+	struct cats cs = categories(p, base, 8 * MIB);
+	cr_assert_eq(cs.anon, 1 * MIB / page, "%llu private pages",
+		     (unsigned long long)cs.anon);
+	/* the image's dropped pages are page-cache pages again, the zero
+	 * part is left unmapped */
+	cr_assert_eq(cs.file, (2 * MIB - 1 * MIB) / page);
+	cr_assert_eq(cs.zero, 0);
+	mem = alloc_sized(p, &md, 8 * MIB);
+	cr_assert_eq(memcmp(base, md.ref, md.bytes), 0);
+	for (uint64_t o = md.bytes; o < 8 * MIB; o += 4096)
+		cr_assert_eq(base[o], 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}

@@ -182,10 +182,11 @@ typedef struct ufp_config {
 /*
  * keep_resident_bytes = UFP_KEEP_AUTO (the default): where a reset finds
  * written pages as the anonymous ones (fill mode MINOR, the COW backend,
- * both with PAGEMAP_SCAN), every page the last memory modified is restored
- * in place and kept, so the slot keeps as many private bytes as that memory
- * wrote and the next memory of the module writes them again without a
- * fault; clean pages stay shared page-cache pages. Elsewhere (copy mode,
+ * both with PAGEMAP_SCAN), the pages the last memory modified are restored
+ * in place and kept, up to 1 MiB per slot (lowest addresses first; the rest
+ * is dropped), so the slot keeps at most what that memory wrote and the
+ * next memory of the module writes them again without a fault; clean
+ * pages stay shared page-cache pages. Elsewhere (copy mode,
  * COPY, no PAGEMAP_SCAN) it means 0. max_resident_idle_bytes bounds the
  * total over idle slots.
  */
