@@ -412,7 +412,9 @@ struct ufpi_slots {
 				     backends without userfaultfd */
 	unsigned nuffd;
 	bool uffd_poison;		/* UFFDIO_POISON available */
-	const unsigned char *zero_page; /* one page of zeros (handler) */
+	const unsigned char *zero_page; /* zero_len bytes of zeros (never
+					   written: zero-page mappings) */
+	size_t zero_len;		/* >= window_max, >= a page */
 	bool dirty;	     /* pages installed write-protected; reset
 				     restores only written pages */
 	int pagemap_fd;	     /* /proc/self/pagemap, or -1 */
@@ -459,8 +461,13 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
  * the rest is left to fault); other errors do not stop it. Returns 0 or the first
  * unexpected -errno, with *stop at the first page it left empty. Adds the
  * pages it filled to *filled (may be NULL). Wakes nobody. */
+#define UFPI_FILL_PATIENT 1u /* step over every present page */
+#define UFPI_FILL_WRITE \
+	2u /* for a write: pages without data become
+				private zero pages at once (UFFDIO_COPY),
+				not the zero page a write copies again */
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    bool patient, unsigned char **stop, uint64_t *filled);
+		    unsigned flags, unsigned char **stop, uint64_t *filled);
 /* End of the run from page p (< endp) that one fill ioctl covers. */
 uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 			   uint64_t endp);
@@ -495,7 +502,7 @@ void ufpi_handler_stop(struct ufpi_handler *h);
 /* Serve one fault at addr, raised by thread tid (0: unknown); exposed
  * for tests of the fill logic. */
 void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
-			uint32_t tid);
+			uint32_t tid, bool write);
 
 /* ---- floor 4: reclaim engines (reclaim.c) ------------------------------ */
 

@@ -312,7 +312,8 @@ static void pool_free(ufp_pool *pool)
 	}
 	ufp_index_destroy(pool->index);
 	if (pool->slots.zero_page)
-		ufpi_os_unmap((void *)pool->slots.zero_page, ufpi_page_size());
+		ufpi_os_unmap((void *)pool->slots.zero_page,
+			      pool->slots.zero_len);
 	for (unsigned k = 0; k < pool->nuffd; k++)
 		ufpi_os_close(pool->uffd[k]);
 	if (pool->reservation)
@@ -444,7 +445,10 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 				  : cfg.fault_around_bytes;
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
-	err = ufpi_os_map_anon(ufpi_page_size(), (void **)&s->zero_page);
+	/* never written: reading it maps the zero page, it costs nothing */
+	s->zero_len = s->window_max > ufpi_page_size() ? s->window_max
+						       : ufpi_page_size();
+	err = ufpi_os_map_anon(s->zero_len, (void **)&s->zero_page);
 	if (err)
 		goto fail;
 	s->dirty = pool->dirty_tracking && pool->fill_mode == UFP_FILL_COPY;

@@ -529,8 +529,7 @@ static void remap_dropped(struct dirty_reset *d)
 				      min_u64(d->readable, slot->file_len));
 		if (lo < hi) {
 			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
-						    hi / page, false, &stop,
-						    NULL));
+						    hi / page, 0, &stop, NULL));
 			d->mapped = true; /* populated_hi must cover them */
 		}
 	}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ufp-test: timeout=120 */
+/* ufp-test: timeout=120 fill=copy */
 /*
  * test_minor.c - the UFFD backend's minor-fault (zero-copy) fill mode and
  * the copy-on-write reset it shares with the COW backend (lib/slot.c,
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -740,5 +741,54 @@ Test(minor, default_keep_is_bounded)
 		cr_assert_eq(base[o], 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	mod_drop(&md);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* A write fault in the zero part (no image data) gets private pages of
+ * zeros at once for its run of the window: the write does not fault a
+ * second time to copy the zero page (issue 14: a memory written
+ * everywhere took two faults per page). Counted with the thread's own
+ * minor faults. */
+static long thread_minflt(void)
+{
+	struct rusage ru;
+	cr_assert_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_minflt;
+}
+
+Test(handler_write, a_write_to_the_zero_part_faults_once)
+{
+	const size_t page = t_page();
+	ufp_config c;
+	t_config(&c, 1, 4 * MIB);
+	c.backend = UFP_BACKEND_UFFD;
+	c.fault_around_bytes = c.fault_around_max_bytes = 64 * KIB;
+	ufp_pool *p = t_pool(&c);
+	ufp_memory *mem = alloc_sized(p, NULL, 4 * MIB);
+	volatile unsigned char *b = ufp_memory_base(mem);
+	(void)b[0]; /* warm up the code paths */
+	ufp_stats s0 = t_stats(p);
+	long f0 = thread_minflt();
+	for (uint64_t pg = 0; pg < 64 * KIB / page; pg++)
+		b[1 * MIB + pg * page] = 0x5c; /* one fresh window */
+	long f1 = thread_minflt();
+	ufp_stats s1 = t_stats(p);
+	/* the window halves (a jump) then doubles (sequential): two
+	 * handler faults fill the 16 pages, writable; before, each of the
+	 * 16 writes then faulted again to copy the zero page */
+	cr_assert_leq(s1.faults - s0.faults, 2, "handler faults %llu",
+		      (unsigned long long)(s1.faults - s0.faults));
+	cr_assert_leq(f1 - f0, 8, "%ld page faults for %zu written pages",
+		      f1 - f0, (size_t)(64 * KIB / page));
+	/* a read still maps the shared zero page: nothing private */
+	(void)b[2 * MIB];
+	ufp_stats s2 = t_stats(p);
+	cr_assert_eq(s2.faults - s1.faults, 1);
+	uint64_t priv = 0, shared = 0;
+	cr_assert_eq(ufp_pool_resident_split(p, &priv, &shared), 0);
+	cr_assert_eq(priv, (s1.pages_zeroed - s0.pages_zeroed) * page,
+		     "private %llu: more than the pages a write filled",
+		     (unsigned long long)priv);
+	cr_assert_eq(ufp_memory_free(mem), 0);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }

@@ -17,9 +17,10 @@
 
 /* How one ioctl fills a run of pages. */
 enum fill_kind {
-	FILL_ZERO,     /* UFFDIO_ZEROPAGE: no image data there */
-	FILL_COPY,     /* UFFDIO_COPY: a private copy of image pages */
-	FILL_CONTINUE, /* UFFDIO_CONTINUE: map the memfd's page-cache pages */
+	FILL_ZERO,	/* UFFDIO_ZEROPAGE: no image data there */
+	FILL_ZERO_COPY, /* UFFDIO_COPY of zeros: the same, written at once */
+	FILL_COPY,	/* UFFDIO_COPY: a private copy of image pages */
+	FILL_CONTINUE,	/* UFFDIO_CONTINUE: map the memfd's page-cache pages */
 };
 
 /* One fill ioctl of `kind` over [dst, dst+len); *done: bytes filled. */
@@ -39,6 +40,17 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		err = ufpi_uffd_continue(fd, dst, len, done);
 		UFPI_ADD(s->ctr, pages_continued, *done / page);
 		return err;
+	case FILL_ZERO_COPY:
+		/* a private page of zeros, writable: the write that faulted
+		 * does not fault again to copy the zero page */
+		/* not write-protected: written at once, it reads as
+		 * written to the reset's scan either way */
+		err = ufpi_uffd_copy(fd, dst, s->zero_page,
+				     len < s->zero_len ? len : s->zero_len,
+				     false, done);
+		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
+		/* longer than the zero source: fill_run goes on after it */
+		return !err && *done < len ? -EAGAIN : err;
 	default:
 		err = ufpi_uffd_zeropage(fd, dst, len, done);
 		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
@@ -49,13 +61,13 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
 /* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
  * EEXIST (a page already there: a racing fault, a write, a prefetch) and
  * EAGAIN (partial fill) are normal: go on after the page. Each present page
- * costs an ioctl, so unless `patient`, two present pages in a row end the
+ * costs an ioctl, so unless UFPI_FILL_PATIENT, two present pages in a row end the
  * run: the rest is most likely there too (a window over pages a prefetch
  * mapped), and a page left out only faults later. Returns 0 or the first
  * unexpected -errno, with *stop at the first page not filled. */
 static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		    unsigned char *dst, const unsigned char *src, size_t len,
-		    bool patient, unsigned char **stop, uint64_t *filled)
+		    unsigned flags, unsigned char **stop, uint64_t *filled)
 {
 	const size_t page = ufpi_page_size();
 	unsigned again = 0, present = 0;
@@ -86,7 +98,8 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 				UFPI_ADD(s->ctr, pages_zeroed, 1);
 			} else {
 				UFPI_ADD(s->ctr, eexist_races, 1);
-				if (++present == 2 && !patient)
+				if (++present == 2 &&
+				    !(flags & UFPI_FILL_PATIENT))
 					return 0;
 			}
 			dst += page;
@@ -106,7 +119,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 			for (size_t off = 0; off < len; off += page) {
 				int e = fill_run(s, fd, kind, dst + off,
 						 src ? src + off : NULL, page,
-						 patient, stop, filled);
+						 flags, stop, filled);
 				if (e)
 					return e;
 			}
@@ -141,7 +154,7 @@ uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 }
 
 int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    bool patient, unsigned char **stop, uint64_t *filled)
+		    unsigned flags, unsigned char **stop, uint64_t *filled)
 {
 	uint64_t ignored = 0;
 	const size_t page = ufpi_page_size();
@@ -154,9 +167,11 @@ int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
 		enum fill_kind kind;
 		unsigned char *at = NULL;
 		uint64_t r = run_at(slot, slot->image, p, q, &kind);
+		if (kind == FILL_ZERO && (flags & UFPI_FILL_WRITE))
+			kind = FILL_ZERO_COPY;
 		int err = fill_run(s, fd, kind, base + p * page,
 				   ufpi_image_page(slot->image, p),
-				   (r - p) * page, patient, &at,
+				   (r - p) * page, flags, &at,
 				   filled ? filled : &ignored);
 		if (err && !first) {
 			first = err;

@@ -91,7 +91,7 @@ static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
 }
 
 void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
-			uint32_t tid)
+			uint32_t tid, bool write)
 {
 	const size_t page = ufpi_page_size();
 	unsigned char *fault =
@@ -129,9 +129,10 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
 	unsigned char *stop = NULL, *rstop;
 	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
-	int err = ufpi_fill_pages(s, i, fp, fq, false, &stop, NULL);
-	int rest = ufpi_fill_pages(s, i, startp, fp, false, &rstop, NULL);
-	int rest2 = ufpi_fill_pages(s, i, fq, endp, false, &rstop, NULL);
+	int err = ufpi_fill_pages(s, i, fp, fq, write ? UFPI_FILL_WRITE : 0,
+				  &stop, NULL);
+	int rest = ufpi_fill_pages(s, i, startp, fp, 0, &rstop, NULL);
+	int rest2 = ufpi_fill_pages(s, i, fq, endp, 0, &rstop, NULL);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */
@@ -208,7 +209,9 @@ static void drain_faults(struct ufpi_slots *s, int fd)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
 				ufpi_handler_fault(
 					s, fd, msg[k].arg.pagefault.address,
-					msg[k].arg.pagefault.feat.ptid);
+					msg[k].arg.pagefault.feat.ptid,
+					msg[k].arg.pagefault.flags &
+						UFFD_PAGEFAULT_FLAG_WRITE);
 	}
 }
 

@@ -224,8 +224,8 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i)
 			uint64_t hi = q * ufpi_page_size();
 			if (hi > slot->populated_hi)
 				slot->populated_hi = hi;
-			UFPI_IGNORE(
-				ufpi_fill_pages(s, i, p, q, true, &stop, &got));
+			UFPI_IGNORE(ufpi_fill_pages(
+				s, i, p, q, UFPI_FILL_PATIENT, &stop, &got));
 		}
 		filled += got;
 		raced += (q - p) - got;
