@@ -207,6 +207,7 @@ UFPB_WEAK int ufpb_calibrate(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_density(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_small(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_prefetch(struct ufpb *b, int argc, char **argv);
+UFPB_WEAK int ufpb_large(struct ufpb *b, int argc, char **argv);
 UFPB_WEAK int ufpb_tour(struct ufpb *b, int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static const struct {
 	 "N live memories of one module: Pss live and after free"},
 	{"small", ufpb_small,
 	 "128 KiB memories, one image and one zero page written; vs malloc"},
+	{"large", ufpb_large,
+	 "a 256 MiB memory written everywhere vs anonymous mmap"},
 	{"prefetch", ufpb_prefetch,
 	 "cold starts with a learned working set prefetched vs not, vs COW"},
 	{"threads", ufpb_threads,

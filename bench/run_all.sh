@@ -12,7 +12,7 @@ cmake --build --preset release -j"$(nproc)" >/dev/null
 mkdir -p "$out"
 { uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2; date -u; git rev-parse HEAD; } > "$out/machine.txt"
 "$bench" --check > "$out/check.txt" 2>&1 || true
-for s in calibrate index fault cycle prefetch density small threads wasm purge churn; do
+for s in calibrate index fault cycle prefetch density small large threads wasm purge churn; do
   echo "== $s" >&2
   start=$(date +%s)
   "$bench" --reps "$reps" "$s" > "$out/$s.txt" 2>&1
