@@ -3,24 +3,26 @@
  * handler.c - the userfaultfd handler thread(s).
  *
  * Thread k polls uffd k (slots i with i % nuffd == k), a shutdown eventfd,
- * and, for thread 0, the reclaim engine's completion eventfd. A fault is
- * located by arithmetic (slot = offset / slot_bytes) and served under that
- * slot's lock, the lock every state change takes: a copy of module A's
- * image can never land in a slot that was meanwhile handed to module B.
+ * its prefetch doorbell and, for thread 0, the reclaim engine's completion
+ * eventfd. A fault is located by arithmetic (slot = offset / slot_bytes)
+ * and served under that slot's lock, the lock every state change takes:
+ * a page of module A can never land in a slot that was meanwhile handed to
+ * module B.
  *
- * Serving a fault fills a fault-around window with UFFDIO_COPY (image
- * pages, one ioctl per run of consecutive pages) and UFFDIO_ZEROPAGE (the
- * rest), all with DONTWAKE, then one UFFDIO_WAKE. The window starts at
- * window_min, doubles while faults in a slot arrive in sequence and halves
- * on faults that do not, like file readahead: a fixed 64 KiB window costs
- * ~1.7x the bulk-copy floor on this class of machine, 256 KiB ~1.15x, and
- * populates 8 pages per page touched in random order (16 KiB: 3.5).
+ * Serving a fault fills a fault-around window through uffd/fill.c (the
+ * faulting page's run first, the rest best-effort), all with DONTWAKE,
+ * then one UFFDIO_WAKE. The window starts at window_min, doubles while
+ * faults in a slot arrive in sequence and halves on faults that do not,
+ * like file readahead, down to window_floor (one page while a cold start
+ * learns its working set). Between rounds of faults the thread maps
+ * prefetch work one step at a time (uffd/prefetch.c).
  *
  * The handler never touches pool memory and never waits on a lock that a
- * faulting thread may hold while it faults: either would deadlock.
- * A fault in a slot with no live memory is poisoned (SIGBUS), or with no
- * UFFDIO_POISON (< 6.6) the page is made PROT_NONE (SIGSEGV); in both
- * cases the faulting thread never hangs.
+ * faulting thread may hold while it faults: either would deadlock; for the
+ * same reason its log lines wait for an embedder thread. A fault in a slot
+ * with no live memory is poisoned (SIGBUS), or with no UFFDIO_POISON
+ * (< 6.6) the page is made PROT_NONE (SIGSEGV), or, if that fails too, the
+ * thread is sent SIGBUS: the faulting thread never hangs.
  */
 #include <errno.h>
 #include <linux/userfaultfd.h>
