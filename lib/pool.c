@@ -9,8 +9,10 @@
  * slots_start + i * slot_bytes; slot_bytes = max_memory_bytes + guard_bytes.
  * Only a live memory's accessible part is read-write, so an out-of-bounds
  * access is a hardware fault that never reaches the handler. The whole
- * range is registered with userfaultfd once and never remapped
- * (registration does not survive munmap or a MAP_FIXED mapping over it).
+ * range is registered with userfaultfd (MISSING) once; in minor-fault mode
+ * a slot maps its module's memfd over the image range and registers that
+ * mapping MINOR|MISSING, and registers the anonymous mapping that replaces
+ * it again (slot.c): a registration does not survive a mapping over it.
  *
  * Allocation order: pick a slot (index allocator), prepare it (wipe if it
  * held another image, set protection), publish LIVE state to the handler,

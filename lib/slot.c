@@ -6,11 +6,17 @@
  * States: FREE (no memory; the handler poisons faults) and LIVE (faults
  * filled from `image`). Invariants:
  *  - no page at or above populated_hi is present;
- *  - image is referenced while the slot is LIVE or has populated pages, so
- *    a dropped module's image lives exactly as long as its pages in slots;
+ *  - image is referenced while the slot is LIVE, has populated pages or
+ *    maps the image's memfd (file_len), so a dropped module's image lives
+ *    exactly as long as its pages and mappings in slots;
  *  - a LIVE slot's prot_bytes == accessible: everything past it traps;
  *  - a slot is handed to a different image only after everything it had
- *    populated was dropped (so no memory ever sees another's bytes).
+ *    populated was dropped, or mapped over (so no memory ever sees
+ *    another's bytes).
+ * Minor mode and COW map the image's memfd over [0, file_len): the reset
+ * then finds written pages as the anonymous ones (dirty.c), and purge and
+ * wipe replace that mapping. A cold prepare (a new mapping) learns or
+ * prefetches the module's working set (uffd/prefetch.c).
  * The slot lock is held for state changes only, never while touching pool
  * memory: the handler takes the same lock to serve a fault, and a thread
  * faulting while it held it would wait on itself.
