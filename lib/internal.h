@@ -398,7 +398,8 @@ struct ufpi_slot {
 /* Geometry and shared context the slot and handler layers work with. */
 struct ufpi_slots {
 	unsigned char *start; /* address of slot 0 */
-	size_t slot_bytes;    /* max_memory_bytes + guard, page-rounded */
+	size_t slot_bytes;    /* prefix + max_memory_bytes + guard */
+	size_t prefix;	      /* prefix_bytes: a header before each base */
 	uint64_t max_memory_bytes;
 	uint32_t n;
 	struct ufpi_slot *slot; /* n slots */
@@ -430,10 +431,18 @@ struct ufpi_slots {
 	int wake_efd[UFPI_MAX_HANDLERS]; /* handler k's prefetch doorbell */
 };
 
+/* Slot i: [start, start + prefix) the runtime's header (always
+ * read-write), then the memory's base, max_memory_bytes, the guard. */
+static inline unsigned char *ufpi_slot_start(const struct ufpi_slots *s,
+					     uint32_t i)
+{
+	return s->start + (size_t)i * s->slot_bytes;
+}
+
 static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
 					    uint32_t i)
 {
-	return s->start + (size_t)i * s->slot_bytes;
+	return ufpi_slot_start(s, i) + s->prefix;
 }
 
 int ufpi_slot_init(struct ufpi_slot *slot);

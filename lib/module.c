@@ -433,10 +433,11 @@ static void purge_slot(ufp_pool *pool, struct purge_batch *b, uint32_t i)
 {
 	struct ufpi_slots *s = &pool->slots;
 	struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
+	/* from the slot's start: its header (prefix_bytes) goes too */
+	unsigned char *base = ufpi_slot_start(s, i);
 
 	pthread_mutex_lock(&slot->lock);
-	uint64_t pop = slot->populated_hi;
+	uint64_t pop = slot->populated_hi + s->prefix;
 	slot->purging = true;
 	slot->purge_pending = (uint32_t)((pop + PURGE_PIECE - 1) / PURGE_PIECE);
 	pthread_mutex_unlock(&slot->lock);

@@ -6,7 +6,8 @@
  *
  * Layout: one PROT_NONE, MAP_NORESERVE, MADV_DONTFORK reservation of
  * pre_guard_bytes + slots * slot_bytes; slot i starts at
- * slots_start + i * slot_bytes; slot_bytes = max_memory_bytes + guard_bytes.
+ * slots_start + i * slot_bytes; slot_bytes = prefix_bytes +
+ * max_memory_bytes + guard_bytes, the memory's base after the prefix.
  * Only a live memory's accessible part is read-write, so an out-of-bounds
  * access is a hardware fault that never reaches the handler. The whole
  * range is registered with userfaultfd (MISSING) once; in minor-fault mode
@@ -105,6 +106,8 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 		BAD("unknown prefetch %d", (int)c->prefetch);
 	if (c->prefetch_max_bytes % page)
 		BAD("prefetch_max_bytes must be a page multiple");
+	if (c->prefix_bytes % page || c->prefix_bytes > UFPI_ADDRESS_SPACE)
+		BAD("prefix_bytes must be a page multiple");
 	if ((unsigned)c->log_level > UFP_LOG_DEBUG)
 		BAD("unknown log_level %d", (int)c->log_level);
 #undef BAD
@@ -115,10 +118,11 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 			size_t *slot_bytes, size_t *total)
 {
-	uint64_t sb = c->max_memory_bytes + c->guard_bytes;
+	uint64_t sb = c->prefix_bytes + c->max_memory_bytes + c->guard_bytes;
 	uint64_t t, limit, maxmap, used;
 
-	if (sb < c->max_memory_bytes || sb > UFPI_ADDRESS_SPACE ||
+	if (sb < c->max_memory_bytes + c->prefix_bytes ||
+	    sb > UFPI_ADDRESS_SPACE ||
 	    (uint64_t)c->slots > UFPI_ADDRESS_SPACE / sb ||
 	    (t = c->pre_guard_bytes + (uint64_t)c->slots * sb) >
 		    UFPI_ADDRESS_SPACE ||
@@ -142,7 +146,9 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 	 * PROT_NONE mapping (COW: plus the image's file mapping); with
 	 * several uffds each slot is its own VMA */
 	uint64_t need = 3 * (uint64_t)c->slots +
-			(c->handler_threads > 1 ? c->slots : 0) + 64;
+			(c->handler_threads > 1 || c->prefix_bytes ? c->slots
+								   : 0) +
+			64;
 	if (ufpi_os_max_map_count(&maxmap, &used) == 0 &&
 	    used + need > maxmap) {
 		ufpi_logf(log, UFP_LOG_DEBUG,
@@ -192,7 +198,7 @@ static int open_uffds(ufp_pool *pool)
 	for (uint32_t i = 0; i < c->slots; i++) {
 		int err =
 			ufpi_uffd_register(pool->uffd[i % pool->nuffd],
-					   ufpi_slot_base(&pool->slots, i),
+					   ufpi_slot_start(&pool->slots, i),
 					   pool->slots.slot_bytes, mode, NULL);
 		if (err)
 			return err;
@@ -436,6 +442,15 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	struct ufpi_slots *s = &pool->slots;
 	s->start = pool->reservation + cfg.pre_guard_bytes;
 	s->slot_bytes = slot_bytes;
+	s->prefix = cfg.prefix_bytes;
+	/* every slot's header is read-write for good: it is zeroed at each
+	 * allocation (slot.c), and what lies before it is the previous
+	 * slot's guard */
+	for (uint32_t i = 0; s->prefix && i < cfg.slots && !err; i++)
+		err = ufpi_os_protect(ufpi_slot_start(s, i), s->prefix,
+				      PROT_READ | PROT_WRITE);
+	if (err)
+		goto fail;
 	s->max_memory_bytes = cfg.max_memory_bytes;
 	s->ctr = &pool->ctr;
 	s->log = &pool->log;

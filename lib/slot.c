@@ -287,6 +287,43 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 	UFPI_ADD(s->ctr, pages_refilled, n);
 }
 
+static bool page_is_zero(const unsigned char *p, size_t len);
+
+/* A run of the header's pages: one a memory wrote is zeroed in place (it
+ * stays, private), one swapped out is dropped (it would come back with
+ * the old bytes); zero pages and missing ones are zero already. */
+static int prefix_run(void *arg, void *addr_, size_t len, unsigned flags)
+{
+	const size_t page = ufpi_page_size();
+	unsigned char *addr = addr_;
+	(void)arg;
+	if (!(flags & UFPI_PG_WRITTEN))
+		return 0;
+	if (!(flags & UFPI_PG_PRESENT))
+		return ufpi_os_dontneed(addr, len);
+	for (size_t off = 0; off < len; off += page)
+		if (!page_is_zero(addr + off, page))
+			memset(addr + off, 0, page);
+	return 0;
+}
+
+/*
+ * The runtime's header before the base (prefix_bytes) reads as zero for
+ * every memory, whatever an earlier memory (or a stale pointer) wrote
+ * there. Poison markers, or no PAGEMAP_SCAN to tell written pages from
+ * swapped ones: the whole header is dropped instead.
+ */
+static int clear_prefix(struct ufpi_slots *s, uint32_t i, bool poisoned)
+{
+	unsigned char *start = ufpi_slot_start(s, i);
+	if (!s->prefix)
+		return 0;
+	if (poisoned || s->pagemap_fd < 0)
+		return ufpi_os_dontneed(start, s->prefix);
+	return ufpi_dirty_scan(s->pagemap_fd, start, s->prefix, true,
+			       prefix_run, NULL);
+}
+
 /* Bring the slot's mappings, protection and pages to what a memory of
  * `bytes` backed by img needs; the slot is FREE and owned by the caller. */
 static int prepare_pages(struct ufpi_slots *s, uint32_t i,
@@ -297,6 +334,9 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 	struct ufpi_slot *slot = &s->slot[i];
 	int err;
 
+	err = clear_prefix(s, i, poisoned);
+	if (err)
+		return err;
 	/* poison markers can sit anywhere that was read-write; they keep
 	 * raising SIGBUS until the page is zapped */
 	uint64_t len = slot->populated_hi;

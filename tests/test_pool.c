@@ -1896,3 +1896,98 @@ Test(pool_api, stats_honours_caller_size)
 	}
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
+
+/* ---- a header before the base (prefix_bytes) ----------------------------- */
+
+static sigjmp_buf prefix_jb;
+static void prefix_trap(int sig)
+{
+	siglongjmp(prefix_jb, sig);
+}
+
+/* 0, or the signal a read of *p raised. */
+static int prefix_read_sig(const volatile unsigned char *p)
+{
+	struct sigaction sa = {.sa_handler = prefix_trap}, o1, o2;
+	sigaction(SIGSEGV, &sa, &o1);
+	sigaction(SIGBUS, &sa, &o2);
+	int sig = sigsetjmp(prefix_jb, 1);
+	if (!sig)
+		(void)*p;
+	sigaction(SIGSEGV, &o1, NULL);
+	sigaction(SIGBUS, &o2, NULL);
+	return sig;
+}
+
+/* Every backend: the header is read-write, zero for every memory (after
+ * a memory or a stale pointer wrote it), it lies between the previous
+ * slot's guard and the base, and the guard still traps; a drop releases
+ * it with the slot's pages. */
+Test(pool_prefix, header_before_the_base)
+{
+	const size_t page = t_page();
+	ufp_segment s[8];
+	size_t ns = std_segs(s);
+	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		ufp_config c;
+		t_config(&c, 2, 1 * MiB);
+		c.backend = t_backends[k];
+		c.prefix_bytes = 2 * page;
+		ufp_pool *pool = t_pool(&c);
+		uint64_t r0;
+		cr_assert_eq(ufp_pool_resident_bytes(pool, &r0), 0);
+		ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
+		ufp_memory *a = mk_memory(pool, m, 0),
+			   *b = mk_memory(pool, m, 0);
+		unsigned char *ba = ufp_memory_base(a),
+			      *bb = ufp_memory_base(b);
+		/* the base is where the image is; the header just before it */
+		cr_assert_eq(memcmp(ba, exp, STD_INITIAL), 0);
+		for (size_t o = 1; o <= 2 * page; o++)
+			cr_assert_eq(ba[-(ptrdiff_t)o], 0,
+				     "[%s] header byte -%zu",
+				     t_backend_name(c.backend), o);
+		memset(ba - 2 * page, 0xa5, 2 * page);
+		memset(bb - 2 * page, 0x5a, 2 * page);
+		/* the headers are not part of the memory: b's is not a's */
+		cr_assert_eq(ba[-1], 0xa5);
+		cr_assert_eq(ufp_memory_size(a), STD_INITIAL);
+		/* below a header: the guard of the slot before it (or the
+		 * pool's pre-guard) */
+		unsigned char *lo = ba < bb ? ba : bb;
+		cr_assert_neq(prefix_read_sig(lo - 2 * page - 1), 0,
+			      "[%s] the byte before a header did not trap",
+			      t_backend_name(c.backend));
+		cr_assert_neq(prefix_read_sig(ba + ufp_memory_size(a)), 0);
+		free_memory(a);
+		ba[-1] = 0x77; /* a stale pointer */
+		a = mk_memory(pool, m, 0);
+		unsigned char *na = ufp_memory_base(a);
+		for (size_t o = 1; o <= 2 * page; o++)
+			cr_assert_eq(na[-(ptrdiff_t)o], 0,
+				     "[%s] header byte -%zu of a new memory",
+				     t_backend_name(c.backend), o);
+		free_memory(a);
+		free_memory(b);
+		drop_module(m);
+		cr_assert_eq(ufp_pool_quiesce(pool), 0);
+		uint64_t r1;
+		cr_assert_eq(ufp_pool_resident_bytes(pool, &r1), 0);
+		cr_assert_leq(r1, r0, "[%s] %llu bytes left after drop",
+			      t_backend_name(c.backend),
+			      (unsigned long long)r1);
+		destroy_pool(pool);
+	}
+	free(exp);
+}
+
+Test(pool_prefix, must_be_a_page_multiple)
+{
+	ufp_config c;
+	t_config(&c, 1, 1 * MiB);
+	c.prefix_bytes = 100;
+	ufp_pool *p = NULL;
+	cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL);
+	cr_assert_null(p);
+}

@@ -55,6 +55,26 @@ struct ufpi_handler {
 static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
 			  unsigned char *page_addr, uint32_t tid);
 
+/* The runtime's header before a memory's base holds no image: a zero page,
+ * or for a write a private page of zeros, whatever the slot's state (each
+ * prepare zeroes the header, so nothing of an earlier memory is there). */
+static void prefix_fault(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+			 unsigned char *fault, uint32_t tid, bool write)
+{
+	const size_t page = ufpi_page_size();
+	size_t done;
+	int err = write ? ufpi_uffd_copy(fd, fault, s->zero_page, page, false,
+					 &done)
+			: ufpi_uffd_zeropage(fd, fault, page, &done);
+	if (err && err != -EEXIST) {
+		UFPI_ADD(s->ctr, fault_errors, 1);
+		poison_locked(s, slot, fd, fault, tid);
+		return;
+	}
+	UFPI_ADD(s->ctr, pages_zeroed, 1);
+	ufpi_uffd_wake(fd, fault, page);
+}
+
 /* Pick the window to fill for a fault at offset `in` (slot lock held). */
 static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
 			uint64_t in, uint64_t *start, uint64_t *end)
@@ -114,6 +134,12 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	unsigned char *base = ufpi_slot_base(s, i);
 
 	pthread_mutex_lock(&slot->lock);
+	if (unlikely(in < s->prefix)) {
+		prefix_fault(s, slot, fd, fault, tid, write);
+		pthread_mutex_unlock(&slot->lock);
+		return;
+	}
+	in -= s->prefix;
 	if (unlikely(slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)) {
 		UFPI_ADD(s->ctr, poisoned_faults, 1);
 		poison_locked(s, slot, fd, fault, tid);

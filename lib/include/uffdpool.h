@@ -177,6 +177,12 @@ typedef struct ufp_config {
 	uint64_t prefetch_max_bytes; /* working set recorded (and prefetched)
 					per module, at most; page multiple
 					(default 64 MiB) */
+	uint64_t prefix_bytes;	     /* read-write bytes directly before each
+					memory's base, for a runtime's header;
+					page multiple (default 0). Part of the
+					slot, not of the memory's size nor of
+					max_memory_bytes; zero at every
+					allocation */
 } ufp_config;
 
 /*
