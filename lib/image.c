@@ -47,7 +47,7 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	struct ufpi_image *img;
 	unsigned char *scratch = NULL;
 	uint8_t *touched = NULL;
-	uint64_t npages = initial_bytes / page;
+	uint64_t npages = (initial_bytes + page - 1) / page;
 	int err;
 
 	err = check_segments(segs, nsegs, initial_bytes, npages);
@@ -172,7 +172,7 @@ int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
 			uint64_t initial_bytes, struct ufpi_contents *out)
 {
 	const size_t page = ufpi_page_size();
-	uint64_t npages = initial_bytes / page;
+	uint64_t npages = (initial_bytes + page - 1) / page;
 	uint32_t *map;
 	unsigned char *buf = NULL;
 	uint64_t ntouched = 0;

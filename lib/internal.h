@@ -587,7 +587,8 @@ struct ufp_memory {
 	ufp_pool *pool;
 	ufp_module *module;
 	uint32_t slot;
-	_Atomic uint64_t size;
+	_Atomic uint64_t size;	     /* exact, in bytes */
+	uint64_t max_bytes;	     /* its own maximum */
 	struct ufp_memory *next;     /* quarantine FIFO */
 	struct ufp_memory *all_next; /* every handle ever allocated */
 };

@@ -90,7 +90,7 @@ static int module_args(const ufp_pool *pool, const ufp_segment *segs,
 		       ufp_module *const *out)
 {
 	if (!pool || pool->magic != UFPI_MAGIC_POOL || !out ||
-	    (nsegs && !segs) || initial_bytes % UFPI_WASM_PAGE)
+	    (nsegs && !segs) || initial_bytes % pool->cfg.wasm_page_bytes)
 		return -EINVAL;
 	if (initial_bytes > pool->cfg.max_memory_bytes)
 		return -E2BIG;

@@ -58,6 +58,7 @@ UFP_API void ufp_config_init(ufp_config *cfg)
 	cfg->fill_mode = UFP_FILL_AUTO;
 	cfg->prefetch = UFP_PREFETCH_AUTO;
 	cfg->prefetch_max_bytes = (uint64_t)64 << 20;
+	cfg->wasm_page_bytes = UFPI_WASM_PAGE;
 }
 
 static int validate_config(const ufp_config *c, const struct ufpi_log *log)
@@ -72,8 +73,13 @@ static int validate_config(const ufp_config *c, const struct ufpi_log *log)
 		BAD("reserved field must be 0");
 	if (!c->slots)
 		BAD("slots must be > 0");
-	if (!c->max_memory_bytes || c->max_memory_bytes % UFPI_WASM_PAGE)
-		BAD("max_memory_bytes must be a non-zero multiple of 64 KiB");
+	if (!c->wasm_page_bytes || c->wasm_page_bytes > UFPI_WASM_PAGE ||
+	    (c->wasm_page_bytes & (c->wasm_page_bytes - 1)))
+		BAD("wasm_page_bytes must be a power of two, 1 to 65536");
+	if (!c->max_memory_bytes || c->max_memory_bytes % page ||
+	    c->max_memory_bytes % c->wasm_page_bytes)
+		BAD("max_memory_bytes must be a non-zero multiple of the page "
+		    "size and of wasm_page_bytes");
 	if (c->guard_bytes % page || c->pre_guard_bytes % page)
 		BAD("guard_bytes and pre_guard_bytes must be page multiples");
 	if ((unsigned)c->strategy > UFP_STRATEGY_WARM_LRU)
@@ -145,10 +151,9 @@ static int check_limits(const ufp_config *c, const struct ufpi_log *log,
 	/* each live memory splits its slot into a read-write and a
 	 * PROT_NONE mapping (COW: plus the image's file mapping); with
 	 * several uffds each slot is its own VMA */
-	uint64_t need = 3 * (uint64_t)c->slots +
-			(c->handler_threads > 1 || c->prefix_bytes ? c->slots
-								   : 0) +
-			64;
+	uint64_t need =
+		3 * (uint64_t)c->slots +
+		(c->handler_threads > 1 || c->prefix_bytes ? c->slots : 0) + 64;
 	if (ufpi_os_max_map_count(&maxmap, &used) == 0 &&
 	    used + need > maxmap) {
 		ufpi_logf(log, UFP_LOG_DEBUG,
@@ -631,8 +636,15 @@ static bool module_ok(const ufp_pool *pool, const ufp_module *m)
 
 /* ufp_memory_alloc; *no_slot tells a -EAGAIN "every slot is held by a
  * live memory" from any error of the kernel. */
+/* The slot's accessible bytes for an exact size: whole OS pages. */
+static uint64_t page_up(uint64_t bytes)
+{
+	const uint64_t page = ufpi_page_size();
+	return (bytes + page - 1) & ~(page - 1);
+}
+
 static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
-			ufp_memory **out, bool *no_slot)
+			uint64_t max_bytes, ufp_memory **out, bool *no_slot)
 {
 	struct purge_progress pp = {0, 0};
 	ufp_memory *mem;
@@ -647,10 +659,16 @@ static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 		return -EINVAL;
 	if (!initial_bytes && m)
 		initial_bytes = m->initial_bytes;
-	if (initial_bytes % UFPI_WASM_PAGE)
+	if (initial_bytes % pool->cfg.wasm_page_bytes)
 		return -EINVAL;
 	if (initial_bytes > pool->cfg.max_memory_bytes)
 		return -E2BIG;
+	if (!max_bytes)
+		max_bytes = pool->cfg.max_memory_bytes;
+	if (max_bytes > pool->cfg.max_memory_bytes)
+		return -E2BIG;
+	if (max_bytes < initial_bytes || max_bytes % pool->cfg.wasm_page_bytes)
+		return -EINVAL;
 	if (m && initial_bytes < m->initial_bytes)
 		return -ERANGE;
 
@@ -684,8 +702,8 @@ static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 	}
 	*no_slot = err == -EAGAIN;
 	if (!err) {
-		err = ufpi_slot_prepare(&pool->slots, i, img, initial_bytes,
-					&wiped);
+		err = ufpi_slot_prepare(&pool->slots, i, img,
+					page_up(initial_bytes), &wiped);
 		if (err) {
 			ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 				  "memory_alloc: slot %u: %s", i,
@@ -726,6 +744,7 @@ static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 	mem->module = m;
 	mem->slot = i;
 	atomic_store(&mem->size, initial_bytes);
+	mem->max_bytes = max_bytes;
 	atomic_store(&mem->magic, UFPI_MAGIC_MEMORY);
 	*out = mem;
 	return 0;
@@ -735,7 +754,20 @@ UFP_API int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 			     uint64_t initial_bytes, ufp_memory **out)
 {
 	bool no_slot;
-	int err = memory_alloc(pool, m, initial_bytes, out, &no_slot);
+	int err = memory_alloc(pool, m, initial_bytes, 0, out, &no_slot);
+	if (pool_ok(pool))
+		ufpi_log_flush(&pool->log);
+	return err;
+}
+
+UFP_API int ufp_memory_alloc_ex(ufp_pool *pool, ufp_module *m,
+				const ufp_alloc_opts *opts, ufp_memory **out)
+{
+	bool no_slot;
+	if (!opts || opts->size != sizeof(*opts) || opts->reserved)
+		return -EINVAL;
+	int err = memory_alloc(pool, m, opts->initial_bytes, opts->max_bytes,
+			       out, &no_slot);
 	if (pool_ok(pool))
 		ufpi_log_flush(&pool->log);
 	return err;
@@ -765,7 +797,8 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 		pool->waiters++;
 		pthread_mutex_unlock(&pool->wait_lock);
 		bool no_slot = false;
-		int err = memory_alloc(pool, m, initial_bytes, out, &no_slot);
+		int err =
+			memory_alloc(pool, m, initial_bytes, 0, out, &no_slot);
 		pthread_mutex_lock(&pool->wait_lock);
 		/* wait only while every slot is held by a live memory; any
 		 * other error (a kernel's) is the caller's at once */
@@ -822,14 +855,17 @@ UFP_API uint32_t ufp_memory_slot(const ufp_memory *mem)
 
 UFP_API int ufp_memory_grow(ufp_memory *mem, uint64_t new_bytes)
 {
-	if (!memory_ok(mem) || new_bytes % UFPI_WASM_PAGE ||
+	if (!memory_ok(mem) || new_bytes % mem->pool->cfg.wasm_page_bytes ||
 	    new_bytes < atomic_load(&mem->size))
 		return -EINVAL;
-	if (new_bytes > mem->pool->cfg.max_memory_bytes)
+	if (new_bytes > mem->max_bytes)
 		return -E2BIG;
-	if (new_bytes == atomic_load(&mem->size))
-		return 0;
-	int err = ufpi_slot_grow(&mem->pool->slots, mem->slot, new_bytes);
+	uint64_t old = atomic_load(&mem->size);
+	/* within the last OS page the bytes are accessible already */
+	int err = page_up(new_bytes) == page_up(old)
+			  ? 0
+			  : ufpi_slot_grow(&mem->pool->slots, mem->slot,
+					   page_up(new_bytes));
 	if (!err)
 		atomic_store(&mem->size, new_bytes);
 	return err;

@@ -1991,3 +1991,124 @@ Test(pool_prefix, must_be_a_page_multiple)
 	cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL);
 	cr_assert_null(p);
 }
+
+/* ---- exact sizes (wasm_page_bytes) and a per-memory maximum --------------- */
+
+/* wasm_page_bytes = 1: sizes, grow and segment bounds in bytes; the
+ * memory is accessible to the end of its last OS page (the hardware's
+ * unit), ufp_memory_size is exact. Every backend. */
+Test(pool_exact, byte_sizes_and_bounds)
+{
+	const size_t page = t_page();
+	static unsigned char seg[10] = "0123456789";
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		ufp_config c;
+		t_config(&c, 1, 1 * MiB);
+		c.backend = t_backends[k];
+		c.wasm_page_bytes = 1;
+		ufp_pool *pool = t_pool(&c);
+		ufp_module *m = NULL;
+		ufp_segment fits = {90, seg, 10}, over = {91, seg, 10};
+		cr_assert_eq(ufp_module_create(pool, &over, 1, 100, &m),
+			     -ERANGE, "a segment past the exact size");
+		cr_assert_eq(ufp_module_create(pool, &fits, 1, 100, &m), 0);
+		cr_assert_eq(ufp_module_initial_bytes(m), 100);
+		ufp_memory *mem = mk_memory(pool, m, 0);
+		unsigned char *b = ufp_memory_base(mem);
+		cr_assert_eq(ufp_memory_size(mem), 100);
+		cr_assert_eq(memcmp(b + 90, seg, 10), 0);
+		cr_assert_eq(b[89], 0);
+		/* grow by single bytes, within and across OS pages */
+		cr_assert_eq(ufp_memory_grow(mem, 101), 0);
+		cr_assert_eq(ufp_memory_size(mem), 101);
+		cr_assert_eq(ufp_memory_grow(mem, 3 * page + 7), 0);
+		cr_assert_eq(ufp_memory_size(mem), 3 * page + 7);
+		cr_assert_eq(b[3 * page + 6], 0);
+		b[3 * page + 6] = 1;
+		cr_assert_eq(ufp_memory_grow(mem, 3 * page + 6), -EINVAL,
+			     "a shrink");
+		free_memory(mem);
+		mem = mk_memory(pool, m, 5000);
+		cr_assert_eq(ufp_memory_size(mem), 5000);
+		cr_assert_eq(memcmp(ufp_memory_base(mem) + 90, seg, 10), 0);
+		cr_assert_eq(((unsigned char *)ufp_memory_base(mem))[4999], 0);
+		free_memory(mem);
+		drop_module(m);
+		destroy_pool(pool);
+	}
+}
+
+/* the last OS page of an exact size is accessible, the next one traps */
+Test(pool_exact, the_page_after_the_last_traps, .signal = SIGSEGV)
+{
+	ufp_config c;
+	t_config(&c, 1, 1 * MiB);
+	c.wasm_page_bytes = 1;
+	ufp_pool *pool = t_pool(&c);
+	ufp_memory *mem = mk_memory(pool, NULL, 100);
+	volatile unsigned char *b = ufp_memory_base(mem);
+	(void)b[t_page() - 1];
+	(void)b[t_page()];
+	cr_assert_fail("the page after an exact size of 100 was accessible");
+}
+
+Test(pool_exact, wasm_page_bytes_rules)
+{
+	const uint64_t bad[] = {0, 3, 65536 * 2, 48};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		ufp_config c;
+		t_config(&c, 1, 1 * MiB);
+		c.wasm_page_bytes = bad[k];
+		ufp_pool *p = NULL;
+		cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL, "%llu",
+			     (unsigned long long)bad[k]);
+	}
+	/* the default is the wasm page: a size that is no multiple of it is
+	 * refused */
+	ufp_config c;
+	t_config(&c, 1, 1 * MiB);
+	cr_assert_eq(c.wasm_page_bytes, 65536);
+	ufp_pool *p = t_pool(&c);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, NULL, 4096, &mem), -EINVAL);
+	destroy_pool(p);
+}
+
+/* ufp_memory_alloc_ex: the memory's own maximum (a module's declared one) */
+Test(pool_exact, per_memory_maximum)
+{
+	ufp_config c;
+	t_config(&c, 2, 4 * MiB);
+	ufp_pool *p = t_pool(&c);
+	ufp_alloc_opts o = {.size = sizeof(o),
+			    .initial_bytes = WPAGE,
+			    .max_bytes = 3 * WPAGE};
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, &o, &mem), 0);
+	cr_assert_eq(ufp_memory_grow(mem, 3 * WPAGE), 0);
+	cr_assert_eq(ufp_memory_grow(mem, 4 * WPAGE), -E2BIG);
+	cr_assert_eq(ufp_memory_size(mem), 3 * WPAGE);
+	/* the other memory is not limited by it */
+	ufp_memory *other = mk_memory(p, NULL, WPAGE);
+	cr_assert_eq(ufp_memory_grow(other, 4 * MiB), 0);
+	free_memory(other);
+	free_memory(mem);
+	ufp_memory *no = NULL;
+	ufp_alloc_opts bad = o;
+	bad.max_bytes = WPAGE / 2; /* below initial */
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, &bad, &no), -EINVAL);
+	bad.max_bytes = 8 * MiB; /* beyond the slot */
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, &bad, &no), -E2BIG);
+	bad = o;
+	bad.size = 8;
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, &bad, &no), -EINVAL);
+	bad = o;
+	bad.reserved = 1;
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, &bad, &no), -EINVAL);
+	cr_assert_eq(ufp_memory_alloc_ex(p, NULL, NULL, &no), -EINVAL);
+	cr_assert_null(no);
+	/* the pool is still usable */
+	mem = mk_memory(p, NULL, WPAGE);
+	free_memory(mem);
+	destroy_pool(p);
+}

@@ -183,6 +183,14 @@ typedef struct ufp_config {
 					slot, not of the memory's size nor of
 					max_memory_bytes; zero at every
 					allocation */
+	uint64_t wasm_page_bytes;    /* the unit of memory sizes, grow and
+					module initial sizes: a power of two
+					from 1 (byte-exact sizes, wasm3) to
+					65536 (default; the custom-page-sizes
+					proposal allows 1). A memory is
+					accessible to the end of its last OS
+					page; ufp_memory_size and segment
+					bounds are exact */
 } ufp_config;
 
 /*
@@ -424,6 +432,27 @@ UFP_API UFP_WUR int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 					  uint64_t initial_bytes,
 					  uint64_t timeout_ns,
 					  ufp_memory **out);
+
+/* Options of ufp_memory_alloc_ex: set size = sizeof(ufp_alloc_opts). */
+typedef struct ufp_alloc_opts {
+	uint32_t size;
+	uint32_t reserved;	/* must be 0 */
+	uint64_t initial_bytes; /* as ufp_memory_alloc's (0: the module's) */
+	uint64_t max_bytes;	/* this memory's own maximum (the module's
+				   declared one): grow beyond it is -E2BIG;
+				   0 = max_memory_bytes */
+} ufp_alloc_opts;
+
+/*
+ * ufp_memory_alloc with options: a per-memory maximum. Returns what
+ * ufp_memory_alloc returns, and -EINVAL for a NULL opts, a wrong size or
+ * reserved field, or max_bytes below the initial size or not a multiple
+ * of wasm_page_bytes; -E2BIG for max_bytes > max_memory_bytes.
+ * Thread-safety: any thread.
+ */
+UFP_API UFP_WUR int ufp_memory_alloc_ex(ufp_pool *pool, ufp_module *m,
+					const ufp_alloc_opts *opts,
+					ufp_memory **out);
 
 /* Base address, accessible size in bytes, slot index. NULL gives
  * NULL/0/UINT32_MAX. Thread-safety: any thread (size races with grow). */
