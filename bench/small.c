@@ -3,7 +3,7 @@
  * small.c - `ufp-bench small`: the common case of a runtime running many
  * small instances.
  *
- *   ufp-bench small [--cycles N]
+ *   ufp-bench small [--cycles N] [--kib N]   (N: a multiple of 64, >= 128)
  *
  * A module with one data segment filling the first 64 KiB of a 128 KiB
  * memory (two wasm pages). Each cycle allocates a memory, writes one byte
@@ -25,7 +25,9 @@
 #include "bench.h"
 #include "internal.h"
 
-#define MEM_BYTES (128u << 10)
+/* the memory's size: 128 KiB (two wasm pages), or --kib N */
+static unsigned mem_bytes = 128u << 10;
+#define MEM_BYTES mem_bytes
 #define SEG_BYTES (64u << 10)
 #define COW_TARGET 1.0
 #define MALLOC_TARGET 2.0
@@ -171,13 +173,18 @@ int ufpb_small(struct ufpb *b, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (ufpb_common_arg(b, argc, argv, &i))
 			continue;
+		if (!strcmp(argv[i], "--kib") && i + 1 < argc &&
+		    atoi(argv[i + 1]) >= 128 && atoi(argv[i + 1]) % 64 == 0) {
+			mem_bytes = (unsigned)atoi(argv[++i]) << 10;
+			continue;
+		}
 		if (!strcmp(argv[i], "--cycles") && i + 1 < argc &&
 		    atoi(argv[i + 1]) > 0) {
 			cycles = atoi(argv[++i]);
 			continue;
 		}
 		fprintf(stderr, "usage: ufp-bench small [--json] [--quick] "
-				"[--reps N] [--cycles N]\n");
+				"[--reps N] [--cycles N] [--kib N]\n");
 		return 2;
 	}
 	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
