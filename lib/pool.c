@@ -359,34 +359,15 @@ static bool config_size_ok(uint32_t size)
 	       size == sizeof(ufp_config);			       /* 0.3 */
 }
 
-UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
+/* A pool struct with its locks and the process's probe: nothing else. */
+static ufp_pool *pool_new(const ufp_config *cfg, const struct ufpi_log *log)
 {
-	ufp_config cfg;
-	ufp_pool *pool;
-	size_t slot_bytes, total;
-	int err;
-
-	if (!cfg_in || !out || !config_size_ok(cfg_in->size))
-		return -EINVAL;
-	/* a caller built against an older header passes a shorter struct:
-	 * its missing fields keep their defaults */
-	ufp_config_init(&cfg);
-	memcpy(&cfg, cfg_in, cfg_in->size);
-	cfg.size = sizeof(cfg);
-	struct ufpi_log log = {cfg.log, cfg.log_arg, cfg.log_level};
-	err = validate_config(&cfg, &log);
-	if (err)
-		return err;
-	err = check_limits(&cfg, &log, &slot_bytes, &total);
-	if (err)
-		return err;
-
-	pool = calloc(1, sizeof(*pool));
+	ufp_pool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
-		return -ENOMEM;
+		return NULL;
 	pool->magic = UFPI_MAGIC_POOL;
-	pool->cfg = cfg;
-	pool->log = log;
+	pool->cfg = *cfg;
+	pool->log = *log;
 	pthread_mutex_init(&pool->log_queue.lock, NULL);
 	pool->log.queue = &pool->log_queue;
 	pool->pagemap_fd = -1;
@@ -396,146 +377,186 @@ UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
 	pthread_mutex_init(&pool->wait_lock, NULL);
 	pthread_cond_init(&pool->wait_cond, NULL);
 	ufpi_features_copy(&pool->feat);
+	return pool;
+}
 
-	pool->backend = cfg.backend;
+static const char *uffd_eperm_hint(int err)
+{
+	return err == -EPERM ? "EPERM - set vm.unprivileged_userfaultfd=1, "
+			       "grant access to /dev/userfaultfd, or run "
+			       "with CAP_SYS_PTRACE"
+			     : ufp_strerror(err);
+}
+
+/* backend AUTO: UFFD where userfaultfd can be opened, else COW (seccomp
+ * profiles and unprivileged containers forbid it; copy-on-write works
+ * everywhere). UFFD forced without it: its error. */
+static int resolve_backend(ufp_pool *pool)
+{
+	pool->backend = pool->cfg.backend;
 	if (pool->backend == UFP_BACKEND_AUTO) {
 		pool->backend = UFP_BACKEND_UFFD;
 		if (pool->feat.uffd_err) {
-			/* seccomp profiles and unprivileged containers forbid
-			 * userfaultfd: copy-on-write works everywhere */
-			ufpi_logf(
-				&pool->log, UFP_LOG_WARN,
-				"userfaultfd unavailable (%s); using the "
-				"copy-on-write backend",
-				pool->feat.uffd_err == -EPERM
-					? "EPERM - set "
-					  "vm.unprivileged_userfaultfd=1, "
-					  "grant "
-					  "access to /dev/userfaultfd, or run "
-					  "with CAP_SYS_PTRACE"
-					: ufp_strerror(pool->feat.uffd_err));
+			ufpi_logf(&pool->log, UFP_LOG_WARN,
+				  "userfaultfd unavailable (%s); using the "
+				  "copy-on-write backend",
+				  uffd_eperm_hint(pool->feat.uffd_err));
 			pool->backend = UFP_BACKEND_COW;
 		}
 	}
 	if (pool->backend == UFP_BACKEND_UFFD && pool->feat.uffd_err) {
-		err = pool->feat.uffd_err;
-		ufpi_logf(
-			&pool->log, UFP_LOG_DEBUG, "userfaultfd: %s",
-			err == -EPERM
-				? "EPERM - set vm.unprivileged_userfaultfd=1, "
-				  "grant access to /dev/userfaultfd, or run "
-				  "with CAP_SYS_PTRACE"
-				: ufp_strerror(err));
-		goto fail;
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG, "userfaultfd: %s",
+			  uffd_eperm_hint(pool->feat.uffd_err));
+		return pool->feat.uffd_err;
 	}
+	return 0;
+}
 
-	err = resolve_fill_mode(pool);
-	if (err)
-		goto fail;
-	resolve_tracking(pool);
-
-	err = ufpi_os_reserve(total, (void **)&pool->reservation);
-	if (err) {
-		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
-			  "pool_create: cannot reserve %zu bytes: %s", total,
-			  ufp_strerror(err));
-		goto fail;
-	}
-	pool->reservation_len = total;
-	ufpi_os_dontfork(pool->reservation, total);
-
+/* The slot layer's parameters, from the resolved configuration. */
+static void slots_params(ufp_pool *pool, size_t slot_bytes)
+{
+	const ufp_config *c = &pool->cfg;
 	struct ufpi_slots *s = &pool->slots;
-	s->start = pool->reservation + cfg.pre_guard_bytes;
+
+	s->start = pool->reservation + c->pre_guard_bytes;
 	s->slot_bytes = slot_bytes;
-	s->prefix = cfg.prefix_bytes;
-	/* every slot's header is read-write for good: it is zeroed at each
-	 * allocation (slot.c), and what lies before it is the previous
-	 * slot's guard */
-	for (uint32_t i = 0; s->prefix && i < cfg.slots && !err; i++)
-		err = ufpi_os_protect(ufpi_slot_start(s, i), s->prefix,
-				      PROT_READ | PROT_WRITE);
-	if (err)
-		goto fail;
-	s->max_memory_bytes = cfg.max_memory_bytes;
+	s->prefix = c->prefix_bytes;
+	s->max_memory_bytes = c->max_memory_bytes;
 	s->ctr = &pool->ctr;
 	s->log = &pool->log;
-	s->keep_resident_bytes = cfg.keep_resident_bytes;
-	s->window_min = cfg.fault_around_bytes;
-	s->window_max = cfg.fault_around_max_bytes;
-	s->window_floor = cfg.fault_around_min_bytes < cfg.fault_around_bytes
-				  ? cfg.fault_around_min_bytes
-				  : cfg.fault_around_bytes;
+	s->window_min = c->fault_around_bytes;
+	s->window_max = c->fault_around_max_bytes;
+	s->window_floor = c->fault_around_min_bytes < c->fault_around_bytes
+				  ? c->fault_around_min_bytes
+				  : c->fault_around_bytes;
 	s->uffd = pool->uffd;
 	s->uffd_poison = pool->feat.poison;
-	/* never written: reading it maps the zero page, it costs nothing */
-	s->zero_len = s->window_max > ufpi_page_size() ? s->window_max
-						       : ufpi_page_size();
-	err = ufpi_os_map_anon(s->zero_len, (void **)&s->zero_page);
-	if (err)
-		goto fail;
 	s->dirty = pool->dirty_tracking && pool->fill_mode == UFP_FILL_COPY;
 	s->backend = pool->backend;
 	s->pagemap_fd = pool->pagemap_fd;
 	s->minor = pool->fill_mode == UFP_FILL_MINOR;
 	s->anon_scan = pool->dirty_tracking && !s->dirty;
-	/* AUTO: what the last memory modified, where a scan tells */
-	if (cfg.keep_resident_bytes == UFP_KEEP_AUTO)
-		s->keep_resident_bytes = s->anon_scan ? UINT64_MAX : 0;
-	/* ... up to UFPI_KEEP_AUTO_BYTES per slot: a memory written
-	 * everywhere is dropped, not copied back whole */
-	s->keep_budget = cfg.keep_resident_bytes == UFP_KEEP_AUTO
-				 ? UFPI_KEEP_AUTO_BYTES
-				 : UINT64_MAX;
-	s->prefetch = s->minor && cfg.prefetch == UFP_PREFETCH_AUTO &&
-		      cfg.prefetch_max_bytes;
-	s->prefetch_max_pages = cfg.prefetch_max_bytes / ufpi_page_size();
+	/* AUTO: what the last memory modified, where a scan tells, up to
+	 * UFPI_KEEP_AUTO_BYTES per slot (a memory written everywhere is
+	 * dropped, not copied back whole) */
+	bool autokeep = c->keep_resident_bytes == UFP_KEEP_AUTO;
+	s->keep_resident_bytes = autokeep ? (s->anon_scan ? UINT64_MAX : 0)
+					  : c->keep_resident_bytes;
+	s->keep_budget = autokeep ? UFPI_KEEP_AUTO_BYTES : UINT64_MAX;
+	s->prefetch = s->minor && c->prefetch == UFP_PREFETCH_AUTO &&
+		      c->prefetch_max_bytes;
+	s->prefetch_max_pages = c->prefetch_max_bytes / ufpi_page_size();
 	for (unsigned k = 0; k < UFPI_MAX_HANDLERS; k++)
 		s->wake_efd[k] = -1;
+	s->pidfd = pool->pidfd;
+}
+
+/* The reservation, the slots' headers, the zero source, the slot array
+ * and the index allocator. */
+static int build_slots(ufp_pool *pool, size_t slot_bytes, size_t total)
+{
+	const ufp_config *c = &pool->cfg;
+	struct ufpi_slots *s = &pool->slots;
+
+	int err = ufpi_os_reserve(total, (void **)&pool->reservation);
+	if (err) {
+		ufpi_logf(&pool->log, UFP_LOG_DEBUG,
+			  "pool_create: cannot reserve %zu bytes: %s", total,
+			  ufp_strerror(err));
+		return err;
+	}
+	pool->reservation_len = total;
+	ufpi_os_dontfork(pool->reservation, total);
 	if (pool->feat.process_madvise == 1 && ufpi_os_pidfd_self(&pool->pidfd))
 		pool->pidfd = -1;
-	s->pidfd = pool->pidfd;
-	s->slot = calloc(cfg.slots, sizeof(*s->slot));
-	if (!s->slot) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	for (uint32_t i = 0; i < cfg.slots; i++) {
+	slots_params(pool, slot_bytes);
+	/* every slot's header is read-write for good: it is zeroed at each
+	 * allocation (slot.c), and what lies before it is the previous
+	 * slot's guard */
+	for (uint32_t i = 0; s->prefix && i < c->slots && !err; i++)
+		err = ufpi_os_protect(ufpi_slot_start(s, i), s->prefix,
+				      PROT_READ | PROT_WRITE);
+	/* never written: reading it maps the zero page, it costs nothing */
+	s->zero_len = s->window_max > ufpi_page_size() ? s->window_max
+						       : ufpi_page_size();
+	if (!err)
+		err = ufpi_os_map_anon(s->zero_len, (void **)&s->zero_page);
+	if (err)
+		return err;
+	s->slot = calloc(c->slots, sizeof(*s->slot));
+	if (!s->slot)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->slots; i++) {
 		err = ufpi_slot_init(&s->slot[i]);
 		if (err)
-			goto fail;
+			return err;
 		s->n = i + 1;
 	}
-	err = ufp_index_create(cfg.slots, cfg.strategy,
-			       cfg.max_unused_warm_slots, cfg.random_seed,
-			       &pool->index);
-	if (err)
-		goto fail;
+	return ufp_index_create(c->slots, c->strategy, c->max_unused_warm_slots,
+				c->random_seed, &pool->index);
+}
+
+/* userfaultfds and the handler threads (UFFD), the reclaim engine.
+ * Without userfaultfd there is no handler thread: purge completions are
+ * reaped by the API calls and ufp_pool_quiesce. */
+static int start_engines(ufp_pool *pool)
+{
+	int err = 0;
 	if (pool->backend == UFP_BACKEND_UFFD) {
 		err = open_uffds(pool);
-		s->nuffd = pool->nuffd;
+		pool->slots.nuffd = pool->nuffd;
 		if (err) {
 			ufpi_logf(&pool->log, UFP_LOG_DEBUG,
 				  "pool_create: userfaultfd setup failed: %s",
 				  ufp_strerror(err));
-			goto fail;
+			return err;
 		}
 	}
 	err = resolve_reclaim(pool);
-	if (err)
-		goto fail;
-	/* without userfaultfd there is no handler thread: purge completions
-	 * are reaped by the API calls and ufp_pool_quiesce */
-	if (pool->backend == UFP_BACKEND_UFFD) {
-		err = ufpi_handler_start(s, ufpi_reclaim_eventfd(pool->reclaim),
+	if (!err && pool->backend == UFP_BACKEND_UFFD)
+		err = ufpi_handler_start(&pool->slots,
+					 ufpi_reclaim_eventfd(pool->reclaim),
 					 ufpi_pool_reap, pool, &pool->handler);
-		if (err)
-			goto fail;
+	return err;
+}
+
+UFP_API int ufp_pool_create(const ufp_config *cfg_in, ufp_pool **out)
+{
+	ufp_config cfg;
+	size_t slot_bytes, total;
+
+	if (!cfg_in || !out || !config_size_ok(cfg_in->size))
+		return -EINVAL;
+	/* a caller built against an older header passes a shorter struct:
+	 * its missing fields keep their defaults */
+	ufp_config_init(&cfg);
+	memcpy(&cfg, cfg_in, cfg_in->size);
+	cfg.size = sizeof(cfg);
+	struct ufpi_log log = {cfg.log, cfg.log_arg, cfg.log_level, NULL};
+	int err = validate_config(&cfg, &log);
+	if (!err)
+		err = check_limits(&cfg, &log, &slot_bytes, &total);
+	if (err)
+		return err;
+
+	ufp_pool *pool = pool_new(&cfg, &log);
+	if (!pool)
+		return -ENOMEM;
+	err = resolve_backend(pool);
+	if (!err)
+		err = resolve_fill_mode(pool);
+	if (!err) {
+		resolve_tracking(pool);
+		err = build_slots(pool, slot_bytes, total);
+	}
+	if (!err)
+		err = start_engines(pool);
+	if (err) {
+		pool_free(pool); /* undoes whatever stage it reached */
+		return err;
 	}
 	*out = pool;
 	return 0;
-fail:
-	pool_free(pool);
-	return err;
 }
 
 static bool pool_ok(const ufp_pool *pool)
