@@ -147,6 +147,18 @@ int ufpi_os_eventfd_signal(int fd);
 int ufpi_os_eventfd_drain(int fd);
 /* Bytes resident in [addr, addr+len): PAGEMAP_SCAN (present, not the zero
  * page) when pagemap_fd >= 0 and the kernel has it, else mincore. */
+/* The one PAGEMAP_SCAN walker: fn gets every run of [addr, addr+len)
+ * that matches q (the kernel's category_mask / _inverted / _anyof_mask),
+ * with the q->ret categories, until the range is covered; a non-zero
+ * return stops the walk and is returned. */
+struct ufpi_pm_query {
+	uint64_t mask, inverted, anyof, ret;
+};
+typedef int (*ufpi_pm_fn)(void *arg, uint64_t start, uint64_t end,
+			  uint64_t categories);
+int ufpi_os_pagemap_scan(int fd, void *addr, size_t len,
+			 const struct ufpi_pm_query *q, ufpi_pm_fn fn,
+			 void *arg);
 int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out);
 /* The same split into anonymous (private) and file-backed (shared page
  * cache) bytes. Without PAGEMAP_SCAN everything counts as private. */

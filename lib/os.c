@@ -250,47 +250,80 @@ int ufpi_os_eventfd_drain(int fd)
 	return r < 0 && r != -EAGAIN ? (int)r : 0;
 }
 
-/* PAGEMAP_SCAN walks page tables and reports runs, so a sparse terabyte
- * reservation costs what is populated, not what is reserved. Present pages
- * other than the shared zero page, split by file-backed or not. */
-static int resident_scan(int fd, uint64_t start, uint64_t end,
-			 uint64_t *private_bytes, uint64_t *shared_bytes)
+int ufpi_os_pagemap_scan(int fd, void *addr, size_t len,
+			 const struct ufpi_pm_query *q, ufpi_pm_fn fn,
+			 void *arg)
 {
-	struct page_region regs[256];
-	uint64_t priv = 0, shared = 0;
+	struct page_region regs[128];
+	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
 	int saved = errno;
 
+	/* PAGEMAP_SCAN walks page tables and reports runs, so a sparse
+	 * terabyte reservation costs what is populated, not what is
+	 * reserved; a full vec ends the call early: go on from walk_end
+	 * until the whole range is covered */
 	while (start < end) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
 			.start = start,
 			.end = end,
 			.vec = (uint64_t)(uintptr_t)regs,
 			.vec_len = sizeof(regs) / sizeof(regs[0]),
-			.category_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO,
-			.category_inverted = PAGE_IS_PFNZERO,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_FILE,
+			.category_mask = q->mask,
+			.category_inverted = q->inverted,
+			.category_anyof_mask = q->anyof,
+			.return_mask = q->ret,
 		};
-		int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+		int n = ioctl(fd, PAGEMAP_SCAN, &a);
 		if (n < 0) {
 			int err = -errno;
 			errno = saved;
 			return err;
 		}
-		for (int i = 0; i < n; i++) {
-			uint64_t len = regs[i].end - regs[i].start;
-			if (regs[i].categories & PAGE_IS_FILE)
-				shared += len;
-			else
-				priv += len;
+		for (int k = 0; k < n; k++) {
+			int err = fn(arg, regs[k].start, regs[k].end,
+				     regs[k].categories);
+			if (err)
+				return err;
 		}
-		if (arg.walk_end <= start)
+		if (a.walk_end <= start)
 			break;
-		start = arg.walk_end;
+		start = a.walk_end;
 	}
-	*private_bytes = priv;
-	*shared_bytes = shared;
 	return 0;
+}
+
+struct split {
+	uint64_t priv, shared;
+};
+
+static int add_split(void *arg, uint64_t start, uint64_t end, uint64_t cats)
+{
+	struct split *sp = arg;
+	if (cats & PAGE_IS_FILE)
+		sp->shared += end - start;
+	else
+		sp->priv += end - start;
+	return 0;
+}
+
+/* Present pages other than the shared zero page, split by file-backed. */
+static int resident_scan(int fd, uint64_t start, uint64_t end,
+			 uint64_t *private_bytes, uint64_t *shared_bytes)
+{
+	const struct ufpi_pm_query q = {
+		.mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO,
+		.inverted = PAGE_IS_PFNZERO,
+		.ret = PAGE_IS_PRESENT | PAGE_IS_FILE,
+	};
+	struct split sp = {0, 0};
+	int err = ufpi_os_pagemap_scan(fd, (void *)(uintptr_t)start,
+				       end - start, &q, add_split, &sp);
+	if (!err) {
+		*private_bytes = sp.priv;
+		*shared_bytes = sp.shared;
+	}
+	return err;
 }
 
 static int resident_mincore(unsigned char *addr, size_t len, uint64_t *out)

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #include "internal.h"
@@ -18,6 +17,15 @@
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool probed;
 static struct ufpi_features feat;
+
+static int no_region(void *arg, uint64_t start, uint64_t end, uint64_t cats)
+{
+	(void)arg;
+	(void)start;
+	(void)end;
+	(void)cats;
+	return 0;
+}
 
 static bool probe_pagemap_scan(void)
 {
@@ -28,19 +36,10 @@ static bool probe_pagemap_scan(void)
 	if (fd < 0)
 		return false;
 	if (ufpi_os_map_anon(ufpi_page_size(), &p) == 0) {
-		struct page_region r;
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = (uint64_t)(uintptr_t)p,
-			.end = (uint64_t)(uintptr_t)p + ufpi_page_size(),
-			.vec = (uint64_t)(uintptr_t)&r,
-			.vec_len = 1,
-			.category_mask = PAGE_IS_PRESENT,
-			.return_mask = PAGE_IS_PRESENT,
-		};
-		int saved = errno;
-		ok = ioctl(fd, PAGEMAP_SCAN, &arg) >= 0;
-		errno = saved;
+		const struct ufpi_pm_query q = {.mask = PAGE_IS_PRESENT,
+						.ret = PAGE_IS_PRESENT};
+		ok = ufpi_os_pagemap_scan(fd, p, ufpi_page_size(), &q,
+					  no_region, NULL) == 0;
 		ufpi_os_unmap(p, ufpi_page_size());
 	}
 	ufpi_os_close(fd);

@@ -20,7 +20,6 @@
  * clean).
  */
 #include <errno.h>
-#include <sys/ioctl.h>
 
 #include "internal.h"
 #include "kernel_uapi.h"
@@ -46,46 +45,32 @@ static unsigned run_flags(uint64_t c, bool anon)
 	return flags;
 }
 
+struct dirty_walk {
+	bool anon;
+	ufpi_dirty_fn fn;
+	void *arg;
+};
+
+static int dirty_region(void *arg, uint64_t start, uint64_t end, uint64_t cats)
+{
+	const struct dirty_walk *w = arg;
+	return w->fn(w->arg, (void *)(uintptr_t)start, end - start,
+		     run_flags(cats, w->anon));
+}
+
 int ufpi_dirty_scan(int pagemap_fd, void *addr, size_t len, bool anon,
 		    ufpi_dirty_fn fn, void *arg)
 {
-	struct page_region regs[128];
-	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
-	int saved = errno;
-
-	while (start < end) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)(uintptr_t)regs,
-			.vec_len = sizeof(regs) / sizeof(regs[0]),
-			/* every page that is present, or written (WP
-			 * tracking: a missing page reads as written), or
-			 * swapped out */
-			.category_anyof_mask =
-				PAGE_IS_PRESENT |
-				(anon ? PAGE_IS_SWAPPED : PAGE_IS_WRITTEN),
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_PFNZERO |
-				       (anon ? PAGE_IS_SWAPPED | PAGE_IS_FILE
-					     : PAGE_IS_WRITTEN),
-		};
-		int n = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
-		if (n < 0) {
-			int err = -errno;
-			errno = saved;
-			return err;
-		}
-		for (int k = 0; k < n; k++) {
-			int err = fn(arg, (void *)(uintptr_t)regs[k].start,
-				     regs[k].end - regs[k].start,
-				     run_flags(regs[k].categories, anon));
-			if (err)
-				return err;
-		}
-		if (a.walk_end <= start)
-			break;
-		start = a.walk_end;
-	}
-	return 0;
+	/* every page that is present, or written (WP tracking: a missing
+	 * page reads as written), or swapped out */
+	const struct ufpi_pm_query q = {
+		.anyof = PAGE_IS_PRESENT |
+			 (anon ? PAGE_IS_SWAPPED : PAGE_IS_WRITTEN),
+		.ret = PAGE_IS_PRESENT | PAGE_IS_PFNZERO |
+		       (anon ? PAGE_IS_SWAPPED | PAGE_IS_FILE
+			     : PAGE_IS_WRITTEN),
+	};
+	struct dirty_walk w = {anon, fn, arg};
+	return ufpi_os_pagemap_scan(pagemap_fd, addr, len, &q, dirty_region,
+				    &w);
 }
