@@ -3,7 +3,7 @@
  * churn.c - `ufp-bench churn`: modules are created, instantiated across the
  * pool and dropped, round after round; the pool's resident bytes are
  * recorded after every round, with purge on and with purge disabled
- * (ufpi_pool_set_purge_enabled: a benchmark-only switch that restores the
+ * (ufpi_hook_purge_off: a benchmark-only hook that restores the
  * behaviour before purge existed, so the difference is what purge saves).
  *
  * One round: a new module (256 KiB image, non-zero on every page) serves
@@ -177,7 +177,7 @@ static void run_mode(const struct churn_mode *md, uint32_t slots, int rounds,
 	out->err = ufp_pool_create(&c, &pool);
 	if (out->err)
 		return;
-	ufpi_pool_set_purge_enabled(pool, md->purge);
+	ufpi_hook_purge_off(md->purge ? NULL : pool);
 	out->err = ufp_pool_resident_bytes(pool, &out->baseline);
 	if (!out->err)
 		out->err = make_module(pool, 1, &host);
@@ -212,6 +212,7 @@ static void run_mode(const struct churn_mode *md, uint32_t slots, int rounds,
 	if (host)
 		UFPI_IGNORE(ufp_module_drop(host));
 	UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpi_hook_purge_off(NULL); /* the next pool may get this address */
 }
 
 int ufpb_churn(struct ufpb *b, int argc, char **argv)

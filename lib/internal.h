@@ -650,7 +650,6 @@ struct ufp_pool {
 	uint32_t waiters;
 	_Atomic uint64_t purge_pending; /* slots being purged */
 	_Atomic uint32_t purgers;	/* purge/evict loops taking slots */
-	_Atomic bool purge_disabled;	/* benchmark-only: see below */
 };
 
 /* module.c (pool->mod_lock held for the handle functions) */
@@ -668,10 +667,12 @@ void ufpi_pool_reap(void *arg);
  * tells modules apart in ufp_module_acquire. */
 void ufpi_module_hash_collide(bool on);
 
-/* Benchmark-only switch: with purge disabled a dropped module's affine
- * slots keep their pages (the behaviour before purge existed), to measure
- * what purge saves. Never for production. */
-void ufpi_pool_set_purge_enabled(ufp_pool *pool, bool enabled);
+/* Benchmark hook (lib/hooks.c), outside the production structs: with
+ * purge off for one pool a dropped module's affine slots keep their pages
+ * (the behaviour before purge existed), to measure what purge saves.
+ * NULL turns it off again. Never for production. */
+void ufpi_hook_purge_off(const ufp_pool *pool);
+bool ufpi_hook_purge_is_off(const ufp_pool *pool);
 
 /* Walk the pool and check invariants (tests). 0 or -EUCLEAN. */
 int ufpi_pool_check(ufp_pool *pool);

@@ -464,7 +464,7 @@ void ufpi_module_purge(ufp_pool *pool, uint64_t key)
 	struct purge_batch b;
 	ufp_slot_index i;
 
-	if (atomic_load(&pool->purge_disabled))
+	if (unlikely(ufpi_hook_purge_is_off(pool)))
 		return;
 	UFPI_ADD(&pool->ctr, purges, 1);
 	/* from the moment a slot is taken until purge_slot counts it, an
@@ -557,11 +557,6 @@ void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err)
 	UFPI_SUB(&pool->ctr, purges_inflight, 1);
 	atomic_fetch_sub(&pool->purge_pending, 1);
 	ufpi_pool_slot_freed(pool);
-}
-
-void ufpi_pool_set_purge_enabled(ufp_pool *pool, bool enabled)
-{
-	atomic_store(&pool->purge_disabled, !enabled);
 }
 
 void ufpi_pool_reap(void *arg)
