@@ -664,89 +664,113 @@ static uint64_t page_up(uint64_t bytes)
 	return (bytes + page - 1) & ~(page - 1);
 }
 
+/* The sizes of an allocation, checked: 0 or the documented errno. */
+static int alloc_sizes(const ufp_pool *pool, const ufp_module *m,
+		       uint64_t *initial_bytes, uint64_t *max_bytes)
+{
+	const ufp_config *c = &pool->cfg;
+	if (!*initial_bytes && m)
+		*initial_bytes = m->initial_bytes;
+	if (!*max_bytes)
+		*max_bytes = c->max_memory_bytes;
+	if (*initial_bytes % c->wasm_page_bytes)
+		return -EINVAL;
+	if (*initial_bytes > c->max_memory_bytes ||
+	    *max_bytes > c->max_memory_bytes)
+		return -E2BIG;
+	if (*max_bytes < *initial_bytes || *max_bytes % c->wasm_page_bytes)
+		return -EINVAL;
+	return m && *initial_bytes < m->initial_bytes ? -ERANGE : 0;
+}
+
+/* A handle, a reference on the module's image and the live counts; NULL
+ * (with *err) when the module was dropped or memory is short. */
+static ufp_memory *alloc_handle(ufp_pool *pool, ufp_module *m,
+				struct ufpi_image **img, int *err)
+{
+	pthread_mutex_lock(&pool->mod_lock);
+	ufp_memory *mem = NULL;
+	*err = m && m->dropped ? -EINVAL : 0;
+	if (!*err && !(mem = ufpi_memory_handle_new(pool)))
+		*err = -ENOMEM;
+	if (mem) {
+		/* our own reference: a concurrent drop releases the
+		 * module's */
+		*img = m ? m->image : NULL;
+		ufpi_image_ref(*img);
+		if (m)
+			m->live++;
+		pool->live_memories++;
+	}
+	pthread_mutex_unlock(&pool->mod_lock);
+	return mem;
+}
+
+/* A slot for key. A slot being purged is not held by a memory: wait for
+ * its purge (it takes the kernel a moment) rather than fail. */
+static int take_slot(ufp_pool *pool, uint64_t key, ufp_slot_index *i,
+		     uint64_t *prev_key)
+{
+	struct purge_progress pp = {0, 0};
+	if (!pool->handler && atomic_load(&pool->purge_pending))
+		ufpi_reclaim_reap(pool->reclaim);
+	int err = ufp_index_alloc(pool->index, key, i, prev_key);
+	while (err == -EAGAIN && purges_pending(pool)) {
+		purge_wait_step(pool, &pp);
+		err = ufp_index_alloc(pool->index, key, i, prev_key);
+	}
+	return err;
+}
+
+/* Slot i could not be prepared: give it back, and make sure no module's
+ * pages are left behind in it. Returns the error to report. */
+static int prepare_failed(ufp_pool *pool, ufp_slot_index i, uint64_t key,
+			  uint64_t prev_key, int err)
+{
+	ufpi_logf(&pool->log, UFP_LOG_DEBUG, "memory_alloc: slot %u: %s", i,
+		  ufp_strerror(err));
+	/* What the slot held may still be there: it stays affine to the
+	 * module that left it, so that module's purge still finds it, and
+	 * is wiped before reuse. */
+	uint64_t kept = pool->slots.slot[i].kept_bytes;
+	ufpi_slot_mark_stale(&pool->slots, i);
+	UFPI_IGNORE(ufp_index_free_affine(pool->index, i, prev_key, kept));
+	ufpi_pool_slot_freed(pool);
+	/* ... but if that module was dropped meanwhile, its purge ran while
+	 * we held the slot and missed it */
+	if (prev_key && prev_key != key &&
+	    !ufpi_module_key_live(pool, prev_key))
+		ufpi_module_purge(pool, prev_key);
+	/* -EAGAIN means "no slot": a transient kernel error is not that */
+	return err == -EAGAIN ? -ENOMEM : err;
+}
+
 static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 			uint64_t max_bytes, ufp_memory **out, bool *no_slot)
 {
-	struct purge_progress pp = {0, 0};
-	ufp_memory *mem;
+	struct ufpi_image *img = NULL;
 	ufp_slot_index i;
-	uint64_t prev_key;
+	uint64_t prev_key = 0;
 	bool wiped;
 	int err;
 
-	if (!pool_ok(pool) || !out)
+	if (!pool_ok(pool) || !out || (m && !module_ok(pool, m)))
 		return -EINVAL;
-	if (m && !module_ok(pool, m))
-		return -EINVAL;
-	if (!initial_bytes && m)
-		initial_bytes = m->initial_bytes;
-	if (initial_bytes % pool->cfg.wasm_page_bytes)
-		return -EINVAL;
-	if (initial_bytes > pool->cfg.max_memory_bytes)
-		return -E2BIG;
-	if (!max_bytes)
-		max_bytes = pool->cfg.max_memory_bytes;
-	if (max_bytes > pool->cfg.max_memory_bytes)
-		return -E2BIG;
-	if (max_bytes < initial_bytes || max_bytes % pool->cfg.wasm_page_bytes)
-		return -EINVAL;
-	if (m && initial_bytes < m->initial_bytes)
-		return -ERANGE;
+	err = alloc_sizes(pool, m, &initial_bytes, &max_bytes);
+	if (err)
+		return err;
+	ufp_memory *mem = alloc_handle(pool, m, &img, &err);
+	if (!mem)
+		return err;
 
-	pthread_mutex_lock(&pool->mod_lock);
-	if (m && m->dropped) {
-		pthread_mutex_unlock(&pool->mod_lock);
-		return -EINVAL;
-	}
-	mem = ufpi_memory_handle_new(pool);
-	if (!mem) {
-		pthread_mutex_unlock(&pool->mod_lock);
-		return -ENOMEM;
-	}
-	/* our own reference: a concurrent drop releases the module's */
-	struct ufpi_image *img = m ? m->image : NULL;
-	ufpi_image_ref(img);
-	if (m)
-		m->live++;
-	pool->live_memories++;
-	pthread_mutex_unlock(&pool->mod_lock);
-
-	if (!pool->handler && atomic_load(&pool->purge_pending))
-		ufpi_reclaim_reap(pool->reclaim);
 	uint64_t key = m ? m->key : 0;
-	err = ufp_index_alloc(pool->index, key, &i, &prev_key);
-	/* a slot being purged is not held by a memory: wait for its purge
-	 * (it takes the kernel a moment) rather than fail */
-	while (err == -EAGAIN && purges_pending(pool)) {
-		purge_wait_step(pool, &pp);
-		err = ufp_index_alloc(pool->index, key, &i, &prev_key);
-	}
+	err = take_slot(pool, key, &i, &prev_key);
 	*no_slot = err == -EAGAIN;
 	if (!err) {
 		err = ufpi_slot_prepare(&pool->slots, i, img,
 					page_up(initial_bytes), &wiped);
-		if (err) {
-			ufpi_logf(&pool->log, UFP_LOG_DEBUG,
-				  "memory_alloc: slot %u: %s", i,
-				  ufp_strerror(err));
-			/* What the slot held may still be there: it stays
-			 * affine to the module that left it, so that module's
-			 * purge still finds it, and is wiped before reuse. */
-			uint64_t kept = pool->slots.slot[i].kept_bytes;
-			ufpi_slot_mark_stale(&pool->slots, i);
-			UFPI_IGNORE(ufp_index_free_affine(pool->index, i,
-							  prev_key, kept));
-			ufpi_pool_slot_freed(pool);
-			/* ... but if that module was dropped meanwhile, its
-			 * purge ran while we held the slot and missed it */
-			if (prev_key && prev_key != key &&
-			    !ufpi_module_key_live(pool, prev_key))
-				ufpi_module_purge(pool, prev_key);
-			/* -EAGAIN means "no slot": a transient kernel error
-			 * is not that */
-			if (err == -EAGAIN)
-				err = -ENOMEM;
-		}
+		if (err)
+			err = prepare_failed(pool, i, key, prev_key, err);
 	}
 	ufpi_image_unref(img); /* the slot holds its own now */
 	if (err) {
