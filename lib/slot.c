@@ -824,38 +824,84 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	return err;
 }
 
-int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
+/* What a reset covers (slot lock taken here): *keep bytes from the base
+ * that may stay, *pop the populated end, *readable what is read-write. */
+static void reset_bounds(struct ufpi_slots *s, struct ufpi_slot *slot,
+			 uint64_t *keep, uint64_t *pop, uint64_t *readable)
 {
 	const size_t page = ufpi_page_size();
-	struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-	uint64_t keep, pop, readable;
-	/* a scan tells written pages from clean ones (else every populated
-	 * page beyond keep is dropped) */
-	const bool tracked = s->dirty || s->anon_scan;
-	int err;
-
 	pthread_mutex_lock(&slot->lock);
-	readable = min_u64(slot->accessible, slot->prot_bytes);
+	*readable = min_u64(slot->accessible, slot->prot_bytes);
 	/* without a handler nothing tracks what the memory touched */
 	if (s->backend != UFP_BACKEND_UFFD &&
 	    slot->populated_hi < slot->accessible)
 		slot->populated_hi = slot->accessible;
-	pop = slot->populated_hi;
-	keep = s->keep_resident_bytes;
-	if (keep > slot->accessible)
-		keep = slot->accessible;
-	if (keep > pop)
-		keep = pop;
-	keep -= keep % page;
+	*pop = slot->populated_hi;
+	*keep = min_u64(min_u64(s->keep_resident_bytes, slot->accessible),
+			*pop);
+	*keep -= *keep % page;
 	pthread_mutex_unlock(&slot->lock);
+}
 
+/* The old instance's bytes may still be there: never let the next memory
+ * see them. */
+static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	slot->stale = true;
+	slot->kept_bytes = 0;
+	pthread_mutex_unlock(&slot->lock);
+	ufpi_logf(s->log, UFP_LOG_ERROR,
+		  "slot %u: reset failed (%s); the slot will be wiped before "
+		  "reuse",
+		  i, ufp_strerror(err));
+	return err;
+}
+
+/* The reset kept *kept bytes: record it, and a slot left with nothing
+ * mapped gives up its image. */
+static void reset_done(struct ufpi_slots *s, uint32_t i, bool tracked,
+		       uint64_t keep, uint64_t kept, bool mapped)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	struct ufpi_image *old = NULL;
+	pthread_mutex_lock(&slot->lock);
+	/* with a scan clean pages anywhere below pop stay (and
+	 * populated_hi only ever grew) */
+	if (!tracked)
+		slot->populated_hi = keep;
+	slot->kept_bytes = kept;
+	/* a slot with any page still mapped must be wiped before another
+	 * image uses it: a zero page left there would hide that image's
+	 * data from its next memory */
+	if (!mapped && !slot->file_len) {
+		slot->populated_hi = 0;
+		slot->nrefill = 0;
+		old = slot->image;
+		slot->image = NULL;
+	}
+	pthread_mutex_unlock(&slot->lock);
+	ufpi_image_unref(old);
+}
+
+int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &s->slot[i];
+	uint64_t keep, pop, readable;
+	/* a scan tells written pages from clean ones (else every populated
+	 * page beyond keep is dropped) */
+	const bool tracked = s->dirty || s->anon_scan;
+	bool mapped = false;
+	uint32_t nrefill = 0; /* runs recorded in slot->refill */
+	int err;
+
+	reset_bounds(s, slot, &keep, &pop, &readable);
 	ufpi_prefetch_end(s, i);
 	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;
-	bool mapped = false;
-	uint32_t nrefill = 0; /* runs recorded in slot->refill */
 	if (tracked)
 		err = reset_dirty(s, i, keep, pop, readable, kept, &mapped,
 				  &nrefill);
@@ -873,7 +919,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	pthread_mutex_unlock(&slot->lock);
 
 	if (!err && !tracked) {
-		err = ufpi_os_dontneed(base + keep, pop - keep);
+		err = ufpi_os_dontneed(ufpi_slot_base(s, i) + keep, pop - keep);
 		if (!err) {
 			UFPI_ADD(s->ctr, bytes_dropped, pop - keep);
 			UFPI_ADD(s->ctr, pages_dropped, (pop - keep) / page);
@@ -881,38 +927,10 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	}
 	UFPI_ADD(s->ctr, resets, 1);
 	if (err) {
-		/* the old instance's bytes may still be there: never let the
-		 * next memory see them */
-		pthread_mutex_lock(&slot->lock);
-		slot->stale = true;
-		slot->kept_bytes = 0;
-		pthread_mutex_unlock(&slot->lock);
 		*kept = pop;
-		ufpi_logf(s->log, UFP_LOG_ERROR,
-			  "slot %u: reset failed (%s); the slot will be wiped "
-			  "before reuse",
-			  i, ufp_strerror(err));
-		return err;
+		return reset_failed(s, i, err);
 	}
-
-	struct ufpi_image *old = NULL;
-	pthread_mutex_lock(&slot->lock);
-	/* with a scan clean pages anywhere below pop stay (and
-	 * populated_hi only ever grew) */
-	if (!tracked)
-		slot->populated_hi = keep;
-	slot->kept_bytes = *kept;
-	/* a slot with any page still mapped must be wiped before another
-	 * image uses it: a zero page left there would hide that image's
-	 * data from its next memory */
-	if (!mapped && !slot->file_len) {
-		slot->populated_hi = 0;
-		slot->nrefill = 0;
-		old = slot->image;
-		slot->image = NULL;
-	}
-	pthread_mutex_unlock(&slot->lock);
-	ufpi_image_unref(old);
+	reset_done(s, i, tracked, keep, *kept, mapped);
 	return 0;
 }
 
