@@ -112,48 +112,17 @@ static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
 		slot->populated_hi = *end;
 }
 
-void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
-			uint32_t tid, bool write)
+/*
+ * Fill the window [start, end) of slot i for a fault at offset `in`: the
+ * faulting page's run first; the rest of the window is best-effort (an
+ * error on a page the instance did not ask for, a transient ENOMEM, must
+ * not cost it its life). Returns the faulting page's error, or 0.
+ */
+static int fill_window(struct ufpi_slots *s, uint32_t i, uint64_t in,
+		       uint64_t start, uint64_t end, bool write)
 {
 	const size_t page = ufpi_page_size();
-	unsigned char *fault =
-		(unsigned char *)(uintptr_t)(addr & ~(uint64_t)(page - 1));
-	uint64_t off = (uint64_t)(fault - s->start);
-
-	UFPI_ADD(s->ctr, faults, 1);
-	if (unlikely(fault < s->start ||
-		     off >= (uint64_t)s->n * s->slot_bytes)) {
-		/* not ours: registered ranges are exactly the slots */
-		UFPI_ADD(s->ctr, fault_errors, 1);
-		ufpi_uffd_wake(fd, fault, page);
-		return;
-	}
-	uint32_t i = (uint32_t)(off / s->slot_bytes);
-	uint64_t in = off % s->slot_bytes;
-	struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-
-	pthread_mutex_lock(&slot->lock);
-	if (unlikely(in < s->prefix)) {
-		prefix_fault(s, slot, fd, fault, tid, write);
-		pthread_mutex_unlock(&slot->lock);
-		return;
-	}
-	in -= s->prefix;
-	if (unlikely(slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)) {
-		UFPI_ADD(s->ctr, poisoned_faults, 1);
-		poison_locked(s, slot, fd, fault, tid);
-		pthread_mutex_unlock(&slot->lock);
-		return;
-	}
-	uint64_t start, end;
-	pick_window(s, slot, in, &start, &end);
-	UFPI_ADD(s->ctr, windows, 1);
-	ufpi_prefetch_note_locked(s, i, start / page, end / page);
-
-	/* The faulting page's run first; the rest of the window is
-	 * best-effort: an error on a page the instance did not ask for
-	 * (a transient ENOMEM) must not cost it its life. */
+	unsigned char *fault = ufpi_slot_base(s, i) + in - in % page;
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
 	unsigned char *stop = NULL, *rstop;
 	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
@@ -173,6 +142,45 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 			  "offset %llu not filled: %s",
 			  i, (unsigned long long)in, ufp_strerror(rest));
 	}
+	return err;
+}
+
+void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
+			uint32_t tid, bool write)
+{
+	const size_t page = ufpi_page_size();
+	unsigned char *fault =
+		(unsigned char *)(uintptr_t)(addr & ~(uint64_t)(page - 1));
+	uint64_t off = (uint64_t)(fault - s->start);
+
+	UFPI_ADD(s->ctr, faults, 1);
+	if (unlikely(fault < s->start ||
+		     off >= (uint64_t)s->n * s->slot_bytes)) {
+		/* not ours: registered ranges are exactly the slots */
+		UFPI_ADD(s->ctr, fault_errors, 1);
+		ufpi_uffd_wake(fd, fault, page);
+		return;
+	}
+	uint32_t i = (uint32_t)(off / s->slot_bytes);
+	uint64_t in = off % s->slot_bytes;
+	struct ufpi_slot *slot = &s->slot[i];
+
+	pthread_mutex_lock(&slot->lock);
+	if (unlikely(in < s->prefix)) {
+		prefix_fault(s, slot, fd, fault, tid, write);
+		goto out;
+	}
+	in -= s->prefix;
+	if (unlikely(slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)) {
+		UFPI_ADD(s->ctr, poisoned_faults, 1);
+		poison_locked(s, slot, fd, fault, tid);
+		goto out;
+	}
+	uint64_t start, end;
+	pick_window(s, slot, in, &start, &end);
+	UFPI_ADD(s->ctr, windows, 1);
+	ufpi_prefetch_note_locked(s, i, start / page, end / page);
+	int err = fill_window(s, i, in, start, end, write);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		ufpi_logf(s->log, UFP_LOG_ERROR,
@@ -183,11 +191,13 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		 * (PROT_NONE) instead */
 		poison_locked(s, slot, fd, fault, tid);
 	}
+	unsigned char *base = ufpi_slot_base(s, i);
 	if (unlikely(ufpi_uffd_wake(fd, base + start, end - start))) {
 		/* never leave the faulting thread asleep */
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		ufpi_uffd_wake(fd, fault, page);
 	}
+out:
 	pthread_mutex_unlock(&slot->lock);
 }
 
