@@ -367,6 +367,39 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 	return 0;
 }
 
+/* Slot lock held, pages prepared: the slot holds img's reference and is
+ * LIVE for a memory of `bytes`. True when its handler must be rung for a
+ * prefetch. The lock is dropped and taken again around an image unref. */
+static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
+				struct ufpi_image *img, uint64_t bytes,
+				bool cold)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	if (slot->image != img) {
+		/* no populated page here (else we wiped): the old
+		 * reference, if any, has nothing left to protect */
+		slot->nrefill = 0;
+		struct ufpi_image *old = slot->image;
+		ufpi_image_ref(img);
+		slot->image = img;
+		pthread_mutex_unlock(&slot->lock);
+		ufpi_image_unref(old);
+		pthread_mutex_lock(&slot->lock);
+	}
+	if (slot->populated_hi && slot->image == img)
+		UFPI_ADD(s->ctr, faults_avoided,
+			 slot->kept_bytes / ufpi_page_size());
+	slot->state = UFPI_SLOT_LIVE;
+	slot->gen++;
+	slot->accessible = bytes;
+	slot->seq_next = UINT64_MAX;
+	slot->win = s->window_min;
+	if (slot->nrefill && img)
+		refill_locked(s, i, img, bytes);
+	slot->nrefill = 0;
+	return cold && ufpi_prefetch_begin_locked(s, i);
+}
+
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped)
 {
@@ -385,46 +418,22 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		bool cold = false;
 		int err = prepare_pages(s, i, img, bytes, poisoned, prot_dirty,
 					wiped, &cold);
+		pthread_mutex_lock(&slot->lock);
 		if (err) {
 			/* what we took over is still to be done next time:
 			 * without it a page made PROT_NONE by the handler
 			 * would survive into the next memory */
-			pthread_mutex_lock(&slot->lock);
 			slot->poisoned |= poisoned;
 			slot->prot_dirty |= prot_dirty;
 			pthread_mutex_unlock(&slot->lock);
 			return err;
 		}
-
-		pthread_mutex_lock(&slot->lock);
 		if (unlikely(slot->poisoned || slot->prot_dirty)) {
 			/* a stale access was poisoned while we worked */
 			pthread_mutex_unlock(&slot->lock);
 			continue;
 		}
-		if (slot->image != img) {
-			/* no populated page here (else we wiped): the old
-			 * reference, if any, has nothing left to protect */
-			slot->nrefill = 0;
-			struct ufpi_image *old = slot->image;
-			ufpi_image_ref(img);
-			slot->image = img;
-			pthread_mutex_unlock(&slot->lock);
-			ufpi_image_unref(old);
-			pthread_mutex_lock(&slot->lock);
-		}
-		if (slot->populated_hi && slot->image == img)
-			UFPI_ADD(s->ctr, faults_avoided,
-				 slot->kept_bytes / ufpi_page_size());
-		slot->state = UFPI_SLOT_LIVE;
-		slot->gen++;
-		slot->accessible = bytes;
-		slot->seq_next = UINT64_MAX;
-		slot->win = s->window_min;
-		if (slot->nrefill && img)
-			refill_locked(s, i, img, bytes);
-		slot->nrefill = 0;
-		bool wake = cold && ufpi_prefetch_begin_locked(s, i);
+		bool wake = publish_live_locked(s, i, img, bytes, cold);
 		pthread_mutex_unlock(&slot->lock);
 		if (wake)
 			UFPI_IGNORE(ufpi_os_eventfd_signal(

@@ -58,6 +58,27 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
 	}
 }
 
+/*
+ * EEXIST at dst. UFFDIO_ZEROPAGE refuses a pte that holds a uffd-wp marker
+ * (left by MADV_DONTNEED or UFFDIO_WRITEPROTECT of a missing page once
+ * WP_UNPOPULATED is on), while the fault path treats the marker as
+ * missing: the thread would fault forever. UFFDIO_COPY accepts a marker,
+ * so copy a page of zeros instead. False when the page was simply there.
+ */
+static bool zero_over_marker(struct ufpi_slots *s, int fd, enum fill_kind kind,
+			     unsigned char *dst)
+{
+	size_t done;
+	if (kind == FILL_ZERO && s->dirty && s->zero_page &&
+	    ufpi_uffd_copy(fd, dst, s->zero_page, ufpi_page_size(), s->dirty,
+			   &done) == 0) {
+		UFPI_ADD(s->ctr, pages_zeroed, 1);
+		return true;
+	}
+	UFPI_ADD(s->ctr, eexist_races, 1);
+	return false;
+}
+
 /* Fill [dst, dst+len) as `kind` (src: the image bytes, for FILL_COPY).
  * EEXIST (a page already there: a racing fault, a write, a prefetch) and
  * EAGAIN (partial fill) are normal: go on after the page. Each present page
@@ -85,23 +106,9 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		if (!err)
 			return 0;
 		if (err == -EEXIST && !done) {
-			/* UFFDIO_ZEROPAGE refuses a pte that holds a uffd-wp
-			 * marker (left by MADV_DONTNEED or UFFDIO_WRITEPROTECT
-			 * of a missing page once WP_UNPOPULATED is on), while
-			 * the fault path treats the marker as missing: the
-			 * thread would fault forever. UFFDIO_COPY accepts a
-			 * marker, so copy a page of zeros instead. */
-			size_t d2;
-			if (kind == FILL_ZERO && s->dirty && s->zero_page &&
-			    ufpi_uffd_copy(fd, dst, s->zero_page, page,
-					   s->dirty, &d2) == 0) {
-				UFPI_ADD(s->ctr, pages_zeroed, 1);
-			} else {
-				UFPI_ADD(s->ctr, eexist_races, 1);
-				if (++present == 2 &&
-				    !(flags & UFPI_FILL_PATIENT))
-					return 0;
-			}
+			if (!zero_over_marker(s, fd, kind, dst) &&
+			    ++present == 2 && !(flags & UFPI_FILL_PATIENT))
+				return 0;
 			dst += page;
 			src = src ? src + page : NULL;
 			len -= page;
