@@ -40,6 +40,35 @@ static int check_segments(const ufp_segment *segs, size_t nsegs,
 	return npages >= UFPI_IMAGE_ZERO ? -E2BIG : 0;
 }
 
+/* The segments applied in order onto a scratch mapping of initial_bytes
+ * (NULL when no segment has bytes), and the pages they touched marked. */
+static int apply_segments(const ufp_segment *segs, size_t nsegs,
+			  uint64_t initial_bytes, unsigned char **scratch,
+			  uint8_t *touched)
+{
+	const size_t page = ufpi_page_size();
+	size_t nonempty = 0;
+	for (size_t i = 0; i < nsegs; i++)
+		nonempty += segs[i].len != 0;
+	if (!nonempty)
+		return 0;
+	int err = ufpi_os_reserve(initial_bytes, (void **)scratch);
+	if (!err)
+		err = ufpi_os_protect(*scratch, initial_bytes,
+				      PROT_READ | PROT_WRITE);
+	if (err)
+		return err;
+	for (size_t i = 0; i < nsegs; i++) {
+		if (!segs[i].len)
+			continue;
+		memcpy(*scratch + segs[i].offset, segs[i].bytes, segs[i].len);
+		for (uint64_t p = segs[i].offset / page;
+		     p <= (segs[i].offset + segs[i].len - 1) / page; p++)
+			touched[p] = 1;
+	}
+	return 0;
+}
+
 int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out)
 {
@@ -69,27 +98,9 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	for (uint64_t p = 0; p < npages; p++)
 		img->map[p] = UFPI_IMAGE_ZERO;
 
-	size_t nonempty = 0;
-	for (size_t i = 0; i < nsegs; i++)
-		nonempty += segs[i].len != 0;
-	if (nonempty) {
-		err = ufpi_os_reserve(initial_bytes, (void **)&scratch);
-		if (!err)
-			err = ufpi_os_protect(scratch, initial_bytes,
-					      PROT_READ | PROT_WRITE);
-		if (err)
-			goto fail;
-		for (size_t i = 0; i < nsegs; i++) {
-			if (!segs[i].len)
-				continue;
-			memcpy(scratch + segs[i].offset, segs[i].bytes,
-			       segs[i].len);
-			for (uint64_t p = segs[i].offset / page;
-			     p <= (segs[i].offset + segs[i].len - 1) / page;
-			     p++)
-				touched[p] = 1;
-		}
-	}
+	err = apply_segments(segs, nsegs, initial_bytes, &scratch, touched);
+	if (err)
+		goto fail;
 	uint64_t ndata = 0;
 	for (uint64_t p = 0; p < npages; p++)
 		if (touched[p] && !page_is_zero(scratch + p * page, page))
