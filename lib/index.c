@@ -810,52 +810,53 @@ static bool ok_affine(struct ufp_index *x, ufp_slot_index i, uint64_t key)
 	return x->slots[i].state == S_WARM && x->slots[i].key == key;
 }
 
-UFP_API int ufp_index_check(const ufp_index *cx)
+/* Per-slot states against the counters; the counts for the lists. */
+static int check_slots(const struct ufp_index *x, uint64_t *nfree,
+		       uint64_t *nwarm, uint64_t *naffine, uint64_t *nres)
 {
-	struct ufp_index *x = (struct ufp_index *)cx;
-	uint64_t nfree = 0, nwarm = 0, naffine = 0, nres = 0, bytes = 0;
-	uint64_t naff_listed = 0, nkeys = 0;
-	int64_t len;
-
-	if (!x)
-		return -EINVAL;
-	lock(x);
+	uint64_t bytes = 0;
+	*nfree = *nwarm = *naffine = *nres = 0;
 	CHECK(x->n <= UFP_INDEX_MAX_CAPACITY);
 	for (uint32_t i = 0; i < x->n; i++) {
-		struct slot *s = &x->slots[i];
+		const struct slot *s = &x->slots[i];
 		switch (s->state) {
 		case S_USED:
 			CHECK(s->bytes == 0);
 			break;
 		case S_COLD:
 			CHECK(s->key == 0 && s->bytes == 0);
-			nfree++;
+			(*nfree)++;
 			break;
 		case S_WARM:
-			nfree++;
-			nwarm++;
+			(*nfree)++;
+			(*nwarm)++;
 			break;
 		default:
 			goto corrupt;
 		}
 		if (s->state != S_USED) {
-			naffine += s->key != 0;
-			nres += s->bytes != 0;
+			*naffine += s->key != 0;
+			*nres += s->bytes != 0;
 			bytes += s->bytes;
 		}
 	}
-	CHECK(nfree == x->nfree && nwarm == x->nwarm);
+	CHECK(*nfree == x->nfree && *nwarm == x->nwarm);
 	CHECK(bytes == x->unused_bytes);
+	return 0;
+corrupt:
+	return -EUCLEAN;
+}
 
-	len = walk(x, x->res.head, x->res.tail, true, L_RES, ok_resident, 0);
-	CHECK(len >= 0 && (uint64_t)len == nres && nres == x->nres);
-
+/* The strategy's own order of free slots. */
+static int check_order(struct ufp_index *x, uint64_t nfree, uint64_t nwarm)
+{
+	int64_t len;
 	switch (x->strategy) {
 	case UFP_STRATEGY_NEXT_AVAILABLE:
 		len = walk(x, x->ord.head, x->ord.tail, true, L_ORD, ok_free,
 			   0);
 		CHECK(len >= 0 && (uint64_t)len == nfree);
-		break;
+		return 0;
 	case UFP_STRATEGY_RANDOM:
 	case UFP_STRATEGY_REUSE_AFFINITY:
 		/* Positions agree both ways and nfree distinct free slots
@@ -865,7 +866,7 @@ UFP_API int ufp_index_check(const ufp_index *cx)
 			CHECK(i < x->n && x->slots[i].state != S_USED);
 			CHECK(x->slots[i].pos == pos);
 		}
-		break;
+		return 0;
 	case UFP_STRATEGY_WARM_LRU:
 		CHECK(x->cold_next <= x->n);
 		for (uint32_t i = 0; i < x->n; i++)
@@ -874,11 +875,18 @@ UFP_API int ufp_index_check(const ufp_index *cx)
 		len = walk(x, x->ord.head, x->ord.tail, true, L_ORD, ok_warm,
 			   0);
 		CHECK(len >= 0 && (uint64_t)len == nwarm);
-		break;
+		return 0;
 	default:
-		goto corrupt;
+		break;
 	}
+corrupt:
+	return -EUCLEAN;
+}
 
+/* Every key's entry and affine list. */
+static int check_keys(struct ufp_index *x, uint64_t naffine)
+{
+	uint64_t naff_listed = 0, nkeys = 0;
 	for (size_t h = 0; h <= x->kmask; h++) {
 		struct kent *e = &x->keys[h];
 		if (!e->key)
@@ -887,14 +895,36 @@ UFP_API int ufp_index_check(const ufp_index *cx)
 		/* Reachable from its home bucket, and the first such entry. */
 		CHECK(kt_find(x, e->key) == e);
 		CHECK(e->count > 0);
-		len = walk(x, e->head, NIL, false, L_AFF, ok_affine, e->key);
+		int64_t len =
+			walk(x, e->head, NIL, false, L_AFF, ok_affine, e->key);
 		CHECK(len >= 0 && (uint64_t)len == e->count);
 		naff_listed += e->count;
 	}
 	CHECK(nkeys == x->nkeys && naff_listed == naffine);
-	unlock(x);
 	return 0;
 corrupt:
-	unlock(x);
 	return -EUCLEAN;
+}
+
+UFP_API int ufp_index_check(const ufp_index *cx)
+{
+	struct ufp_index *x = (struct ufp_index *)cx;
+	uint64_t nfree, nwarm, naffine, nres;
+
+	if (!x)
+		return -EINVAL;
+	lock(x);
+	int err = check_slots(x, &nfree, &nwarm, &naffine, &nres);
+	if (!err) {
+		int64_t len = walk(x, x->res.head, x->res.tail, true, L_RES,
+				   ok_resident, 0);
+		if (len < 0 || (uint64_t)len != nres || nres != x->nres)
+			err = -EUCLEAN;
+	}
+	if (!err)
+		err = check_order(x, nfree, nwarm);
+	if (!err)
+		err = check_keys(x, naffine);
+	unlock(x);
+	return err;
 }
