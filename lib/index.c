@@ -371,6 +371,28 @@ static size_t table_size(uint32_t capacity)
 	return sz;
 }
 
+/* Every slot cold, on no list; the strategy's fresh order. */
+static void init_slots(struct ufp_index *x)
+{
+	x->ord.head = x->ord.tail = NIL;
+	x->res.head = x->res.tail = NIL;
+	for (uint32_t i = 0; i < x->n; i++) {
+		struct slot *s = &x->slots[i];
+		s->state = S_COLD;
+		for (int w = 0; w < L_NUM; w++)
+			s->l[w].prev = s->l[w].next = NIL;
+		if (x->free_arr) {
+			x->free_arr[i] = i;
+			s->pos = i;
+		}
+	}
+	/* Fresh NEXT_AVAILABLE order is n-1, n-2, ..., 0: as if the slots had
+	 * been freed in increasing order. */
+	if (x->strategy == UFP_STRATEGY_NEXT_AVAILABLE)
+		for (uint32_t i = 0; i < x->n; i++)
+			list_push_head(x, &x->ord, L_ORD, i);
+}
+
 UFP_API int ufp_index_create(uint32_t capacity, ufp_strategy strategy,
 			     uint32_t max_unused_warm_slots, uint64_t seed,
 			     ufp_index **out)
@@ -417,23 +439,7 @@ UFP_API int ufp_index_create(uint32_t capacity, ufp_strategy strategy,
 	x->nfree = capacity;
 	x->rng = seed;
 	x->kmask = ksz - 1;
-	x->ord.head = x->ord.tail = NIL;
-	x->res.head = x->res.tail = NIL;
-	for (uint32_t i = 0; i < capacity; i++) {
-		struct slot *s = &x->slots[i];
-		s->state = S_COLD;
-		for (int w = 0; w < L_NUM; w++)
-			s->l[w].prev = s->l[w].next = NIL;
-		if (x->free_arr) {
-			x->free_arr[i] = i;
-			s->pos = i;
-		}
-	}
-	/* Fresh NEXT_AVAILABLE order is n-1, n-2, ..., 0: as if the slots had
-	 * been freed in increasing order. */
-	if (strategy == UFP_STRATEGY_NEXT_AVAILABLE)
-		for (uint32_t i = 0; i < capacity; i++)
-			list_push_head(x, &x->ord, L_ORD, i);
+	init_slots(x);
 	*out = x;
 	return 0;
 }

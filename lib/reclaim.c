@@ -73,6 +73,35 @@ static int redo_sync(struct ufpi_reclaim *r, const struct ufpi_range *rg,
 	return err;
 }
 
+/* The io_uring engine's ring, in-flight records and completion eventfd;
+ * on failure nothing is left. */
+static int ring_create(struct ufpi_reclaim *r, unsigned ring_entries)
+{
+	int err = ufpi_os_uring_init(ring_entries, &r->ring);
+	if (err)
+		return err;
+	r->cap = r->ring.cq.ring_entries;
+	r->inf = calloc(r->cap, sizeof(*r->inf));
+	r->free_ids = calloc(r->cap, sizeof(*r->free_ids));
+	if (!r->inf || !r->free_ids) {
+		err = -ENOMEM;
+	} else {
+		for (unsigned k = 0; k < r->cap; k++)
+			r->free_ids[r->nfree++] = r->cap - 1 - k;
+		err = ufpi_os_eventfd(&r->efd);
+	}
+	if (!err)
+		err = ufpi_os_uring_register_eventfd(&r->ring, r->efd);
+	if (err) {
+		ufpi_os_uring_exit(&r->ring);
+		ufpi_os_close(r->efd);
+		r->efd = -1;
+		free(r->inf);
+		free(r->free_ids);
+	}
+	return err;
+}
+
 int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
 			const struct ufpi_features *feat,
 			struct ufpi_counters *ctr, const struct ufpi_log *log,
@@ -95,32 +124,10 @@ int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
 
 	switch (kind) {
 	case UFP_RECLAIM_URING:
-		if (feat->uring_madvise != 1) {
-			err = feat->uring_madvise < 0 ? feat->uring_madvise
-						      : -ENOTSUP;
-			break;
-		}
-		err = ufpi_os_uring_init(ring_entries, &r->ring);
-		if (err)
-			break;
-		r->cap = r->ring.cq.ring_entries;
-		r->inf = calloc(r->cap, sizeof(*r->inf));
-		r->free_ids = calloc(r->cap, sizeof(*r->free_ids));
-		if (!r->inf || !r->free_ids) {
-			err = -ENOMEM;
-		} else {
-			for (unsigned k = 0; k < r->cap; k++)
-				r->free_ids[r->nfree++] = r->cap - 1 - k;
-			err = ufpi_os_eventfd(&r->efd);
-		}
-		if (!err)
-			err = ufpi_os_uring_register_eventfd(&r->ring, r->efd);
-		if (err) {
-			ufpi_os_uring_exit(&r->ring);
-			ufpi_os_close(r->efd);
-			free(r->inf);
-			free(r->free_ids);
-		}
+		err = feat->uring_madvise != 1
+			      ? (feat->uring_madvise < 0 ? feat->uring_madvise
+							 : -ENOTSUP)
+			      : ring_create(r, ring_entries);
 		break;
 	case UFP_RECLAIM_PROCESS_MADVISE:
 		if (feat->process_madvise != 1) {
