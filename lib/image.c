@@ -69,6 +69,30 @@ static int apply_segments(const ufp_segment *segs, size_t nsegs,
 	return 0;
 }
 
+/* The touched pages holding a non-zero byte, one after the other in one
+ * buffer; the map says where each is. */
+static int store_data(struct ufpi_image *img, const unsigned char *scratch,
+		      const uint8_t *touched)
+{
+	const size_t page = ufpi_page_size();
+	uint64_t ndata = 0;
+	for (uint64_t p = 0; p < img->npages; p++)
+		if (touched[p] && !page_is_zero(scratch + p * page, page))
+			img->map[p] = (uint32_t)ndata++;
+	img->ndata = (uint32_t)ndata;
+	if (!ndata)
+		return 0;
+	img->data_len = ndata * page;
+	int err = ufpi_os_map_anon(img->data_len, (void **)&img->data);
+	if (err)
+		return err;
+	for (uint64_t p = 0; p < img->npages; p++)
+		if (img->map[p] != UFPI_IMAGE_ZERO)
+			memcpy(img->data + (size_t)img->map[p] * page,
+			       scratch + p * page, page);
+	return 0;
+}
+
 int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 		      uint64_t initial_bytes, struct ufpi_image **out)
 {
@@ -101,21 +125,9 @@ int ufpi_image_create(const ufp_segment *segs, size_t nsegs,
 	err = apply_segments(segs, nsegs, initial_bytes, &scratch, touched);
 	if (err)
 		goto fail;
-	uint64_t ndata = 0;
-	for (uint64_t p = 0; p < npages; p++)
-		if (touched[p] && !page_is_zero(scratch + p * page, page))
-			img->map[p] = (uint32_t)ndata++;
-	img->ndata = (uint32_t)ndata;
-	if (ndata) {
-		img->data_len = ndata * page;
-		err = ufpi_os_map_anon(img->data_len, (void **)&img->data);
-		if (err)
-			goto fail;
-		for (uint64_t p = 0; p < npages; p++)
-			if (img->map[p] != UFPI_IMAGE_ZERO)
-				memcpy(img->data + (size_t)img->map[p] * page,
-				       scratch + p * page, page);
-	}
+	err = store_data(img, scratch, touched);
+	if (err)
+		goto fail;
 	if (scratch)
 		ufpi_os_unmap(scratch, initial_bytes);
 	free(touched);
