@@ -5,7 +5,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "base.h"
 
 UFP_API const char *ufp_strerror(int err)
 {

@@ -5,7 +5,7 @@
  */
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "pool.h"
 
 static _Atomic(const ufp_pool *) purge_off_pool;
 

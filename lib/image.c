@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "image.h"
 
 static bool page_is_zero(const unsigned char *p, size_t len)
 {

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pool.h"
 
 /* ---- handle quarantine (pool->mod_lock held) ---------------------------- */
 
@@ -425,6 +425,15 @@ static void batch_fini(ufp_pool *pool, struct purge_batch *b)
 	batch_flush(pool, b);
 	if (b->rg != b->local)
 		free(b->rg);
+}
+
+/* A slot went back to the index: wake alloc_wait and quiesce waiters. */
+void ufpi_pool_slot_freed(ufp_pool *pool)
+{
+	pthread_mutex_lock(&pool->wait_lock);
+	if (pool->waiters)
+		pthread_cond_broadcast(&pool->wait_cond);
+	pthread_mutex_unlock(&pool->wait_lock);
 }
 
 /* Release what slot i (taken from the index, used with no key) has

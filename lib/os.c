@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
 #include "kernel_uapi.h"
 
 /* ---- fault injection ---------------------------------------------------- */

@@ -25,7 +25,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "internal.h"
+#include "pool.h"
 #include "kernel_uapi.h"
 
 /* 47-bit user address space (x86-64 and arm64 with 4-level tables) */
@@ -639,15 +639,6 @@ UFP_API int ufp_pool_destroy(ufp_pool *pool)
 	UFPI_IGNORE(ufp_pool_quiesce(pool));
 	pool_free(pool);
 	return 0;
-}
-
-/* A slot went back to the index: wake alloc_wait and quiesce waiters. */
-void ufpi_pool_slot_freed(ufp_pool *pool)
-{
-	pthread_mutex_lock(&pool->wait_lock);
-	if (pool->waiters)
-		pthread_cond_broadcast(&pool->wait_cond);
-	pthread_mutex_unlock(&pool->wait_lock);
 }
 
 static bool module_ok(const ufp_pool *pool, const ufp_module *m)

@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <sys/uio.h>
 
-#include "internal.h"
+#include "os.h"
+#include "probe.h"
+#include "uffd.h"
 #include "kernel_uapi.h"
 
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;

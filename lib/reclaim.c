@@ -28,7 +28,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "internal.h"
+#include "os.h"
+#include "reclaim.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024

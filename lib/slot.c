@@ -27,7 +27,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "fill.h"
+#include "slot.h"
+#include "uffd.h"
 
 int ufpi_slot_init(struct ufpi_slot *slot)
 {

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base.h"
 
 void ufpi_counters_snapshot(const struct ufpi_counters *c, ufp_stats *out)
 {

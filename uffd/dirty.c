@@ -21,7 +21,8 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "os.h"
+#include "uffd.h"
 #include "kernel_uapi.h"
 
 /* Flags of one reported run. With `anon`, written pages are the private

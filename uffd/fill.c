@@ -13,7 +13,8 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "fill.h"
+#include "uffd.h"
 
 /* How one ioctl fills a run of pages. */
 enum fill_kind {

@@ -33,7 +33,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fill.h"
+#include "handler.h"
+#include "uffd.h"
 
 struct handler_thread {
 	struct ufpi_handler *h;

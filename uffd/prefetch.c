@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fill.h"
 
 #define UFPI_RELEARN 16	      /* learn again every this many cold starts */
 #define UFPI_PF_CHUNK 256     /* pages mapped per step (1 MiB of 4 KiB) */

@@ -16,7 +16,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
+#include "uffd.h"
 #include "kernel_uapi.h"
 
 static int uffd_new(int *via_dev)

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slot.h - floor 3: the slot state machine (slot.c): every slot field,
+ * the transitions, the geometry the handler reads.
+ */
+#ifndef UFPI_SLOT_H
+#define UFPI_SLOT_H
+
+#include "image.h"
+
+/* ---- floor 3: slots (slot.c) ------------------------------------------- */
+
+enum ufpi_slot_state {
+	UFPI_SLOT_FREE = 0, /* no live memory: faults are poisoned */
+	UFPI_SLOT_LIVE = 1, /* a memory: faults are filled from `image` */
+};
+
+/*
+ * One slot. `lock` is taken by the handler while it serves a fault and by
+ * every state change, so a fill from module A can never land after the slot
+ * was handed to module B. Nobody holds it while touching pool memory.
+ */
+struct ufpi_slot {
+	pthread_mutex_t lock;
+	enum ufpi_slot_state state;
+	uint32_t gen;		  /* bumped on every state change */
+	struct ufpi_image *image; /* referenced while LIVE or populated */
+	uint64_t accessible;	  /* LIVE: bytes read-write for the memory */
+	uint64_t prot_bytes;	  /* bytes currently PROT_READ|WRITE */
+	uint64_t populated_hi;	  /* no page at or above this is present */
+	bool poisoned;		  /* a fault was poisoned while FREE */
+	bool prot_dirty;	  /* protection unknown: reapply all */
+	bool stale;		  /* a reset failed: wipe before reuse */
+	bool purging;		  /* debug invariant: mid-purge */
+	/* fault-around window state (handler only, under lock) */
+	uint64_t seq_next;
+	uint64_t win;
+	uint32_t purge_pending; /* reclaim ranges in flight */
+	bool purge_failed;	/* one of them could not be released */
+	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
+	/* runs of written pages the last dirty reset dropped (beyond
+	 * keep_resident_bytes): copied back when the slot is next allocated
+	 * for the same image, instead of faulting back one by one. Written
+	 * by the freeing thread, read by the allocating one: never both at
+	 * once; nrefill changes under lock. */
+	struct ufpi_run *refill; /* refill_cap entries, malloc'd */
+	uint32_t nrefill, refill_cap;
+	uint64_t file_len; /* COW, minor mode: [0, file_len) is a private
+			      mapping of image->memfd */
+	/* Working-set prefetch (uffd/prefetch.c), under lock. A cold start
+	 * either learns (the handler records the windows it fills, with
+	 * single-page windows for isolated faults) or prefetches the image's
+	 * set: the handler thread maps it run by run, from pf_run/pf_off,
+	 * while pf_gen == gen. */
+	bool learning;		 /* this memory's windows are recorded */
+	bool prefetched;	 /* this memory was prefetched */
+	_Atomic bool pf_pending; /* prefetch work left (read unlocked) */
+	uint32_t pf_gen, pf_run, pf_off;
+	struct ufpi_run *learn; /* nlearn runs recorded, learn_cap */
+	uint32_t nlearn, learn_cap;
+	uint64_t learn_pages;
+};
+
+/* Geometry and shared context the slot and handler layers work with. */
+struct ufpi_slots {
+	unsigned char *start; /* address of slot 0 */
+	size_t slot_bytes;    /* prefix + max_memory_bytes + guard */
+	size_t prefix;	      /* prefix_bytes: a header before each base */
+	uint64_t max_memory_bytes;
+	uint32_t n;
+	struct ufpi_slot *slot; /* n slots */
+	struct ufpi_counters *ctr;
+	const struct ufpi_log *log;
+	uint64_t keep_resident_bytes;
+	uint64_t keep_budget; /* private bytes a reset restores, at most */
+	uint64_t window_min, window_max; /* first window; growth bound */
+	uint64_t window_floor;		 /* shrink bound */
+	int *uffd; /* uffd of slot i: uffd[i % nuffd]; NULL for
+				     backends without userfaultfd */
+	unsigned nuffd;
+	bool uffd_poison;		/* UFFDIO_POISON available */
+	const unsigned char *zero_page; /* zero_len bytes of zeros (never
+					   written: zero-page mappings) */
+	size_t zero_len;		/* >= window_max, >= a page */
+	bool dirty;	     /* pages installed write-protected; reset
+				     restores only written pages */
+	int pagemap_fd;	     /* /proc/self/pagemap, or -1 */
+	int pidfd;	     /* our pidfd when process_madvise accepts
+				     MADV_DONTNEED, or -1 */
+	ufp_backend backend; /* resolved: UFFD, COW or COPY */
+	bool minor;	     /* UFFD minor-fault mode: image ranges map the
+				module's memfd, served with UFFDIO_CONTINUE */
+	bool anon_scan;	     /* written pages are the anonymous ones of the
+				range (minor mode, COW with PAGEMAP_SCAN) */
+	bool prefetch;	     /* minor mode: learn and prefetch working sets */
+	uint64_t prefetch_max_pages;	 /* recorded per module, at most */
+	int wake_efd[UFPI_MAX_HANDLERS]; /* handler k's prefetch doorbell */
+};
+
+/* Slot i: [start, start + prefix) the runtime's header (always
+ * read-write), then the memory's base, max_memory_bytes, the guard. */
+static inline unsigned char *ufpi_slot_start(const struct ufpi_slots *s,
+					     uint32_t i)
+{
+	return s->start + (size_t)i * s->slot_bytes;
+}
+
+static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
+					    uint32_t i)
+{
+	return ufpi_slot_start(s, i) + s->prefix;
+}
+
+int ufpi_slot_init(struct ufpi_slot *slot);
+void ufpi_slot_fini(struct ufpi_slot *slot);
+/* Make slot i ready for a memory of `bytes` backed by img (NULL: zeros). */
+int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
+		      uint64_t bytes, bool *wiped);
+/* Grow a LIVE slot's accessible size. */
+int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
+/* Reset at free: restore and keep what keep_resident_bytes allows, drop the
+ * rest, slot becomes FREE. *kept receives the resident bytes kept. */
+int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept);
+/* After a purge released [0, populated_hi): forget the image. */
+void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
+/* A purge or prepare could not release the slot's pages: it keeps them and
+ * its image reference and is wiped before its next use. */
+void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
+
+#endif /* UFPI_SLOT_H */

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fill.h - floor 3: how pages reach a slot (fill.c) and the working-set
+ * prefetch (prefetch.c), for the slot layer and the handler.
+ */
+#ifndef UFPI_FILL_H
+#define UFPI_FILL_H
+
+#include "slot.h"
+
+/* ---- floor 3: page sources (uffd/fill.c) -------------------------------- */
+
+/* Fill pages [p, q) of slot i (slot lock held, image published) from its
+ * image through its uffd: CONTINUE where the slot maps the image's memfd,
+ * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
+ * are normal (unless `patient`, two present pages in a row end a run:
+ * the rest is left to fault); other errors do not stop it. Returns 0 or the first
+ * unexpected -errno, with *stop at the first page it left empty. Adds the
+ * pages it filled to *filled (may be NULL). Wakes nobody. */
+#define UFPI_FILL_PATIENT 1u /* step over every present page */
+#define UFPI_FILL_WRITE \
+	2u /* for a write: pages without data become
+				private zero pages at once (UFFDIO_COPY),
+				not the zero page a write copies again */
+int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
+		    unsigned flags, unsigned char **stop, uint64_t *filled);
+/* End of the run from page p (< endp) that one fill ioctl covers. */
+uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
+			   uint64_t endp);
+
+/* ---- floor 3: working-set prefetch (uffd/prefetch.c) ------------------- */
+
+/* Slot lock held, slot i just became LIVE after a cold prepare (its image
+ * mapping is new): start learning or prefetching. True when the handler
+ * thread of the slot must be woken. */
+bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i);
+/* Handler, slot lock held: pages [p, q) were filled for a fault. */
+void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
+			       uint64_t q);
+/* At reset, before the slot leaves LIVE: end learning (publish the set)
+ * and any prefetch of this memory. */
+void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i);
+/* Handler thread k: map one chunk of some slot's working set. *cursor
+ * (the handler's, starts at 0) rotates over its slots. True while work
+ * remains. */
+bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor);
+/* Free a slot's recording buffer. */
+void ufpi_prefetch_fini(struct ufpi_slot *slot);
+
+#endif /* UFPI_FILL_H */
