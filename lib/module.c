@@ -392,9 +392,6 @@ void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m)
 
 /* ---- purge -------------------------------------------------------------- */
 
-/* liburing 2.3 truncates IORING_OP_MADVISE lengths to 32 bits */
-#define PURGE_PIECE ((size_t)1 << 30)
-
 /* Ranges collected for one submission: up to ring_entries at a time, so a
  * batch is one io_uring_enter. */
 struct purge_batch {
@@ -441,17 +438,12 @@ void ufpi_pool_slot_freed(ufp_pool *pool)
 static void purge_slot(ufp_pool *pool, struct purge_batch *b, uint32_t i)
 {
 	struct ufpi_slots *s = &pool->slots;
-	struct ufpi_slot *slot = &s->slot[i];
 	/* from the slot's start: its header (prefix_bytes) goes too */
 	unsigned char *base = ufpi_slot_start(s, i);
+	const size_t piece = ufpi_reclaim_max_range(pool->reclaim);
+	uint64_t pop;
 
-	pthread_mutex_lock(&slot->lock);
-	uint64_t pop = slot->populated_hi + s->prefix;
-	slot->purging = true;
-	slot->purge_pending = (uint32_t)((pop + PURGE_PIECE - 1) / PURGE_PIECE);
-	pthread_mutex_unlock(&slot->lock);
-
-	if (!pop) {
+	if (!ufpi_slot_purge_begin(s, i, piece, &pop)) {
 		ufpi_slot_purged(s, i);
 		UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
 		ufpi_pool_slot_freed(pool);
@@ -460,8 +452,8 @@ static void purge_slot(ufp_pool *pool, struct purge_batch *b, uint32_t i)
 	UFPI_ADD(&pool->ctr, purge_bytes, pop);
 	UFPI_ADD(&pool->ctr, purges_inflight, 1);
 	atomic_fetch_add(&pool->purge_pending, 1);
-	for (uint64_t off = 0; off < pop; off += PURGE_PIECE) {
-		size_t len = pop - off < PURGE_PIECE ? pop - off : PURGE_PIECE;
+	for (uint64_t off = 0; off < pop; off += piece) {
+		size_t len = pop - off < piece ? (size_t)(pop - off) : piece;
 		b->rg[b->n++] = (struct ufpi_range){base + off, len, i};
 		if (b->n == b->cap)
 			batch_flush(pool, b);
@@ -546,22 +538,10 @@ void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err)
 {
 	ufp_pool *pool = arg;
 	uint32_t i = (uint32_t)tag;
-	struct ufpi_slot *slot = &pool->slots.slot[i];
 	(void)len;
 
-	pthread_mutex_lock(&slot->lock);
-	slot->purge_failed |= err != 0;
-	bool last = --slot->purge_pending == 0;
-	bool failed = slot->purge_failed;
-	if (last)
-		slot->purge_failed = false;
-	pthread_mutex_unlock(&slot->lock);
-	if (!last)
+	if (!ufpi_slot_purge_piece_done(&pool->slots, i, err))
 		return;
-	if (failed)
-		ufpi_slot_mark_stale(&pool->slots, i);
-	else
-		ufpi_slot_purged(&pool->slots, i);
 	UFPI_IGNORE(ufp_index_free(pool->index, i, 0));
 	UFPI_SUB(&pool->ctr, purges_inflight, 1);
 	atomic_fetch_sub(&pool->purge_pending, 1);

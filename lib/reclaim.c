@@ -173,6 +173,12 @@ void ufpi_reclaim_destroy(struct ufpi_reclaim *r)
 	free(r);
 }
 
+size_t ufpi_reclaim_max_range(const struct ufpi_reclaim *r)
+{
+	/* liburing 2.3's io_uring_prep_madvise takes an unsigned length */
+	return r->kind == UFP_RECLAIM_URING ? (size_t)1 << 30 : SIZE_MAX;
+}
+
 ufp_reclaim ufpi_reclaim_kind(const struct ufpi_reclaim *r)
 {
 	return r->kind;

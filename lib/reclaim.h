@@ -29,6 +29,9 @@ int ufpi_reclaim_create(ufp_reclaim kind, unsigned ring_entries,
 			struct ufpi_reclaim **out);
 void ufpi_reclaim_destroy(struct ufpi_reclaim *r);
 ufp_reclaim ufpi_reclaim_kind(const struct ufpi_reclaim *r);
+/* The longest range the engine takes: liburing 2.3 truncates
+ * IORING_OP_MADVISE lengths to 32 bits (URING: 1 GiB pieces). */
+size_t ufpi_reclaim_max_range(const struct ufpi_reclaim *r);
 /* eventfd signalled on completions (URING), or -1. */
 int ufpi_reclaim_eventfd(const struct ufpi_reclaim *r);
 /* Queue ranges; with URING this only submits (done runs later, from

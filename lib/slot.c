@@ -956,6 +956,38 @@ void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
 	pthread_mutex_unlock(&slot->lock);
 }
 
+uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
+			       uint64_t *len)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	*len = slot->populated_hi + s->prefix;
+	uint64_t pieces = *len ? (*len - 1) / max + 1 : 0; /* max may be
+							       SIZE_MAX */
+	slot->purging = true;
+	slot->purge_pending = (uint32_t)pieces;
+	slot->purge_failed = false;
+	pthread_mutex_unlock(&slot->lock);
+	return pieces;
+}
+
+bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	slot->purge_failed |= err != 0;
+	bool last = --slot->purge_pending == 0;
+	bool failed = slot->purge_failed;
+	pthread_mutex_unlock(&slot->lock);
+	if (!last)
+		return false;
+	if (failed)
+		ufpi_slot_mark_stale(s, i);
+	else
+		ufpi_slot_purged(s, i);
+	return true;
+}
+
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];

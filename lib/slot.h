@@ -121,6 +121,16 @@ int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
 /* Reset at free: restore and keep what keep_resident_bytes allows, drop the
  * rest, slot becomes FREE. *kept receives the resident bytes kept. */
 int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept);
+/* A purge takes slot i (the index handed it over, unaffine): *len gets the
+ * bytes to release from the slot's start (its header and what was
+ * populated), cut in pieces of at most `max`. Returns the pieces (0:
+ * nothing populated; call ufpi_slot_purged at once). */
+uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
+			       uint64_t *len);
+/* One piece was released (err != 0: not even by plain madvise). The last
+ * one makes the slot clean (ufpi_slot_purged), or stale if a piece
+ * failed; returns true then. */
+bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err);
 /* After a purge released [0, populated_hi): forget the image. */
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
 /* A purge or prepare could not release the slot's pages: it keeps them and
