@@ -723,8 +723,7 @@ static int prepare_failed(ufp_pool *pool, ufp_slot_index i, uint64_t key,
 	/* What the slot held may still be there: it stays affine to the
 	 * module that left it, so that module's purge still finds it, and
 	 * is wiped before reuse. */
-	uint64_t kept = pool->slots.slot[i].kept_bytes;
-	ufpi_slot_mark_stale(&pool->slots, i);
+	uint64_t kept = ufpi_slot_mark_stale(&pool->slots, i);
 	UFPI_IGNORE(ufp_index_free_affine(pool->index, i, prev_key, kept));
 	ufpi_pool_slot_freed(pool);
 	/* ... but if that module was dropped meanwhile, its purge ran while

@@ -945,15 +945,17 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	return 0;
 }
 
-void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
+uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
+	uint64_t kept = slot->kept_bytes;
 	slot->stale = true;
 	slot->purging = false;
 	slot->kept_bytes = 0;
 	slot->nrefill = 0;
 	pthread_mutex_unlock(&slot->lock);
+	return kept;
 }
 
 uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
@@ -982,7 +984,7 @@ bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err)
 	if (!last)
 		return false;
 	if (failed)
-		ufpi_slot_mark_stale(s, i);
+		(void)ufpi_slot_mark_stale(s, i);
 	else
 		ufpi_slot_purged(s, i);
 	return true;
@@ -997,7 +999,7 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 		/* the memfd is freed once no slot maps it: this one keeps
 		 * the mapping (and the image) until it is wiped before its
 		 * next use; nothing leaks */
-		ufpi_slot_mark_stale(s, i);
+		(void)ufpi_slot_mark_stale(s, i);
 		return;
 	}
 	pthread_mutex_lock(&slot->lock);

@@ -134,7 +134,8 @@ bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err);
 /* After a purge released [0, populated_hi): forget the image. */
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
 /* A purge or prepare could not release the slot's pages: it keeps them and
- * its image reference and is wiped before its next use. */
-void ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
+ * its image reference and is wiped before its next use. Returns the bytes
+ * its last reset kept (for the index entry the slot goes back to). */
+uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 
 #endif /* UFPI_SLOT_H */
