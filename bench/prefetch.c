@@ -187,36 +187,31 @@ static uint64_t minflt(void)
 	return (uint64_t)ru.ru_minflt;
 }
 
+struct present_walk {
+	uint64_t base;
+	uint8_t *present;
+};
+
+static int mark_present(void *arg, uint64_t start, uint64_t end, uint64_t cats)
+{
+	const struct present_walk *w = arg;
+	const size_t page = ufpi_page_size();
+	(void)cats;
+	for (uint64_t p = start; p < end; p += page)
+		w->present[(p - w->base) / page] = 1;
+	return 0;
+}
+
 /* present[p] = 1 for every page of [base, base + pages) mapped now. */
 static int scan_present(int fd, unsigned char *base, uint64_t pages,
 			uint8_t *present)
 {
-	const size_t page = ufpi_page_size();
-	struct page_region r[256];
-	uint64_t start = (uint64_t)(uintptr_t)base, end = start + pages * page;
+	const struct ufpi_pm_query q = {.mask = PAGE_IS_PRESENT,
+					.ret = PAGE_IS_PRESENT};
+	struct present_walk w = {(uint64_t)(uintptr_t)base, present};
 	memset(present, 0, pages);
-	while (start < end) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)(uintptr_t)r,
-			.vec_len = 256,
-			.category_mask = PAGE_IS_PRESENT,
-			.return_mask = PAGE_IS_PRESENT,
-		};
-		int n = ioctl(fd, PAGEMAP_SCAN, &a);
-		if (n < 0)
-			return -errno;
-		for (int k = 0; k < n; k++)
-			for (uint64_t p = r[k].start; p < r[k].end; p += page)
-				present[(p - (uint64_t)(uintptr_t)base) /
-					page] = 1;
-		if (a.walk_end <= start)
-			break;
-		start = a.walk_end;
-	}
-	return 0;
+	return ufpi_os_pagemap_scan(fd, base, pages * ufpi_page_size(), &q,
+				    mark_present, &w);
 }
 
 /* inset[p] = 1 for the pages of m's learned working set (internal). */

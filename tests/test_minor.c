@@ -96,36 +96,27 @@ struct cats {
 	uint64_t file, anon, zero;
 };
 
+static int count_cats(void *arg, uint64_t start, uint64_t end, uint64_t cats)
+{
+	struct cats *c = arg;
+	uint64_t pages = (end - start) / t_page();
+	if (cats & PAGE_IS_FILE)
+		c->file += pages;
+	else if (cats & PAGE_IS_PFNZERO)
+		c->zero += pages;
+	else
+		c->anon += pages;
+	return 0;
+}
+
 static struct cats categories(ufp_pool *p, const void *addr, uint64_t len)
 {
-	struct page_region r[256];
+	const struct ufpi_pm_query q = {.mask = PAGE_IS_PRESENT,
+					.ret = PAGE_IS_FILE | PAGE_IS_PFNZERO};
 	struct cats c = {0};
-	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len;
-	while (start < end) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)(uintptr_t)r,
-			.vec_len = 256,
-			.category_mask = PAGE_IS_PRESENT,
-			.return_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-		};
-		int n = ioctl(p->pagemap_fd, PAGEMAP_SCAN, &a);
-		cr_assert_geq(n, 0, "PAGEMAP_SCAN: %s", strerror(errno));
-		for (int k = 0; k < n; k++) {
-			uint64_t pages = (r[k].end - r[k].start) / t_page();
-			if (r[k].categories & PAGE_IS_FILE)
-				c.file += pages;
-			else if (r[k].categories & PAGE_IS_PFNZERO)
-				c.zero += pages;
-			else
-				c.anon += pages;
-		}
-		if (a.walk_end <= start)
-			break;
-		start = a.walk_end;
-	}
+	int err = ufpi_os_pagemap_scan(p->pagemap_fd, (void *)addr, len, &q,
+				       count_cats, &c);
+	cr_assert_eq(err, 0, "PAGEMAP_SCAN: %s", ufp_strerror(err));
 	return c;
 }
 
