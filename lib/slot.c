@@ -784,6 +784,37 @@ static int dirty_run(void *arg, void *addr_, size_t len, unsigned flags)
 	return len ? drop_run(d, addr, len, flags & UFPI_PG_PRESENT) : 0;
 }
 
+/* Anon scans go in chunks of this: see scan_range. */
+#define UFPI_SCAN_CHUNK ((uint64_t)4 << 20)
+
+/*
+ * The reset's walk of [0, pop). With anonymous-page tracking, once the
+ * keep budget is spent, what lies beyond the image's mapping holds no
+ * clean page worth keeping (zero pages, written pages, or nothing): it is
+ * dropped whole, unscanned, so that the free of a memory written
+ * everywhere costs the drop of its range and not a walk of every page.
+ */
+static int scan_range(struct dirty_reset *d, uint64_t pop)
+{
+	struct ufpi_slots *s = d->s;
+	const uint64_t flen = s->slot[d->i].file_len;
+	for (uint64_t off = 0; off < pop;) {
+		uint64_t end = s->anon_scan
+				       ? min_u64(pop, off + UFPI_SCAN_CHUNK)
+				       : pop;
+		int err =
+			ufpi_dirty_scan(s->pagemap_fd, d->base + off, end - off,
+					s->anon_scan, dirty_run, d);
+		if (err)
+			return err;
+		off = end;
+		if (off < pop && off >= flen && s->anon_scan &&
+		    d->kept + ufpi_page_size() > s->keep_budget)
+			return drop_run(d, d->base + off, pop - off, true);
+	}
+	return 0;
+}
+
 static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 		       uint64_t pop, uint64_t readable, uint64_t *kept,
 		       bool *mapped, uint32_t *nrefill)
@@ -798,15 +829,14 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 	};
 	const size_t page = ufpi_page_size();
 	uint64_t t0 = ufpi_now_ns();
-	int err = ufpi_dirty_scan(s->pagemap_fd, d.base, pop, s->anon_scan,
-				  dirty_run, &d);
+	int err = scan_range(&d, pop);
 	if (!err)
 		err = flush_drops(&d);
 	/*
 	 * Restored pages stay writable while most of them keep being
 	 * written: re-protecting costs a TLB flush now and a write-protect
 	 * fault per page the next instance writes again (both VM exits on a
-	 * virtual machine, 13 us and more each), while restoring a page that
+	 * virtual machine), while restoring a page that
 	 * is still writable costs a memcmp and a memcpy. A writable page reads
 	 * as written to every later scan, so it is restored (or found
 	 * unchanged) at every reset: correctness does not depend on the
