@@ -831,9 +831,9 @@ static void slot_free_model(struct worker *w, struct mmem *mem)
 			 * from its image (zero here); a page restored earlier
 			 * and left alone is dropped, a page only read is the
 			 * zero page or a page of zeros, dropped too */
-			bool mod = wr && p < kp &&
-				   !page_zero(mem->ref + p * run->page,
-					      run->page);
+			bool mod =
+				wr && p < kp &&
+				!page_zero(mem->ref + p * run->page, run->page);
 			sl->resid[p] = sl->resid_hi[p] = mod;
 		} else if (run->dirty) {
 			/* a page only read may hold a real page of zeros:
