@@ -452,6 +452,7 @@ int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes)
 	/* publish the size before opening the pages, so that a fault on a
 	 * new page never finds it out of bounds */
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_LIVE && new_bytes >= slot->accessible);
 	old = slot->accessible;
 	slot->accessible = new_bytes;
 	pthread_mutex_unlock(&slot->lock);
@@ -872,6 +873,7 @@ static void reset_bounds(struct ufpi_slots *s, struct ufpi_slot *slot,
 {
 	const size_t page = ufpi_page_size();
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_LIVE);
 	*readable = min_u64(slot->accessible, slot->prot_bytes);
 	/* without a handler nothing tracks what the memory touched */
 	if (s->backend != UFP_BACKEND_UFFD &&
@@ -993,6 +995,7 @@ uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_FREE && !slot->purging);
 	*len = slot->populated_hi + s->prefix;
 	uint64_t pieces = *len ? (*len - 1) / max + 1 : 0; /* max may be
 							       SIZE_MAX */
