@@ -19,8 +19,9 @@
  * UFPI_RELEARN-th after it, so that a set follows a module whose working
  * set changes; the other cold starts prefetch the set learned last.
  *
- * Prefetch. The allocation maps the first step itself (a small set is
- * done then), publishes the rest (slot fields under the slot lock) and
+ * Prefetch. The allocation maps a first, larger step itself (up to
+ * UFPI_PF_FIRST pages and UFPI_PF_FIRST_RUNS runs: a small set is done
+ * then, before the instance can fault on it), publishes the rest (slot fields under the slot lock) and
  * rings the slot's handler thread, without waiting. That thread maps the
  * set in first-touch order, at most UFPI_PF_CHUNK pages and UFPI_PF_RUNS
  * runs at a time under the slot lock, and polls its userfaultfd between
@@ -46,10 +47,12 @@
 
 #include "fill.h"
 
-#define UFPI_RELEARN 16	      /* learn again every this many cold starts */
-#define UFPI_PF_CHUNK 256     /* pages mapped per step (1 MiB of 4 KiB) */
-#define UFPI_PF_RUNS 32	      /* and runs (ioctls): a fault waits behind one */
-#define UFPI_LEARN_RUNS 65536 /* runs recorded per learning memory */
+#define UFPI_RELEARN 16	       /* learn again every this many cold starts */
+#define UFPI_PF_CHUNK 256      /* pages mapped per step (1 MiB of 4 KiB) */
+#define UFPI_PF_RUNS 32	       /* and runs (ioctls): a fault waits behind one */
+#define UFPI_PF_FIRST 1024     /* the allocation's own first step: pages */
+#define UFPI_PF_FIRST_RUNS 128 /* and runs */
+#define UFPI_LEARN_RUNS 65536  /* runs recorded per learning memory */
 
 void ufpi_prefetch_fini(struct ufpi_slot *slot)
 {
@@ -58,7 +61,8 @@ void ufpi_prefetch_fini(struct ufpi_slot *slot)
 	slot->nlearn = slot->learn_cap = 0;
 }
 
-static bool map_chunk(struct ufpi_slots *s, uint32_t i);
+static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
+		      unsigned max_runs);
 
 bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 {
@@ -83,11 +87,12 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 	slot->pf_gen = slot->gen;
 	slot->pf_run = slot->pf_off = 0;
 	UFPI_ADD(s->ctr, prefetch_starts, 1);
-	/* The first step here, before the memory is handed out: at most
-	 * UFPI_PF_RUNS ioctls, cheaper than the doorbell's thread wake-up
-	 * and the faults the instance would take meanwhile; a small set is
-	 * done with it. The rest goes to the handler thread. */
-	if (!map_chunk(s, i))
+	/* The first step here, before the memory is handed out: a bounded
+	 * number of ioctls, cheaper than the doorbell's thread wake-up and
+	 * the faults the instance would take meanwhile (docs/benchmarks.md,
+	 * real modules cold); a small set is done with it. The rest goes to
+	 * the handler thread. */
+	if (!map_chunk(s, i, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS))
 		return false;
 	atomic_store_explicit(&slot->pf_pending, true, memory_order_release);
 	return true;
@@ -199,17 +204,18 @@ void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
 
 /* Map the next chunk of slot i's set (slot lock held, work current).
  * False when the set is done. */
-static bool map_chunk(struct ufpi_slots *s, uint32_t i)
+static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
+		      unsigned max_runs)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	struct ufpi_image *img = slot->image;
 	const uint64_t limit = slot->file_len / ufpi_page_size();
-	uint64_t budget = UFPI_PF_CHUNK, filled = 0, raced = 0;
+	uint64_t filled = 0, raced = 0;
 	unsigned runs = 0;
 	unsigned char *stop;
 
 	pthread_mutex_lock(&img->wset_lock);
-	while (budget && runs++ < UFPI_PF_RUNS && slot->pf_run < img->nwset) {
+	while (budget && runs++ < max_runs && slot->pf_run < img->nwset) {
 		const struct ufpi_run *r = &img->wset[slot->pf_run];
 		uint64_t p = (uint64_t)r->page + slot->pf_off;
 		uint64_t q = (uint64_t)r->page + r->n;
@@ -259,7 +265,7 @@ bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 		if (slot->state == UFPI_SLOT_LIVE &&
 		    slot->gen == slot->pf_gen && slot->prefetched &&
 		    slot->image)
-			more = map_chunk(s, i);
+			more = map_chunk(s, i, UFPI_PF_CHUNK, UFPI_PF_RUNS);
 		if (!more)
 			atomic_store_explicit(&slot->pf_pending, false,
 					      memory_order_relaxed);
