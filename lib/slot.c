@@ -444,6 +444,47 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 	}
 }
 
+bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
+				   uint64_t in, uint64_t *start, uint64_t *end)
+{
+	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &s->slot[i];
+
+	if (slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)
+		return false;
+
+	/* Like file readahead: a fault exactly where the last window ended
+	 * doubles the window (up to window_max); any other fault halves it,
+	 * starting from at most window_min (a jump out of a long sequential
+	 * run is a new stream, not more of the old one) and down to
+	 * window_floor, so that random access populates little more than
+	 * it touches. A new memory starts at window_min. Every window is a
+	 * page multiple: the configured sizes only have to be. */
+	/* a learning cold start records what the windows cover: isolated
+	 * faults shrink them down to one page */
+	uint64_t floor = slot->learning ? page : s->window_floor;
+	if (in == slot->seq_next) {
+		slot->win = slot->win * 2 > s->window_max ? s->window_max
+							  : slot->win * 2;
+		*start = in;
+	} else {
+		if (slot->seq_next != UINT64_MAX) {
+			uint64_t w = slot->win < s->window_min ? slot->win
+							       : s->window_min;
+			w = (w / 2) & ~(uint64_t)(page - 1);
+			slot->win = w < floor ? floor : w;
+		}
+		*start = in - in % slot->win;
+	}
+	*end = *start + slot->win;
+	if (*end > slot->accessible)
+		*end = slot->accessible;
+	slot->seq_next = *end;
+	if (*end > slot->populated_hi)
+		slot->populated_hi = *end;
+	return true;
+}
+
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes)
 {
 	struct ufpi_slot *slot = &s->slot[i];

@@ -116,6 +116,12 @@ void ufpi_slot_fini(struct ufpi_slot *slot);
 /* Make slot i ready for a memory of `bytes` backed by img (NULL: zeros). */
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped);
+/* The handler's question, slot lock held: a fault at offset `in` of slot
+ * i. False when it must not be served (no live memory, or beyond its
+ * size: poison it). Else the window to fill, [*start, *end): the slot
+ * grows or shrinks it like file readahead and counts it populated. */
+bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
+				   uint64_t in, uint64_t *start, uint64_t *end);
 /* Grow a LIVE slot's accessible size. */
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
 /* Reset at free: restore and keep what keep_resident_bytes allows, drop the

@@ -77,43 +77,6 @@ static void prefix_fault(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
 	ufpi_uffd_wake(fd, fault, page);
 }
 
-/* Pick the window to fill for a fault at offset `in` (slot lock held). */
-static void pick_window(struct ufpi_slots *s, struct ufpi_slot *slot,
-			uint64_t in, uint64_t *start, uint64_t *end)
-{
-	const size_t page = ufpi_page_size();
-
-	/* Like file readahead: a fault exactly where the last window ended
-	 * doubles the window (up to window_max); any other fault halves it,
-	 * starting from at most window_min (a jump out of a long sequential
-	 * run is a new stream, not more of the old one) and down to
-	 * window_floor, so that random access populates little more than
-	 * it touches. A new memory starts at window_min. Every window is a
-	 * page multiple: the configured sizes only have to be. */
-	/* a learning cold start records what the windows cover: isolated
-	 * faults shrink them down to one page */
-	uint64_t floor = slot->learning ? page : s->window_floor;
-	if (in == slot->seq_next) {
-		slot->win = slot->win * 2 > s->window_max ? s->window_max
-							  : slot->win * 2;
-		*start = in;
-	} else {
-		if (slot->seq_next != UINT64_MAX) {
-			uint64_t w = slot->win < s->window_min ? slot->win
-							       : s->window_min;
-			w = (w / 2) & ~(uint64_t)(page - 1);
-			slot->win = w < floor ? floor : w;
-		}
-		*start = in - in % slot->win;
-	}
-	*end = *start + slot->win;
-	if (*end > slot->accessible)
-		*end = slot->accessible;
-	slot->seq_next = *end;
-	if (*end > slot->populated_hi)
-		slot->populated_hi = *end;
-}
-
 /*
  * Fill the window [start, end) of slot i for a fault at offset `in`: the
  * faulting page's run first; the rest of the window is best-effort (an
@@ -173,13 +136,12 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		goto out;
 	}
 	in -= s->prefix;
-	if (unlikely(slot->state != UFPI_SLOT_LIVE || in >= slot->accessible)) {
+	uint64_t start, end;
+	if (unlikely(!ufpi_slot_fault_window_locked(s, i, in, &start, &end))) {
 		UFPI_ADD(s->ctr, poisoned_faults, 1);
 		poison_locked(s, slot, fd, fault, tid);
 		goto out;
 	}
-	uint64_t start, end;
-	pick_window(s, slot, in, &start, &end);
 	UFPI_ADD(s->ctr, windows, 1);
 	ufpi_prefetch_note_locked(s, i, start / page, end / page);
 	int err = fill_window(s, i, in, start, end, write);
