@@ -68,6 +68,26 @@ static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
 	return runs;
 }
 
+/* Nothing of the free slot's last contents is left (wiped before reuse, or
+ * purged: `purged`): it holds no image, no pages, no refill list, and is
+ * no longer stale or purging. */
+static void forget_contents(struct ufpi_slot *slot, bool purged)
+{
+	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_FREE && slot->purging == purged);
+	(void)purged; /* NDEBUG */
+	struct ufpi_image *old = slot->image;
+	slot->image = NULL;
+	slot->populated_hi = 0;
+	slot->kept_bytes = 0;
+	struct ufpi_run *runs = forget_refill_locked(slot);
+	slot->stale = false;
+	slot->purging = false;
+	pthread_mutex_unlock(&slot->lock);
+	free(runs);
+	ufpi_image_unref(old);
+}
+
 static int unmap_range(struct ufpi_slots *s, uint32_t i, uint64_t from,
 		       uint64_t to);
 
@@ -170,16 +190,7 @@ static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len,
 	}
 	if (err)
 		return err;
-	pthread_mutex_lock(&slot->lock);
-	struct ufpi_image *old = slot->image;
-	slot->image = NULL;
-	slot->populated_hi = 0;
-	slot->kept_bytes = 0;
-	struct ufpi_run *runs = forget_refill_locked(slot);
-	slot->stale = false;
-	pthread_mutex_unlock(&slot->lock);
-	free(runs);
-	ufpi_image_unref(old);
+	forget_contents(slot, false);
 	UFPI_ADD(s->ctr, slots_wiped, 1);
 	UFPI_ADD(s->ctr, bytes_dropped, len);
 	return 0;
@@ -994,6 +1005,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	mapped |= *kept != 0;
 
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_LIVE);
 	slot->state = UFPI_SLOT_FREE;
 	slot->gen++;
 	slot->accessible = 0;
@@ -1022,6 +1034,7 @@ uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_FREE);
 	uint64_t kept = slot->kept_bytes;
 	slot->stale = true;
 	slot->purging = false;
@@ -1051,6 +1064,7 @@ bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
+	assert(slot->purging && slot->purge_pending > 0);
 	slot->purge_failed |= err != 0;
 	bool last = --slot->purge_pending == 0;
 	bool failed = slot->purge_failed;
@@ -1076,15 +1090,5 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 		(void)ufpi_slot_mark_stale(s, i);
 		return;
 	}
-	pthread_mutex_lock(&slot->lock);
-	struct ufpi_image *old = slot->image;
-	slot->image = NULL;
-	slot->populated_hi = 0;
-	slot->kept_bytes = 0;
-	struct ufpi_run *runs = forget_refill_locked(slot);
-	slot->stale = false;
-	slot->purging = false;
-	pthread_mutex_unlock(&slot->lock);
-	free(runs);
-	ufpi_image_unref(old);
+	forget_contents(slot, true);
 }
