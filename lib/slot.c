@@ -496,6 +496,13 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 	return true;
 }
 
+void ufpi_slot_poisoned_locked(struct ufpi_slot *slot, bool prot_none)
+{
+	slot->poisoned = true;
+	if (prot_none)
+		slot->prot_dirty = true;
+}
+
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes)
 {
 	struct ufpi_slot *slot = &s->slot[i];

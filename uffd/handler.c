@@ -178,14 +178,14 @@ static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
 	const size_t page = ufpi_page_size();
 	int err;
 
-	slot->poisoned = true; /* the next prepare zaps the marker */
+	ufpi_slot_poisoned_locked(slot, false);
 	if (s->uffd_poison) {
 		/* wakes the faulting thread, which then gets SIGBUS */
 		err = ufpi_uffd_poison(fd, page_addr, page);
 		if (!err || err == -EEXIST)
 			return;
 	}
-	slot->prot_dirty = true;
+	ufpi_slot_poisoned_locked(slot, true);
 	err = ufpi_os_protect(page_addr, page, PROT_NONE);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
