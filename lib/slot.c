@@ -491,9 +491,14 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 	if (*end > slot->accessible)
 		*end = slot->accessible;
 	slot->seq_next = *end;
-	if (*end > slot->populated_hi)
-		slot->populated_hi = *end;
+	ufpi_slot_populated_locked(slot, *end);
 	return true;
+}
+
+void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi)
+{
+	if (hi > slot->populated_hi)
+		slot->populated_hi = hi;
 }
 
 void ufpi_slot_poisoned_locked(struct ufpi_slot *slot, bool prot_none)

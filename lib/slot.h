@@ -122,6 +122,10 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
  * grows or shrinks it like file readahead and counts it populated. */
 bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 				   uint64_t in, uint64_t *start, uint64_t *end);
+/* The handler tells the slot, lock held, that it installs pages below
+ * `hi` (bytes from the slot base): no page at or above populated_hi may be
+ * present, so it rises to hi. */
+void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi);
 /* The handler tells the slot, lock held, that it poisons a page of it: a
  * marker (UFFDIO_POISON) or, with prot_none, an mprotect(PROT_NONE). The
  * next prepare zaps the marker, or re-applies the protection from scratch. */

@@ -227,9 +227,7 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
 		if (p < q) {
 			/* the reset scans [0, populated_hi): a mapped page
 			 * the memory writes must lie below it */
-			uint64_t hi = q * ufpi_page_size();
-			if (hi > slot->populated_hi)
-				slot->populated_hi = hi;
+			ufpi_slot_populated_locked(slot, q * ufpi_page_size());
 			UFPI_IGNORE(ufpi_fill_pages(
 				s, i, p, q, UFPI_FILL_PATIENT, &stop, &got));
 		}
