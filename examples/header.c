@@ -12,24 +12,7 @@
 #include <string.h>
 #include <uffdpool.h>
 
-#define CHECK(call)                                                            \
-	do {                                                                   \
-		int err_ = (call);                                             \
-		if (err_) {                                                    \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, \
-				#call, ufp_strerror(err_));                    \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
-#define EXPECT(cond)                                                      \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, \
-				__LINE__, #cond);                         \
-			exit(1);                                          \
-		}                                                         \
-	} while (0)
+#include "example.h"
 
 /* [header] */
 /* The runtime's header sits right before wasm address 0, in the slot's

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <uffdpool.h>
 
+#include "example.h"
+
 #define WASM_PAGE 65536u
 
 /* Library messages go to stderr; errors that calls return are not logged
@@ -22,25 +24,6 @@ static void log_line(void *arg, ufp_log_level level, const char *msg)
 	(void)arg;
 	fprintf(stderr, "uffdpool[%d]: %s\n", (int)level, msg);
 }
-
-#define CHECK(call)                                                            \
-	do {                                                                   \
-		int err_ = (call);                                             \
-		if (err_) {                                                    \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, \
-				#call, ufp_strerror(err_));                    \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
-#define EXPECT(cond)                                                      \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, \
-				__LINE__, #cond);                         \
-			exit(1);                                          \
-		}                                                         \
-	} while (0)
 
 /* [grow] */
 /* memory.grow as WebAssembly defines it: grow by `delta` pages, return the

@@ -21,24 +21,7 @@
 #include <unistd.h>
 #include <uffdpool.h>
 
-#define CHECK(call)                                                            \
-	do {                                                                   \
-		int err_ = (call);                                             \
-		if (err_) {                                                    \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, \
-				#call, ufp_strerror(err_));                    \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
-#define EXPECT(cond)                                                      \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, \
-				__LINE__, #cond);                         \
-			exit(1);                                          \
-		}                                                         \
-	} while (0)
+#include "example.h"
 
 /* [handler] */
 /* What the running instance of this thread may touch: its slot, from base

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <uffdpool.h>
 
+#include "example.h"
+
 #include "wasm.h"
 
 #define SKIP 77
@@ -30,25 +32,6 @@ _Static_assert(offsetof(struct ufpw_segment, offset) ==
 		       offsetof(struct ufpw_segment, len) ==
 			       offsetof(ufp_segment, len),
 	       "layout");
-
-#define CHECK(call)                                                            \
-	do {                                                                   \
-		int err_ = (call);                                             \
-		if (err_) {                                                    \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, \
-				#call, ufp_strerror(err_));                    \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
-
-#define EXPECT(cond)                                                      \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, \
-				__LINE__, #cond);                         \
-			exit(1);                                          \
-		}                                                         \
-	} while (0)
 
 /* [instantiate] */
 /* One instantiation as a runtime without a module/instance split does it:
