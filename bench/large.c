@@ -30,7 +30,7 @@
 struct lres {
 	double total[MAX_SAMPLES], freed[MAX_SAMPLES];
 	size_t n;
-	uint64_t priv, shared; /* pool bytes after the last free */
+	struct ufpb_resid idle; /* after the last free, against before */
 	int err;
 };
 
@@ -46,7 +46,10 @@ static void run_pool(const struct ufpb_setting *st, size_t bytes, int cycles,
 		     struct lres *r)
 {
 	ufp_pool *pool = NULL;
-	r->err = ufpb_pool_open(st, 1, bytes, &pool, NULL);
+	struct ufpb_resid base, now;
+	r->err = ufpb_resid_read(NULL, &base);
+	if (!r->err)
+		r->err = ufpb_pool_open(st, 1, bytes, &pool, NULL);
 	for (int k = -1; k < cycles && !r->err; k++) {
 		ufp_memory *mem;
 		uint64_t t0 = ufpb_now_ns();
@@ -61,14 +64,18 @@ static void run_pool(const struct ufpb_setting *st, size_t bytes, int cycles,
 			sample(r, t0, t1, t2);
 	}
 	if (!r->err)
-		r->err = ufp_pool_resident_split(pool, &r->priv, &r->shared);
+		r->err = ufpb_resid_read(pool, &now);
+	if (!r->err)
+		ufpb_resid_sub(&r->idle, &now, &base);
 	if (pool)
 		UFPI_IGNORE(ufp_pool_destroy(pool));
 }
 
 static void run_anon(size_t bytes, int cycles, struct lres *r)
 {
-	for (int k = -1; k < cycles; k++) {
+	struct ufpb_resid base, now;
+	r->err = ufpb_resid_read(NULL, &base);
+	for (int k = -1; k < cycles && !r->err; k++) {
 		uint64_t t0 = ufpb_now_ns();
 		void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
@@ -84,6 +91,10 @@ static void run_anon(size_t bytes, int cycles, struct lres *r)
 		if (k >= 0)
 			sample(r, t0, t1, t2);
 	}
+	if (!r->err)
+		r->err = ufpb_resid_read(NULL, &now);
+	if (!r->err)
+		ufpb_resid_sub(&r->idle, &now, &base);
 }
 
 static void row(struct ufpb *b, const char *name, struct lres *r, double *tot,
@@ -95,14 +106,14 @@ static void row(struct ufpb *b, const char *name, struct lres *r, double *tot,
 	}
 	*tot = ufpb_median(r->total, r->n);
 	*fr = ufpb_median(r->freed, r->n);
-	ufpb_say(b, "  %-26s %10.1f %10.1f %10llu %10llu\n", name, *tot / 1000,
-		 *fr / 1000, (unsigned long long)r->priv >> 10,
-		 (unsigned long long)r->shared >> 10);
+	char cols[160], js[512];
+	ufpb_say(b, "  %-26s %10.1f %10.1f %s\n", name, *tot / 1000, *fr / 1000,
+		 ufpb_resid_cols(&r->idle, cols, sizeof(cols)));
 	ufpb_emit(b, "large",
 		  "\"setting\": \"%s\", \"cycle_ns\": %.0f, \"free_ns\": %.0f, "
-		  "\"idle_private_bytes\": %llu, \"idle_shared_bytes\": %llu",
-		  name, *tot, *fr, (unsigned long long)r->priv,
-		  (unsigned long long)r->shared);
+		  "%s",
+		  name, *tot, *fr,
+		  ufpb_resid_json(&r->idle, "idle", js, sizeof(js)));
 }
 
 int ufpb_large(struct ufpb *b, int argc, char **argv)
@@ -127,26 +138,32 @@ int ufpb_large(struct ufpb *b, int argc, char **argv)
 					     ? MAX_SAMPLES / cycles
 					     : b->reps;
 	const struct ufpb_setting *def = &ufpb_settings[UFPB_SET_UFFD_DEFAULT],
-				  *cow = &ufpb_settings[UFPB_SET_COW_KEEP0];
-	struct lres r[3];
+				  *cow = &ufpb_settings[UFPB_SET_COW_KEEP0],
+				  *k0 = &ufpb_settings[UFPB_SET_UFFD_MINOR];
+	/* the default keeps up to 1 MiB of written pages (UFP_KEEP_AUTO);
+	 * keep=0 is the comparison at equal private residency */
+	struct lres r[4];
 	memset(r, 0, sizeof(r));
 	for (int rep = 0; rep < reps; rep++) {
 		run_pool(def, bytes, cycles, &r[0]);
 		run_pool(cow, bytes, cycles, &r[1]);
 		run_anon(bytes, cycles, &r[2]);
+		run_pool(k0, bytes, cycles, &r[3]);
 	}
 	ufpb_say(b,
 		 "large: alloc a %zu MiB memory (no module), write every "
 		 "page, free; %d reps x %d cycles,\n"
-		 "  medians; idle = the pool's bytes after the last free "
-		 "(KiB)\n\n",
+		 "  medians; residency after the last free, against before "
+		 "the setting ran:\n",
 		 mib, reps, cycles);
-	ufpb_say(b, "  %-26s %10s %10s %10s %10s\n", "setting", "cycle us",
-		 "free us", "idle priv", "idle shr");
-	double tot[3] = {0}, fr[3] = {0};
+	ufpb_resid_explain(b);
+	ufpb_say(b, "\n  %-26s %10s %10s %s\n", "setting", "cycle us",
+		 "free us", ufpb_resid_head());
+	double tot[4] = {0}, fr[4] = {0};
 	row(b, def->name, &r[0], &tot[0], &fr[0]);
 	row(b, cow->name, &r[1], &tot[1], &fr[1]);
 	row(b, "mmap+memset+munmap", &r[2], &tot[2], &fr[2]);
+	row(b, k0->name, &r[3], &tot[3], &fr[3]);
 	if (r[0].err || r[2].err || !tot[2] || !fr[2])
 		return 1;
 	ufpb_say(b, "\n  targets (issue 14), medians of this run:\n");
@@ -156,5 +173,9 @@ int ufpb_large(struct ufpb *b, int argc, char **argv)
 	ufpb_verdict(b, "large", "uffd_default_free_vs_munmap",
 		     "uffd default free / munmap of the written range",
 		     fr[0] / fr[2], 1.0, 1);
+	if (!r[3].err)
+		ufpb_verdict(b, "large", "uffd_keep0_vs_anon",
+			     "uffd keep=0 / anonymous (equal private bytes)",
+			     tot[3] / tot[2], LARGE_TARGET, 1);
 	return 0;
 }
