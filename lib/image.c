@@ -322,3 +322,23 @@ void ufpi_image_unref(struct ufpi_image *img)
 	pthread_mutex_destroy(&img->wset_lock);
 	free(img);
 }
+
+bool ufpi_image_cold_start(struct ufpi_image *img, uint32_t relearn)
+{
+	pthread_mutex_lock(&img->wset_lock);
+	bool learn = !img->nwset || ++img->cold_starts % relearn == 0;
+	pthread_mutex_unlock(&img->wset_lock);
+	return learn;
+}
+
+void ufpi_image_set_wset(struct ufpi_image *img, struct ufpi_run *set,
+			 uint32_t n)
+{
+	pthread_mutex_lock(&img->wset_lock);
+	struct ufpi_run *old = img->wset;
+	img->wset = set;
+	img->nwset = n;
+	img->cold_starts = 0;
+	pthread_mutex_unlock(&img->wset_lock);
+	free(old);
+}

@@ -26,7 +26,8 @@ struct ufpi_image {
 	_Atomic uint32_t refs;
 	/* The module's learned working set (uffd/prefetch.c): image pages
 	 * its memories touched on a cold start, as runs in first-touch
-	 * order; replaced at the end of each learning run. */
+	 * order; replaced at the end of each learning run (written only by
+	 * ufpi_image_set_wset, read under wset_lock). */
 	pthread_mutex_t wset_lock;
 	struct ufpi_run *wset; /* nwset runs, malloc'd */
 	uint32_t nwset;
@@ -68,6 +69,12 @@ bool ufpi_image_matches(const struct ufpi_image *img,
 			const struct ufpi_contents *c);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
+/* A cold start of img: true when it learns its working set (none learned
+ * yet, or this is the relearn-th cold start since it was). */
+bool ufpi_image_cold_start(struct ufpi_image *img, uint32_t relearn);
+/* Make `set` (n runs, malloc'd; img takes it) img's working set. */
+void ufpi_image_set_wset(struct ufpi_image *img, struct ufpi_run *set,
+			 uint32_t n);
 static inline const unsigned char *ufpi_image_page(const struct ufpi_image *img,
 						   uint64_t p)
 {

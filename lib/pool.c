@@ -323,6 +323,7 @@ static void pool_free(ufp_pool *pool)
 			ufpi_slot_fini(&pool->slots.slot[i]);
 		free(pool->slots.slot);
 	}
+	ufpi_prefetch_destroy(&pool->slots);
 	ufp_index_destroy(pool->index);
 	if (pool->slots.zero_page)
 		ufpi_os_unmap((void *)pool->slots.zero_page,
@@ -492,6 +493,9 @@ static int build_slots(ufp_pool *pool, size_t slot_bytes, size_t total)
 			return err;
 		s->n = i + 1;
 	}
+	err = ufpi_prefetch_create(s);
+	if (err)
+		return err;
 	return ufp_index_create(c->slots, c->strategy, c->max_unused_warm_slots,
 				c->random_seed, &pool->index);
 }

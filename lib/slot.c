@@ -43,7 +43,6 @@ void ufpi_slot_fini(struct ufpi_slot *slot)
 	slot->image = NULL;
 	free(slot->refill);
 	slot->refill = NULL;
-	ufpi_prefetch_fini(slot);
 	pthread_mutex_destroy(&slot->lock);
 }
 
@@ -473,7 +472,8 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 	 * page multiple: the configured sizes only have to be. */
 	/* a learning cold start records what the windows cover: isolated
 	 * faults shrink them down to one page */
-	uint64_t floor = slot->learning ? page : s->window_floor;
+	uint64_t floor =
+		ufpi_prefetch_learning_locked(s, i) ? page : s->window_floor;
 	if (in == slot->seq_next) {
 		slot->win = slot->win * 2 > s->window_max ? s->window_max
 							  : slot->win * 2;
@@ -492,6 +492,7 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 		*end = slot->accessible;
 	slot->seq_next = *end;
 	ufpi_slot_populated_locked(slot, *end);
+	ufpi_prefetch_note_locked(s, i, *start / page, *end / page);
 	return true;
 }
 

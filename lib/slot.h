@@ -47,18 +47,6 @@ struct ufpi_slot {
 	uint32_t nrefill, refill_cap;
 	uint64_t file_len; /* COW, minor mode: [0, file_len) is a private
 			      mapping of image->memfd */
-	/* Working-set prefetch (uffd/prefetch.c), under lock. A cold start
-	 * either learns (the handler records the windows it fills, with
-	 * single-page windows for isolated faults) or prefetches the image's
-	 * set: the handler thread maps it run by run, from pf_run/pf_off,
-	 * while pf_gen == gen. */
-	bool learning;		 /* this memory's windows are recorded */
-	bool prefetched;	 /* this memory was prefetched */
-	_Atomic bool pf_pending; /* prefetch work left (read unlocked) */
-	uint32_t pf_gen, pf_run, pf_off;
-	struct ufpi_run *learn; /* nlearn runs recorded, learn_cap */
-	uint32_t nlearn, learn_cap;
-	uint64_t learn_pages;
 };
 
 /* Geometry and shared context the slot and handler layers work with. */
@@ -93,7 +81,9 @@ struct ufpi_slots {
 	bool anon_scan;	     /* written pages are the anonymous ones of the
 				range (minor mode, COW with PAGEMAP_SCAN) */
 	bool prefetch;	     /* minor mode: learn and prefetch working sets */
-	uint64_t prefetch_max_pages;	 /* recorded per module, at most */
+	uint64_t prefetch_max_pages; /* recorded per module, at most */
+	struct ufpi_prefetch *pf;    /* n entries: each slot's prefetch state,
+				     uffd/prefetch.c's, under the slot lock */
 	int wake_efd[UFPI_MAX_HANDLERS]; /* handler k's prefetch doorbell */
 };
 
@@ -119,7 +109,8 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 /* The handler's question, slot lock held: a fault at offset `in` of slot
  * i. False when it must not be served (no live memory, or beyond its
  * size: poison it). Else the window to fill, [*start, *end): the slot
- * grows or shrinks it like file readahead and counts it populated. */
+ * grows or shrinks it like file readahead, counts it populated and, for a
+ * memory learning its working set, records it (uffd/prefetch.c). */
 bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 				   uint64_t in, uint64_t *start, uint64_t *end);
 /* The handler tells the slot, lock held, that it installs pages below

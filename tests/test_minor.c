@@ -523,10 +523,9 @@ Test(minor, default_keep_holds_what_the_last_memory_wrote)
  * it in steps); bounded. */
 static void prefetch_settle(ufp_pool *p, uint32_t i)
 {
-	for (int k = 0; k < 2000 && atomic_load(&p->slots.slot[i].pf_pending);
-	     k++)
+	for (int k = 0; k < 2000 && ufpi_prefetch_pending(&p->slots, i); k++)
 		usleep(1000);
-	cr_assert_not(atomic_load(&p->slots.slot[i].pf_pending),
+	cr_assert_not(ufpi_prefetch_pending(&p->slots, i),
 		      "prefetch of slot %u never finished", i);
 }
 
@@ -565,9 +564,7 @@ Test(prefetch, never_overwrites_what_the_memory_wrote_first)
 		ufp_stats s0 = t_stats(p);
 		struct ufpi_slot *slot = &p->slots.slot[i];
 		pthread_mutex_lock(&slot->lock);
-		cr_assert(slot->prefetched && slot->pf_gen == slot->gen);
-		slot->pf_run = slot->pf_off = 0;
-		atomic_store(&slot->pf_pending, true);
+		cr_assert(ufpi_prefetch_rewind_locked(&p->slots, i));
 		pthread_mutex_unlock(&slot->lock);
 		cr_assert_eq(ufpi_os_eventfd_signal(p->slots.wake_efd[0]), 0);
 		prefetch_settle(p, i);

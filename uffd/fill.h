@@ -30,11 +30,17 @@ uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
 
 /* ---- floor 3: working-set prefetch (uffd/prefetch.c) ------------------- */
 
+/* Each slot's prefetch state (s->pf), freed by ufpi_prefetch_destroy. */
+int ufpi_prefetch_create(struct ufpi_slots *s);
+void ufpi_prefetch_destroy(struct ufpi_slots *s);
 /* Slot lock held, slot i just became LIVE after a cold prepare (its image
  * mapping is new): start learning or prefetching. True when the handler
  * thread of the slot must be woken. */
 bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i);
-/* Handler, slot lock held: pages [p, q) were filled for a fault. */
+/* Slot lock held: whether slot i's memory records its working set (its
+ * fault windows then shrink down to one page). */
+bool ufpi_prefetch_learning_locked(const struct ufpi_slots *s, uint32_t i);
+/* Slot lock held: pages [p, q) were filled for a fault. */
 void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
 			       uint64_t q);
 /* At reset, before the slot leaves LIVE: end learning (publish the set)
@@ -44,7 +50,11 @@ void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i);
  * (the handler's, starts at 0) rotates over its slots. True while work
  * remains. */
 bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor);
-/* Free a slot's recording buffer. */
-void ufpi_prefetch_fini(struct ufpi_slot *slot);
+/* Whether slot i has prefetch work left (read without the lock). */
+bool ufpi_prefetch_pending(const struct ufpi_slots *s, uint32_t i);
+/* Tests, slot lock held: send the prefetch of slot i's memory over its
+ * whole set again (the doorbell is the caller's). False when the memory
+ * is not a prefetched one. */
+bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i);
 
 #endif /* UFPI_FILL_H */

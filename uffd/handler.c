@@ -143,7 +143,6 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		goto out;
 	}
 	UFPI_ADD(s->ctr, windows, 1);
-	ufpi_prefetch_note_locked(s, i, start / page, end / page);
 	int err = fill_window(s, i, in, start, end, write);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);

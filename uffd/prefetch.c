@@ -54,11 +54,35 @@
 #define UFPI_PF_FIRST_RUNS 128 /* and runs */
 #define UFPI_LEARN_RUNS 65536  /* runs recorded per learning memory */
 
-void ufpi_prefetch_fini(struct ufpi_slot *slot)
+/*
+ * Slot i's prefetch state: this file's alone, guarded by slot i's lock
+ * (`pending` is also read without it). The slot layer says when a memory
+ * starts cold (ufpi_prefetch_begin_locked) and ends (ufpi_prefetch_end),
+ * and asks whether it learns; it holds none of these fields.
+ */
+struct ufpi_prefetch {
+	bool learning;		/* this memory's windows are recorded */
+	bool prefetched;	/* this memory was prefetched */
+	_Atomic bool pending;	/* prefetch work left */
+	uint32_t gen;		/* the slot generation the work is for */
+	uint32_t run, off;	/* next page of the set: run, page in run */
+	struct ufpi_run *learn; /* nlearn runs recorded, learn_cap */
+	uint32_t nlearn, learn_cap;
+	uint64_t learn_pages;
+};
+
+int ufpi_prefetch_create(struct ufpi_slots *s)
 {
-	free(slot->learn);
-	slot->learn = NULL;
-	slot->nlearn = slot->learn_cap = 0;
+	s->pf = calloc(s->n ? s->n : 1, sizeof(*s->pf));
+	return s->pf ? 0 : -ENOMEM;
+}
+
+void ufpi_prefetch_destroy(struct ufpi_slots *s)
+{
+	for (uint32_t i = 0; s->pf && i < s->n; i++)
+		free(s->pf[i].learn);
+	free(s->pf);
+	s->pf = NULL;
 }
 
 static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
@@ -66,26 +90,24 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
 
 bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 {
-	struct ufpi_slot *slot = &s->slot[i];
+	struct ufpi_prefetch *pf = &s->pf[i];
+	const struct ufpi_slot *slot = &s->slot[i];
 	struct ufpi_image *img = slot->image;
 
-	slot->learning = slot->prefetched = false;
-	atomic_store_explicit(&slot->pf_pending, false, memory_order_relaxed);
+	pf->learning = pf->prefetched = false;
+	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
 	if (!s->prefetch || !img || !img->ndata || !slot->file_len)
 		return false;
-	pthread_mutex_lock(&img->wset_lock);
-	bool learn = !img->nwset || ++img->cold_starts % UFPI_RELEARN == 0;
-	pthread_mutex_unlock(&img->wset_lock);
-	if (learn) {
-		slot->learning = true;
-		slot->nlearn = 0;
-		slot->learn_pages = 0;
+	if (ufpi_image_cold_start(img, UFPI_RELEARN)) {
+		pf->learning = true;
+		pf->nlearn = 0;
+		pf->learn_pages = 0;
 		UFPI_ADD(s->ctr, prefetch_learns, 1);
 		return false;
 	}
-	slot->prefetched = true;
-	slot->pf_gen = slot->gen;
-	slot->pf_run = slot->pf_off = 0;
+	pf->prefetched = true;
+	pf->gen = slot->gen;
+	pf->run = pf->off = 0;
 	UFPI_ADD(s->ctr, prefetch_starts, 1);
 	/* The first step here, before the memory is handed out: a bounded
 	 * number of ioctls, cheaper than the doorbell's thread wake-up and
@@ -94,53 +116,63 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 	 * the handler thread. */
 	if (!map_chunk(s, i, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS))
 		return false;
-	atomic_store_explicit(&slot->pf_pending, true, memory_order_release);
+	atomic_store_explicit(&pf->pending, true, memory_order_release);
 	return true;
+}
+
+bool ufpi_prefetch_learning_locked(const struct ufpi_slots *s, uint32_t i)
+{
+	return s->pf && s->pf[i].learning;
+}
+
+/* Append pages [p, q) to the record, merged into the last run when they
+ * follow it. */
+static void record(struct ufpi_prefetch *pf, uint64_t p, uint64_t q)
+{
+	if (pf->nlearn &&
+	    pf->learn[pf->nlearn - 1].page + pf->learn[pf->nlearn - 1].n == p) {
+		pf->learn[pf->nlearn - 1].n += (uint32_t)(q - p);
+	} else {
+		if (pf->nlearn == pf->learn_cap) {
+			uint32_t cap = pf->learn_cap ? 2 * pf->learn_cap : 64;
+			struct ufpi_run *r;
+			if (cap > UFPI_LEARN_RUNS ||
+			    !(r = realloc(pf->learn, cap * sizeof(*r))))
+				return; /* the record stays what it is */
+			pf->learn = r;
+			pf->learn_cap = cap;
+		}
+		pf->learn[pf->nlearn++] =
+			(struct ufpi_run){(uint32_t)p, (uint32_t)(q - p)};
+	}
+	pf->learn_pages += q - p;
 }
 
 void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
 			       uint64_t q)
 {
-	struct ufpi_slot *slot = &s->slot[i];
-	uint64_t ipages = slot->image ? slot->image->npages : 0;
+	const struct ufpi_image *img = s->slot[i].image;
+	uint64_t ipages = img ? img->npages : 0;
 
-	if (slot->prefetched)
+	if (!s->pf)
+		return;
+	struct ufpi_prefetch *pf = &s->pf[i];
+	if (pf->prefetched)
 		UFPI_ADD(s->ctr, prefetch_faults, 1);
-	if (!slot->learning || p >= ipages)
+	if (!pf->learning || p >= ipages ||
+	    pf->learn_pages >= s->prefetch_max_pages)
 		return;
-	if (q > ipages)
-		q = ipages;
-	if (slot->learn_pages >= s->prefetch_max_pages)
-		return;
-	if (slot->nlearn && slot->learn[slot->nlearn - 1].page +
-					    slot->learn[slot->nlearn - 1].n ==
-				    p) {
-		slot->learn[slot->nlearn - 1].n += (uint32_t)(q - p);
-	} else {
-		if (slot->nlearn == slot->learn_cap) {
-			uint32_t cap =
-				slot->learn_cap ? 2 * slot->learn_cap : 64;
-			struct ufpi_run *r;
-			if (cap > UFPI_LEARN_RUNS ||
-			    !(r = realloc(slot->learn, cap * sizeof(*r))))
-				return; /* the record stays what it is */
-			slot->learn = r;
-			slot->learn_cap = cap;
-		}
-		slot->learn[slot->nlearn++] =
-			(struct ufpi_run){(uint32_t)p, (uint32_t)(q - p)};
-	}
-	slot->learn_pages += q - p;
+	record(pf, p, q < ipages ? q : ipages);
 }
 
 /* The recorded windows as the image's set: data pages only, each once, in
  * first-touch order, at most max pages. NULL when nothing is left. */
-static struct ufpi_run *build_set(const struct ufpi_slot *slot,
+static struct ufpi_run *build_set(const struct ufpi_prefetch *pf,
 				  const struct ufpi_image *img, uint64_t max,
 				  uint32_t *nout)
 {
 	uint8_t *seen = calloc((img->npages + 7) / 8, 1);
-	struct ufpi_run *out = malloc(slot->nlearn * 2 * sizeof(*out) + 1);
+	struct ufpi_run *out = malloc(pf->nlearn * 2 * sizeof(*out) + 1);
 	uint32_t n = 0;
 	uint64_t pages = 0;
 
@@ -149,9 +181,9 @@ static struct ufpi_run *build_set(const struct ufpi_slot *slot,
 		free(out);
 		return NULL;
 	}
-	for (uint32_t k = 0; k < slot->nlearn && pages < max; k++) {
-		uint64_t end = (uint64_t)slot->learn[k].page + slot->learn[k].n;
-		for (uint64_t p = slot->learn[k].page; p < end && pages < max;
+	for (uint32_t k = 0; k < pf->nlearn && pages < max; k++) {
+		uint64_t end = (uint64_t)pf->learn[k].page + pf->learn[k].n;
+		for (uint64_t p = pf->learn[k].page; p < end && pages < max;
 		     p++) {
 			if ((seen[p / 8] >> (p % 8)) & 1 ||
 			    !ufpi_image_page(img, p))
@@ -159,7 +191,7 @@ static struct ufpi_run *build_set(const struct ufpi_slot *slot,
 			seen[p / 8] |= (uint8_t)(1u << (p % 8));
 			if (n && out[n - 1].page + out[n - 1].n == p) {
 				out[n - 1].n++;
-			} else if (n < slot->nlearn * 2) {
+			} else if (n < pf->nlearn * 2) {
 				out[n++] = (struct ufpi_run){(uint32_t)p, 1};
 			} else {
 				break;
@@ -180,26 +212,22 @@ void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 
+	if (!s->pf)
+		return;
+	struct ufpi_prefetch *pf = &s->pf[i];
 	pthread_mutex_lock(&slot->lock);
-	atomic_store_explicit(&slot->pf_pending, false, memory_order_relaxed);
-	slot->prefetched = false;
+	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
+	pf->prefetched = false;
 	struct ufpi_image *img = slot->image;
 	struct ufpi_run *set = NULL;
 	uint32_t n = 0;
-	if (slot->learning && img)
-		set = build_set(slot, img, s->prefetch_max_pages, &n);
-	slot->learning = false;
+	if (pf->learning && img)
+		set = build_set(pf, img, s->prefetch_max_pages, &n);
+	pf->learning = false;
 	pthread_mutex_unlock(&slot->lock);
-	if (!set)
-		return;
 	/* the slot still holds its image reference: img is alive */
-	pthread_mutex_lock(&img->wset_lock);
-	struct ufpi_run *old = img->wset;
-	img->wset = set;
-	img->nwset = n;
-	img->cold_starts = 0;
-	pthread_mutex_unlock(&img->wset_lock);
-	free(old);
+	if (set)
+		ufpi_image_set_wset(img, set, n);
 }
 
 /* Map the next chunk of slot i's set (slot lock held, work current).
@@ -208,16 +236,19 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
 		      unsigned max_runs)
 {
 	struct ufpi_slot *slot = &s->slot[i];
+	struct ufpi_prefetch *pf = &s->pf[i];
 	struct ufpi_image *img = slot->image;
 	const uint64_t limit = slot->file_len / ufpi_page_size();
 	uint64_t filled = 0, raced = 0;
 	unsigned runs = 0;
 	unsigned char *stop;
 
+	/* the set is read under the image's wset_lock: a learning memory
+	 * of another slot may replace it */
 	pthread_mutex_lock(&img->wset_lock);
-	while (budget && runs++ < max_runs && slot->pf_run < img->nwset) {
-		const struct ufpi_run *r = &img->wset[slot->pf_run];
-		uint64_t p = (uint64_t)r->page + slot->pf_off;
+	while (budget && runs++ < max_runs && pf->run < img->nwset) {
+		const struct ufpi_run *r = &img->wset[pf->run];
+		uint64_t p = (uint64_t)r->page + pf->off;
 		uint64_t q = (uint64_t)r->page + r->n;
 		if (q - p > budget)
 			q = p + budget;
@@ -234,14 +265,13 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
 		filled += got;
 		raced += (q - p) - got;
 		budget -= q - p ? q - p : 1;
-		slot->pf_off += (uint32_t)(q - p);
-		if (p >= q ||
-		    r->page + slot->pf_off >= (uint64_t)r->page + r->n) {
-			slot->pf_run++;
-			slot->pf_off = 0;
+		pf->off += (uint32_t)(q - p);
+		if (p >= q || r->page + pf->off >= (uint64_t)r->page + r->n) {
+			pf->run++;
+			pf->off = 0;
 		}
 	}
-	bool more = slot->pf_run < img->nwset;
+	bool more = pf->run < img->nwset;
 	pthread_mutex_unlock(&img->wset_lock);
 	UFPI_ADD(s->ctr, pages_prefetched, filled);
 	UFPI_ADD(s->ctr, prefetch_raced, raced);
@@ -252,24 +282,41 @@ bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 {
 	const uint32_t nmine = (s->n - k + s->nuffd - 1) / s->nuffd;
 
-	for (uint32_t t = 0; t < nmine; t++) {
+	for (uint32_t t = 0; s->pf && t < nmine; t++) {
 		uint32_t i = k + (uint32_t)((*cursor + t) % nmine) * s->nuffd;
 		struct ufpi_slot *slot = &s->slot[i];
-		if (!atomic_load_explicit(&slot->pf_pending,
-					  memory_order_acquire))
+		struct ufpi_prefetch *pf = &s->pf[i];
+		if (!atomic_load_explicit(&pf->pending, memory_order_acquire))
 			continue;
 		pthread_mutex_lock(&slot->lock);
 		bool more = false;
-		if (slot->state == UFPI_SLOT_LIVE &&
-		    slot->gen == slot->pf_gen && slot->prefetched &&
-		    slot->image)
+		if (slot->state == UFPI_SLOT_LIVE && slot->gen == pf->gen &&
+		    pf->prefetched && slot->image)
 			more = map_chunk(s, i, UFPI_PF_CHUNK, UFPI_PF_RUNS);
 		if (!more)
-			atomic_store_explicit(&slot->pf_pending, false,
+			atomic_store_explicit(&pf->pending, false,
 					      memory_order_relaxed);
 		pthread_mutex_unlock(&slot->lock);
 		*cursor = (uint32_t)((*cursor + t + (more ? 0 : 1)) % nmine);
 		return true; /* look again: this or another slot */
 	}
 	return false;
+}
+
+bool ufpi_prefetch_pending(const struct ufpi_slots *s, uint32_t i)
+{
+	return s->pf &&
+	       atomic_load_explicit(&s->pf[i].pending, memory_order_acquire);
+}
+
+bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i)
+{
+	if (!s->pf)
+		return false;
+	struct ufpi_prefetch *pf = &s->pf[i];
+	if (!pf->prefetched || pf->gen != s->slot[i].gen)
+		return false;
+	pf->run = pf->off = 0;
+	atomic_store_explicit(&pf->pending, true, memory_order_release);
+	return true;
 }
