@@ -496,6 +496,19 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 	return true;
 }
 
+void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
+			     struct ufpi_page_src *src)
+{
+	const struct ufpi_slot *slot = &s->slot[i];
+
+	src->fd = s->uffd && s->nuffd ? s->uffd[i % s->nuffd] : -1;
+	src->base = ufpi_slot_base(s, i);
+	src->img = slot->image;
+	src->file_pages = slot->file_len / ufpi_page_size();
+	src->gen = slot->gen;
+	src->live = slot->state == UFPI_SLOT_LIVE;
+}
+
 void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi)
 {
 	if (hi > slot->populated_hi)
@@ -639,9 +652,11 @@ static void remap_dropped(struct dirty_reset *d)
 {
 	const size_t page = ufpi_page_size();
 	struct ufpi_slot *slot = &d->s->slot[d->i];
+	struct ufpi_page_src src;
 	unsigned char *stop;
 
 	pthread_mutex_lock(&slot->lock);
+	ufpi_slot_source_locked(d->s, d->i, &src);
 	for (size_t k = 0; k < d->ndrop; k++) {
 		uint64_t lo = (uint64_t)((unsigned char *)d->drop[k].iov_base -
 					 d->base);
@@ -651,7 +666,7 @@ static void remap_dropped(struct dirty_reset *d)
 		uint64_t hi = min_u64(lo + d->drop[k].iov_len,
 				      min_u64(d->readable, slot->file_len));
 		if (lo < hi) {
-			UFPI_IGNORE(ufpi_fill_pages(d->s, d->i, lo / page,
+			UFPI_IGNORE(ufpi_fill_pages(d->s, &src, lo / page,
 						    hi / page, 0, &stop, NULL));
 			d->mapped = true; /* populated_hi must cover them */
 		}

@@ -87,6 +87,23 @@ struct ufpi_slots {
 	int wake_efd[UFPI_MAX_HANDLERS]; /* handler k's prefetch doorbell */
 };
 
+/*
+ * What the slot says its pages come from, asked under its lock
+ * (ufpi_slot_source_locked): the page-source seam (uffd/fill.c) installs
+ * pages from this alone, and prefetch checks that its work is still for
+ * the same memory. Valid while the lock is held.
+ */
+struct ufpi_page_src {
+	int fd;			/* the slot's userfaultfd */
+	unsigned char *base;	/* the memory's page 0 */
+	struct ufpi_image *img; /* NULL: the memory is zeros (referenced by
+				   the slot while its lock is held) */
+	uint64_t file_pages;	/* pages [0, file_pages) map img's memfd
+				(minor mode): CONTINUE, not COPY */
+	uint32_t gen;		/* the slot's generation */
+	bool live;		/* a memory is in the slot */
+};
+
 /* Slot i: [start, start + prefix) the runtime's header (always
  * read-write), then the memory's base, max_memory_bytes, the guard. */
 static inline unsigned char *ufpi_slot_start(const struct ufpi_slots *s,
@@ -113,6 +130,9 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
  * memory learning its working set, records it (uffd/prefetch.c). */
 bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 				   uint64_t in, uint64_t *start, uint64_t *end);
+/* Slot lock held: what slot i's pages come from, now. */
+void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
+			     struct ufpi_page_src *src);
 /* The handler tells the slot, lock held, that it installs pages below
  * `hi` (bytes from the slot base): no page at or above populated_hi may be
  * present, so it rises to hi. */

@@ -142,45 +142,41 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 /* The run of pages [p, return) that one ioctl fills, and how: image pages
  * stored one after the other (CONTINUE where the slot maps the image's
  * memfd, COPY elsewhere), or pages without data (ZEROPAGE). */
-static uint64_t run_at(const struct ufpi_slot *slot,
-		       const struct ufpi_image *img, uint64_t p, uint64_t endp,
-		       enum fill_kind *kind)
+static uint64_t run_at(const struct ufpi_page_src *src, uint64_t p,
+		       uint64_t endp, enum fill_kind *kind)
 {
-	uint64_t fpages = slot->file_len / ufpi_page_size();
+	const uint64_t fpages = src->file_pages;
 	if (p < fpages && endp > fpages)
 		endp = fpages; /* the file mapping ends there */
-	bool data = ufpi_image_page(img, p) != NULL;
+	bool data = ufpi_image_page(src->img, p) != NULL;
 	*kind = !data ? FILL_ZERO : p < fpages ? FILL_CONTINUE : FILL_COPY;
-	return ufpi_image_run_end(img, p, endp);
+	return ufpi_image_run_end(src->img, p, endp);
 }
 
-uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
+uint64_t ufpi_fill_run_end(const struct ufpi_page_src *src, uint64_t p,
 			   uint64_t endp)
 {
 	enum fill_kind kind;
-	return run_at(&s->slot[i], s->slot[i].image, p, endp, &kind);
+	return run_at(src, p, endp, &kind);
 }
 
-int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned flags, unsigned char **stop, uint64_t *filled)
+int ufpi_fill_pages(struct ufpi_slots *s, const struct ufpi_page_src *src,
+		    uint64_t p, uint64_t q, unsigned flags,
+		    unsigned char **stop, uint64_t *filled)
 {
 	uint64_t ignored = 0;
 	const size_t page = ufpi_page_size();
-	const struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-	int fd = s->uffd[i % s->nuffd];
 	int first = 0;
 
 	while (p < q) {
 		enum fill_kind kind;
 		unsigned char *at = NULL;
-		uint64_t r = run_at(slot, slot->image, p, q, &kind);
+		uint64_t r = run_at(src, p, q, &kind);
 		if (kind == FILL_ZERO && (flags & UFPI_FILL_WRITE))
 			kind = FILL_ZERO_COPY;
-		int err = fill_run(s, fd, kind, base + p * page,
-				   ufpi_image_page(slot->image, p),
-				   (r - p) * page, flags, &at,
-				   filled ? filled : &ignored);
+		int err = fill_run(s, src->fd, kind, src->base + p * page,
+				   ufpi_image_page(src->img, p), (r - p) * page,
+				   flags, &at, filled ? filled : &ignored);
 		if (err && !first) {
 			first = err;
 			*stop = at;

@@ -10,8 +10,8 @@
 
 /* ---- floor 3: page sources (uffd/fill.c) -------------------------------- */
 
-/* Fill pages [p, q) of slot i (slot lock held, image published) from its
- * image through its uffd: CONTINUE where the slot maps the image's memfd,
+/* Fill pages [p, q) of the memory src describes (its slot's lock held)
+ * from its image through its uffd: CONTINUE where the slot maps the image's memfd,
  * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
  * are normal (unless `patient`, two present pages in a row end a run:
  * the rest is left to fault); other errors do not stop it. Returns 0 or the first
@@ -22,10 +22,11 @@
 	2u /* for a write: pages without data become
 				private zero pages at once (UFFDIO_COPY),
 				not the zero page a write copies again */
-int ufpi_fill_pages(struct ufpi_slots *s, uint32_t i, uint64_t p, uint64_t q,
-		    unsigned flags, unsigned char **stop, uint64_t *filled);
+int ufpi_fill_pages(struct ufpi_slots *s, const struct ufpi_page_src *src,
+		    uint64_t p, uint64_t q, unsigned flags,
+		    unsigned char **stop, uint64_t *filled);
 /* End of the run from page p (< endp) that one fill ioctl covers. */
-uint64_t ufpi_fill_run_end(const struct ufpi_slots *s, uint32_t i, uint64_t p,
+uint64_t ufpi_fill_run_end(const struct ufpi_page_src *src, uint64_t p,
 			   uint64_t endp);
 
 /* ---- floor 3: working-set prefetch (uffd/prefetch.c) ------------------- */

@@ -83,18 +83,19 @@ static void prefix_fault(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
  * error on a page the instance did not ask for, a transient ENOMEM, must
  * not cost it its life). Returns the faulting page's error, or 0.
  */
-static int fill_window(struct ufpi_slots *s, uint32_t i, uint64_t in,
+static int fill_window(struct ufpi_slots *s, uint32_t i,
+		       const struct ufpi_page_src *src, uint64_t in,
 		       uint64_t start, uint64_t end, bool write)
 {
 	const size_t page = ufpi_page_size();
-	unsigned char *fault = ufpi_slot_base(s, i) + in - in % page;
+	unsigned char *fault = src->base + in - in % page;
 	uint64_t fp = in / page, startp = start / page, endp = end / page;
 	unsigned char *stop = NULL, *rstop;
-	uint64_t fq = ufpi_fill_run_end(s, i, fp, endp);
-	int err = ufpi_fill_pages(s, i, fp, fq, write ? UFPI_FILL_WRITE : 0,
+	uint64_t fq = ufpi_fill_run_end(src, fp, endp);
+	int err = ufpi_fill_pages(s, src, fp, fq, write ? UFPI_FILL_WRITE : 0,
 				  &stop, NULL);
-	int rest = ufpi_fill_pages(s, i, startp, fp, 0, &rstop, NULL);
-	int rest2 = ufpi_fill_pages(s, i, fq, endp, 0, &rstop, NULL);
+	int rest = ufpi_fill_pages(s, src, startp, fp, 0, &rstop, NULL);
+	int rest2 = ufpi_fill_pages(s, src, fq, endp, 0, &rstop, NULL);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */
@@ -143,7 +144,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		goto out;
 	}
 	UFPI_ADD(s->ctr, windows, 1);
-	int err = fill_window(s, i, in, start, end, write);
+	struct ufpi_page_src src;
+	ufpi_slot_source_locked(s, i, &src);
+	int err = fill_window(s, i, &src, in, start, end, write);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		ufpi_logf(s->log, UFP_LOG_ERROR,
@@ -154,8 +157,7 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		 * (PROT_NONE) instead */
 		poison_locked(s, slot, fd, fault, tid);
 	}
-	unsigned char *base = ufpi_slot_base(s, i);
-	if (unlikely(ufpi_uffd_wake(fd, base + start, end - start))) {
+	if (unlikely(ufpi_uffd_wake(fd, src.base + start, end - start))) {
 		/* never leave the faulting thread asleep */
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		ufpi_uffd_wake(fd, fault, page);

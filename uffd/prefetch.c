@@ -85,20 +85,21 @@ void ufpi_prefetch_destroy(struct ufpi_slots *s)
 	s->pf = NULL;
 }
 
-static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
+static bool map_chunk(struct ufpi_slots *s, uint32_t i,
+		      const struct ufpi_page_src *src, uint64_t budget,
 		      unsigned max_runs);
 
 bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_prefetch *pf = &s->pf[i];
-	const struct ufpi_slot *slot = &s->slot[i];
-	struct ufpi_image *img = slot->image;
+	struct ufpi_page_src src;
 
+	ufpi_slot_source_locked(s, i, &src);
 	pf->learning = pf->prefetched = false;
 	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
-	if (!s->prefetch || !img || !img->ndata || !slot->file_len)
+	if (!s->prefetch || !src.img || !src.img->ndata || !src.file_pages)
 		return false;
-	if (ufpi_image_cold_start(img, UFPI_RELEARN)) {
+	if (ufpi_image_cold_start(src.img, UFPI_RELEARN)) {
 		pf->learning = true;
 		pf->nlearn = 0;
 		pf->learn_pages = 0;
@@ -106,7 +107,7 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 		return false;
 	}
 	pf->prefetched = true;
-	pf->gen = slot->gen;
+	pf->gen = src.gen;
 	pf->run = pf->off = 0;
 	UFPI_ADD(s->ctr, prefetch_starts, 1);
 	/* The first step here, before the memory is handed out: a bounded
@@ -114,7 +115,7 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 	 * the faults the instance would take meanwhile (docs/benchmarks.md,
 	 * real modules cold); a small set is done with it. The rest goes to
 	 * the handler thread. */
-	if (!map_chunk(s, i, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS))
+	if (!map_chunk(s, i, &src, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS))
 		return false;
 	atomic_store_explicit(&pf->pending, true, memory_order_release);
 	return true;
@@ -151,11 +152,12 @@ static void record(struct ufpi_prefetch *pf, uint64_t p, uint64_t q)
 void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
 			       uint64_t q)
 {
-	const struct ufpi_image *img = s->slot[i].image;
-	uint64_t ipages = img ? img->npages : 0;
+	struct ufpi_page_src src;
 
 	if (!s->pf)
 		return;
+	ufpi_slot_source_locked(s, i, &src);
+	uint64_t ipages = src.img ? src.img->npages : 0;
 	struct ufpi_prefetch *pf = &s->pf[i];
 	if (pf->prefetched)
 		UFPI_ADD(s->ctr, prefetch_faults, 1);
@@ -215,10 +217,12 @@ void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
 	if (!s->pf)
 		return;
 	struct ufpi_prefetch *pf = &s->pf[i];
+	struct ufpi_page_src src;
 	pthread_mutex_lock(&slot->lock);
+	ufpi_slot_source_locked(s, i, &src);
 	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
 	pf->prefetched = false;
-	struct ufpi_image *img = slot->image;
+	struct ufpi_image *img = src.img;
 	struct ufpi_run *set = NULL;
 	uint32_t n = 0;
 	if (pf->learning && img)
@@ -230,15 +234,16 @@ void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
 		ufpi_image_set_wset(img, set, n);
 }
 
-/* Map the next chunk of slot i's set (slot lock held, work current).
- * False when the set is done. */
-static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
+/* Map the next chunk of slot i's set (slot lock held, work current, src
+ * the slot's source). False when the set is done. */
+static bool map_chunk(struct ufpi_slots *s, uint32_t i,
+		      const struct ufpi_page_src *src, uint64_t budget,
 		      unsigned max_runs)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	struct ufpi_prefetch *pf = &s->pf[i];
-	struct ufpi_image *img = slot->image;
-	const uint64_t limit = slot->file_len / ufpi_page_size();
+	struct ufpi_image *img = src->img;
+	const uint64_t limit = src->file_pages;
 	uint64_t filled = 0, raced = 0;
 	unsigned runs = 0;
 	unsigned char *stop;
@@ -260,7 +265,7 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i, uint64_t budget,
 			 * the memory writes must lie below it */
 			ufpi_slot_populated_locked(slot, q * ufpi_page_size());
 			UFPI_IGNORE(ufpi_fill_pages(
-				s, i, p, q, UFPI_FILL_PATIENT, &stop, &got));
+				s, src, p, q, UFPI_FILL_PATIENT, &stop, &got));
 		}
 		filled += got;
 		raced += (q - p) - got;
@@ -289,10 +294,12 @@ bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 		if (!atomic_load_explicit(&pf->pending, memory_order_acquire))
 			continue;
 		pthread_mutex_lock(&slot->lock);
+		struct ufpi_page_src src;
+		ufpi_slot_source_locked(s, i, &src);
 		bool more = false;
-		if (slot->state == UFPI_SLOT_LIVE && slot->gen == pf->gen &&
-		    pf->prefetched && slot->image)
-			more = map_chunk(s, i, UFPI_PF_CHUNK, UFPI_PF_RUNS);
+		if (src.live && src.gen == pf->gen && pf->prefetched && src.img)
+			more = map_chunk(s, i, &src, UFPI_PF_CHUNK,
+					 UFPI_PF_RUNS);
 		if (!more)
 			atomic_store_explicit(&pf->pending, false,
 					      memory_order_relaxed);
@@ -314,7 +321,9 @@ bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i)
 	if (!s->pf)
 		return false;
 	struct ufpi_prefetch *pf = &s->pf[i];
-	if (!pf->prefetched || pf->gen != s->slot[i].gen)
+	struct ufpi_page_src src;
+	ufpi_slot_source_locked(s, i, &src);
+	if (!pf->prefetched || pf->gen != src.gen)
 		return false;
 	pf->run = pf->off = 0;
 	atomic_store_explicit(&pf->pending, true, memory_order_release);
