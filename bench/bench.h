@@ -63,6 +63,16 @@ static inline uint64_t ufpb_cpu_ns(void)
 double ufpb_median(double *v, size_t n);
 double ufpb_percentile(double *v, size_t n, double p);
 
+/* Samples that grow as a run goes: zero-initialised is empty; free(v). */
+struct ufpb_vec {
+	double *v;
+	size_t n, cap;
+};
+/* Append x (aborts when out of memory: a benchmark has no way on). */
+void ufpb_vec_push(struct ufpb_vec *s, double x);
+/* The median of the samples (sorts them). */
+double ufpb_vec_median(struct ufpb_vec *s);
+
 /*
  * Emit one measurement in JSON mode (nothing in table mode): one object per
  * line with "scenario", the given pairs (a printf-style string of
@@ -143,6 +153,7 @@ struct ufpb_setting {
 	int keep_all;		  /* keep_resident_bytes = the whole memory */
 	int keep_default;	  /* keep_resident_bytes left at its default
 				     (UFP_KEEP_AUTO), else 0 or all */
+	ufp_prefetch prefetch;	  /* UFP_PREFETCH_AUTO (0) unless forced */
 };
 
 /* The rows every comparing scenario shows (DESIGN.md §11): UFFD at the
@@ -166,11 +177,15 @@ void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
  * (ufp_pool_fill_mode; AUTO for COW and COPY). 0 or -errno. */
 int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
 		   uint64_t max_bytes, ufp_pool **pool, ufp_fill_mode *fill);
+/* Drop the modules of m[0..n) that were created (NULL ones are skipped),
+ * then destroy the pool if there is one: the end of every run. */
+void ufpb_pool_close(ufp_pool *pool, ufp_module *const *m, size_t n);
 /* "" when the pool runs what the setting asked for, else a note such as
  * " (ran COPY: MINOR not available)". */
 const char *ufpb_fill_note(const struct ufpb_setting *st, ufp_fill_mode got);
 const char *ufpb_backend_name(ufp_backend b);
 const char *ufpb_fill_name(ufp_fill_mode f);
+const char *ufpb_reclaim_name(ufp_reclaim r);
 
 /* len bytes of deterministic image data, non-zero in every page (malloc'd,
  * NULL on failure); different seeds give different images. */

@@ -657,19 +657,17 @@ static void print_rows(struct ufpb *b, const struct work *w,
 				 *settings[k].note ? "  (" : "",
 				 settings[k].note,
 				 *settings[k].note ? ")" : "");
+			/* JSON mode prints no table: the same order */
+			ufpb_emit(b, "fault",
+				  "\"residency\": true, \"window\": %llu, "
+				  "\"window_max\": %llu, \"fill\": \"%s\", %s",
+				  (unsigned long long)win[0],
+				  (unsigned long long)win[1],
+				  ufpb_fill_name(r->fill),
+				  ufpb_resid_json(i ? &r->idle : &r->live,
+						  i ? "freed" : "live", js,
+						  sizeof(js)));
 		}
-		ufpb_emit(b, "fault",
-			  "\"residency\": true, \"window\": %llu, "
-			  "\"window_max\": %llu, \"fill\": \"%s\", %s",
-			  (unsigned long long)win[0],
-			  (unsigned long long)win[1], ufpb_fill_name(r->fill),
-			  ufpb_resid_json(&r->live, "live", js, sizeof(js)));
-		ufpb_emit(b, "fault",
-			  "\"residency\": true, \"window\": %llu, "
-			  "\"window_max\": %llu, \"fill\": \"%s\", %s",
-			  (unsigned long long)win[0],
-			  (unsigned long long)win[1], ufpb_fill_name(r->fill),
-			  ufpb_resid_json(&r->idle, "freed", js, sizeof(js)));
 	}
 }
 
