@@ -86,9 +86,7 @@ static int be_run(const struct ufpb_setting *st, const unsigned char *data,
 	*mean_ns = (double)total / cycles;
 	*hit = (double)(s1.affinity_hits - s0.affinity_hits) /
 	       (double)(s1.allocs - s0.allocs);
-	for (int k = 0; k < nm; k++)
-		UFPI_IGNORE(ufp_module_drop(m[k]));
-	UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, (size_t)nm);
 	return err;
 }
 

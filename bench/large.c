@@ -67,8 +67,7 @@ static void run_pool(const struct ufpb_setting *st, size_t bytes, int cycles,
 		r->err = ufpb_resid_read(pool, &now);
 	if (!r->err)
 		ufpb_resid_sub(&r->idle, &now, &base);
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, NULL, 0);
 }
 
 static void run_anon(size_t bytes, int cycles, struct lres *r)

@@ -125,6 +125,22 @@ double ufpb_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void ufpb_vec_push(struct ufpb_vec *s, double x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		if (!s->v)
+			abort();
+	}
+	s->v[s->n++] = x;
+}
+
+double ufpb_vec_median(struct ufpb_vec *s)
+{
+	return ufpb_median(s->v, s->n);
+}
+
 void ufpb_emit(struct ufpb *b, const char *scenario, const char *fmt, ...)
 {
 	va_list ap;

@@ -71,9 +71,9 @@ static const struct ufpb_setting settings[NS] = {
 	[S_PF] = {"uffd MINOR prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
 		  UFP_DIRTY_AUTO, 0},
 	[S_NOPF] = {"uffd MINOR no prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
-		    UFP_DIRTY_AUTO, 0},
+		    UFP_DIRTY_AUTO, 0, .prefetch = UFP_PREFETCH_OFF},
 	[S_COW] = {"cow keep=0", UFP_BACKEND_COW, UFP_FILL_AUTO, UFP_DIRTY_OFF,
-		   0},
+		   0, .prefetch = UFP_PREFETCH_OFF},
 };
 
 struct params {
@@ -84,40 +84,18 @@ struct params {
 	int reps;
 };
 
-/* Growable vector of doubles. */
-struct vec {
-	double *v;
-	size_t n, cap;
-};
-
-static void push(struct vec *x, double v)
-{
-	if (x->n == x->cap) {
-		x->cap = x->cap ? 2 * x->cap : 64;
-		x->v = realloc(x->v, x->cap * sizeof(*x->v));
-		if (!x->v)
-			abort();
-	}
-	x->v[x->n++] = v;
-}
-
-static double med(struct vec *x)
-{
-	return ufpb_median(x->v, x->n);
-}
-
 struct result {
 	uint64_t wrong; /* mapped pages whose bytes differ from the image */
-	struct vec ns, learn_ns; /* cold (prefetched / all) and learning */
-	struct vec cpu_ns;	 /* process CPU time of the cold cycles */
-	struct vec alloc_ns, touch_ns, free_ns; /* phases of those */
-	struct vec faults, minflt;		/* per timed cold start */
-	struct vec prefetched, pf_faults, raced;
-	struct vec untouched, waste, waste_frac; /* measured cycles */
-	struct vec lat_out; /* touches outside the base set */
+	struct ufpb_vec ns, learn_ns; /* cold (prefetched / all) and learning */
+	struct ufpb_vec cpu_ns;	      /* process CPU time of the cold cycles */
+	struct ufpb_vec alloc_ns, touch_ns, free_ns; /* phases of those */
+	struct ufpb_vec faults, minflt;		     /* per timed cold start */
+	struct ufpb_vec prefetched, pf_faults, raced;
+	struct ufpb_vec untouched, waste, waste_frac; /* measured cycles */
+	struct ufpb_vec lat_out; /* touches outside the base set */
 	struct ufpb_resid live[MAX_REPS * MEASURED], idle[MAX_REPS * MEASURED];
 	size_t nres;
-	struct vec warm_ns, warm_faults; /* warm rows */
+	struct ufpb_vec warm_ns, warm_faults; /* warm rows */
 	ufp_fill_mode fill;
 	int err;
 };
@@ -226,17 +204,6 @@ static void learned_set(ufp_module *m, uint64_t pages, uint8_t *inset)
 	pthread_mutex_unlock(&img->wset_lock);
 }
 
-static int open_pool(int s, uint64_t len, ufp_pool **pool, ufp_fill_mode *fill)
-{
-	ufp_config c;
-	ufpb_config(&settings[s], 1, len, &c);
-	c.prefetch = s == S_PF ? UFP_PREFETCH_AUTO : UFP_PREFETCH_OFF;
-	int err = ufp_pool_create(&c, pool);
-	if (!err)
-		err = ufp_pool_fill_mode(*pool, fill);
-	return err;
-}
-
 struct scratch {
 	uint32_t *ord, *tmp;
 	uint8_t *outside, *present, *inset, *touched;
@@ -256,7 +223,8 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 
 	r->err = ufpb_resid_read(NULL, &base);
 	if (!r->err)
-		r->err = open_pool(s, pa->image, &pool, &r->fill);
+		r->err = ufpb_pool_open(&settings[s], 1, pa->image, &pool,
+					&r->fill);
 	for (int k = 0; k < 2 && !r->err; k++)
 		r->err = ufpb_module(pool, data[k], pa->image, 0, &m[k]);
 	const int total = WARMUP + pa->cycles + MEASURED;
@@ -302,7 +270,7 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 					un++;
 					waste += s == S_PF && x->inset[p];
 				}
-			push(&r->untouched, (double)un);
+			ufpb_vec_push(&r->untouched, (double)un);
 			/* every mapped page holds the image's bytes (byte 1
 			 * of a written page is the bench's) */
 			for (uint64_t p = 0; p < w->pages; p++) {
@@ -317,9 +285,10 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 			uint64_t pf = s1.pages_prefetched - s0.pages_prefetched;
 			if (s == S_PF &&
 			    s1.prefetch_starts > s0.prefetch_starts) {
-				push(&r->waste, (double)waste);
-				push(&r->waste_frac,
-				     pf ? (double)waste / (double)pf : 0);
+				ufpb_vec_push(&r->waste, (double)waste);
+				ufpb_vec_push(&r->waste_frac,
+					      pf ? (double)waste / (double)pf
+						 : 0);
 			}
 			if (w->trace && s != S_COW) {
 				fprintf(stderr, "%s %s cycle %d:",
@@ -334,7 +303,8 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 			if (w->varying)
 				for (size_t i = 0; i < w->n; i++)
 					if (x->outside[i])
-						push(&r->lat_out, x->lat[i]);
+						ufpb_vec_push(&r->lat_out,
+							      x->lat[i]);
 		}
 		uint64_t c2 = ufpb_cpu_ns();
 		uint64_t t2 = ufpb_now_ns();
@@ -354,28 +324,24 @@ static void run_cold(const struct params *pa, int s, const struct work *w,
 		double ns = (double)(t1 - t0 + t3 - t2);
 		int learned = s1.prefetch_learns > s0.prefetch_learns;
 		if (learned)
-			push(&r->learn_ns, ns);
+			ufpb_vec_push(&r->learn_ns, ns);
 		if (k < WARMUP || learned)
 			continue;
-		push(&r->ns, ns);
-		push(&r->cpu_ns, (double)(c1 - c0 + c3 - c2));
-		push(&r->alloc_ns, (double)(ta - t0));
-		push(&r->touch_ns, (double)(t1 - ta));
-		push(&r->free_ns, (double)(t3 - t2));
-		push(&r->faults, (double)(s1.faults - s0.faults));
-		push(&r->minflt, (double)(f1 - f0));
-		push(&r->prefetched,
-		     (double)(s1.pages_prefetched - s0.pages_prefetched));
-		push(&r->pf_faults,
-		     (double)(s1.prefetch_faults - s0.prefetch_faults));
-		push(&r->raced,
-		     (double)(s1.prefetch_raced - s0.prefetch_raced));
+		ufpb_vec_push(&r->ns, ns);
+		ufpb_vec_push(&r->cpu_ns, (double)(c1 - c0 + c3 - c2));
+		ufpb_vec_push(&r->alloc_ns, (double)(ta - t0));
+		ufpb_vec_push(&r->touch_ns, (double)(t1 - ta));
+		ufpb_vec_push(&r->free_ns, (double)(t3 - t2));
+		ufpb_vec_push(&r->faults, (double)(s1.faults - s0.faults));
+		ufpb_vec_push(&r->minflt, (double)(f1 - f0));
+		ufpb_vec_push(&r->prefetched, (double)(s1.pages_prefetched -
+						       s0.pages_prefetched));
+		ufpb_vec_push(&r->pf_faults, (double)(s1.prefetch_faults -
+						      s0.prefetch_faults));
+		ufpb_vec_push(&r->raced,
+			      (double)(s1.prefetch_raced - s0.prefetch_raced));
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* One rep of warm cycles (one module, its affine slot) with setting s. */
@@ -387,7 +353,7 @@ static void run_warm(const struct params *pa, int s, const struct work *w,
 	ufp_module *m = NULL;
 	ufp_fill_mode fill;
 
-	int err = open_pool(s, pa->image, &pool, &fill);
+	int err = ufpb_pool_open(&settings[s], 1, pa->image, &pool, &fill);
 	if (!err)
 		err = ufpb_module(pool, data, pa->image, 0, &m);
 	instance_order(w, 0, x->ord, x->outside, x->tmp);
@@ -405,15 +371,12 @@ static void run_warm(const struct params *pa, int s, const struct work *w,
 		UFPI_IGNORE(ufp_pool_stats(pool, &s1));
 		if (k < WARMUP)
 			continue;
-		push(&r->warm_ns, (double)(t1 - t0));
-		push(&r->warm_faults, (double)(s1.faults - s0.faults));
+		ufpb_vec_push(&r->warm_ns, (double)(t1 - t0));
+		ufpb_vec_push(&r->warm_faults, (double)(s1.faults - s0.faults));
 	}
 	if (err && !r->err)
 		r->err = err;
-	if (m)
-		UFPI_IGNORE(ufp_module_drop(m));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, &m, 1);
 }
 
 static void print_rows(struct ufpb *b, const char *variant,
@@ -439,10 +402,10 @@ static void print_rows(struct ufpb *b, const char *variant,
 				 ufp_strerror(r[s].err));
 			continue;
 		}
-		double cold = med(&r[s].ns),
+		double cold = ufpb_vec_median(&r[s].ns),
 		       p90 = ufpb_percentile(r[s].ns.v, r[s].ns.n, 90);
-		double learn = s == S_PF ? med(&r[s].learn_ns) : 0;
-		double wf = s == S_PF ? med(&r[s].waste_frac) : 0;
+		double learn = s == S_PF ? ufpb_vec_median(&r[s].learn_ns) : 0;
+		double wf = s == S_PF ? ufpb_vec_median(&r[s].waste_frac) : 0;
 		char learn_s[16] = "-", wf_s[16] = "-";
 		if (s == S_PF) {
 			snprintf(learn_s, sizeof(learn_s), "%.1f",
@@ -453,9 +416,11 @@ static void print_rows(struct ufpb *b, const char *variant,
 			 "  %-24s %8.1f %8.1f %8s %7.0f %7.0f %7.0f %7.0f "
 			 "%8.0f %6s\n",
 			 label, cold / 1000, p90 / 1000, learn_s,
-			 med(&r[s].faults), med(&r[s].minflt),
-			 med(&r[s].prefetched), med(&r[s].raced),
-			 med(&r[s].untouched), wf_s);
+			 ufpb_vec_median(&r[s].faults),
+			 ufpb_vec_median(&r[s].minflt),
+			 ufpb_vec_median(&r[s].prefetched),
+			 ufpb_vec_median(&r[s].raced),
+			 ufpb_vec_median(&r[s].untouched), wf_s);
 		struct ufpb_resid live, idle;
 		ufpb_resid_median(r[s].live, r[s].nres, &live);
 		ufpb_resid_median(r[s].idle, r[s].nres, &idle);
@@ -476,28 +441,31 @@ static void print_rows(struct ufpb *b, const char *variant,
 			"%s, %s",
 			variant, settings[s].name, ufpb_fill_name(r[s].fill),
 			pa->image, pa->touch_pm, pa->write_pm, cold, p90,
-			r[s].ns.n, learn, r[s].learn_ns.n, med(&r[s].faults),
-			med(&r[s].minflt), med(&r[s].prefetched),
-			med(&r[s].pf_faults), med(&r[s].raced),
-			med(&r[s].untouched), s == S_PF ? med(&r[s].waste) : 0,
-			wf,
+			r[s].ns.n, learn, r[s].learn_ns.n,
+			ufpb_vec_median(&r[s].faults),
+			ufpb_vec_median(&r[s].minflt),
+			ufpb_vec_median(&r[s].prefetched),
+			ufpb_vec_median(&r[s].pf_faults),
+			ufpb_vec_median(&r[s].raced),
+			ufpb_vec_median(&r[s].untouched),
+			s == S_PF ? ufpb_vec_median(&r[s].waste) : 0, wf,
 			ufpb_resid_json(&live, "live", js[0], sizeof(js[0])),
 			ufpb_resid_json(&idle, "freed", js[1], sizeof(js[1])));
 	}
 	if (!r[S_PF].err && r[S_PF].faults.n) {
-		struct vec *f = &r[S_PF].faults;
+		struct ufpb_vec *f = &r[S_PF].faults;
 		double p10 = ufpb_percentile(f->v, f->n, 10),
 		       p90 = ufpb_percentile(f->v, f->n, 90);
 		ufpb_say(b,
 			 "  faults per prefetched cold start: p10 %.0f, p50 "
 			 "%.0f, p90 %.0f, max %.0f (of %zu)\n",
-			 p10, med(f), p90, f->v[f->n - 1], f->n);
+			 p10, ufpb_vec_median(f), p90, f->v[f->n - 1], f->n);
 		ufpb_emit(b, "prefetch",
 			  "\"variant\": \"%s\", \"setting\": \"%s\", "
 			  "\"faults_p10\": %.0f, \"faults_p50\": %.0f, "
 			  "\"faults_p90\": %.0f, \"faults_max\": %.0f",
-			  variant, settings[S_PF].name, p10, med(f), p90,
-			  f->v[f->n - 1]);
+			  variant, settings[S_PF].name, p10, ufpb_vec_median(f),
+			  p90, f->v[f->n - 1]);
 	}
 	ufpb_say(b,
 		 "  phases of a cold cycle, median us: alloc / touch / free; "
@@ -506,10 +474,11 @@ static void print_rows(struct ufpb *b, const char *variant,
 	for (int s = 0; s < NS; s++)
 		if (!r[s].err)
 			ufpb_say(b, "  %-24s %8.1f %8.1f %8.1f  cpu %8.1f\n",
-				 settings[s].name, med(&r[s].alloc_ns) / 1000,
-				 med(&r[s].touch_ns) / 1000,
-				 med(&r[s].free_ns) / 1000,
-				 med(&r[s].cpu_ns) / 1000);
+				 settings[s].name,
+				 ufpb_vec_median(&r[s].alloc_ns) / 1000,
+				 ufpb_vec_median(&r[s].touch_ns) / 1000,
+				 ufpb_vec_median(&r[s].free_ns) / 1000,
+				 ufpb_vec_median(&r[s].cpu_ns) / 1000);
 	ufpb_say(b, "  residency in KiB, measured cycles (median): live, "
 		    "then freed\n");
 	ufpb_say(b, "  %-24s %4s%s\n", "setting", "", ufpb_resid_head());
@@ -530,8 +499,8 @@ static void print_rows(struct ufpb *b, const char *variant,
 			 "(%zu / %zu touches), us:\n",
 			 r[S_PF].lat_out.n, r[S_NOPF].lat_out.n);
 		for (int s = S_PF; s <= S_NOPF; s++) {
-			struct vec *v = &r[s].lat_out;
-			double p50 = med(v),
+			struct ufpb_vec *v = &r[s].lat_out;
+			double p50 = ufpb_vec_median(v),
 			       p90 = ufpb_percentile(v->v, v->n, 90),
 			       p99 = ufpb_percentile(v->v, v->n, 99);
 			ufpb_say(b, "  %-24s p50 %6.2f  p90 %6.2f  p99 %7.2f\n",
@@ -554,8 +523,9 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 	char what[96], tgt[64];
 	if (r[S_PF].err || r[S_NOPF].err || r[S_COW].err || !r[S_PF].ns.n)
 		return;
-	double pf = med(&r[S_PF].ns), nopf = med(&r[S_NOPF].ns),
-	       cow = med(&r[S_COW].ns);
+	double pf = ufpb_vec_median(&r[S_PF].ns),
+	       nopf = ufpb_vec_median(&r[S_NOPF].ns),
+	       cow = ufpb_vec_median(&r[S_COW].ns);
 	ufpb_say(b, "  targets (issue 11), medians of this run:\n");
 	snprintf(what, sizeof(what), "%s cold: prefetch / cow keep=0", variant);
 	snprintf(tgt, sizeof(tgt), "%s_cold_prefetch_vs_cow", variant);
@@ -564,30 +534,31 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 		 variant);
 	snprintf(tgt, sizeof(tgt), "%s_cold_prefetch_vs_off", variant);
 	ufpb_verdict(b, "prefetch", tgt, what, pf / nopf, 0.6, 1);
-	double f0 = med(&r[S_NOPF].faults);
+	double f0 = ufpb_vec_median(&r[S_NOPF].faults);
 	snprintf(what, sizeof(what), "%s faults/cold: prefetch / no prefetch",
 		 variant);
 	snprintf(tgt, sizeof(tgt), "%s_faults_prefetch_vs_off", variant);
 	ufpb_verdict(b, "prefetch", tgt, what,
-		     f0 ? med(&r[S_PF].faults) / f0 : 0, 0.10, 1);
+		     f0 ? ufpb_vec_median(&r[S_PF].faults) / f0 : 0, 0.10, 1);
 	snprintf(what, sizeof(what), "%s waste / pages prefetched", variant);
 	snprintf(tgt, sizeof(tgt), "%s_waste_fraction", variant);
-	ufpb_verdict(b, "prefetch", tgt, what, med(&r[S_PF].waste_frac), 0.15,
-		     1);
-	double pfp = med(&r[S_PF].prefetched);
+	ufpb_verdict(b, "prefetch", tgt, what,
+		     ufpb_vec_median(&r[S_PF].waste_frac), 0.15, 1);
+	double pfp = ufpb_vec_median(&r[S_PF].prefetched);
 	ufpb_say(b,
 		 "  (every page mapped and not touched, prefetched or filled "
 		 "by a fault's window: %.0f = %.2f of the pages prefetched)\n",
-		 med(&r[S_PF].untouched),
-		 pfp ? med(&r[S_PF].untouched) / pfp : 0);
+		 ufpb_vec_median(&r[S_PF].untouched),
+		 pfp ? ufpb_vec_median(&r[S_PF].untouched) / pfp : 0);
 	if (r[S_PF].lat_out.n && r[S_NOPF].lat_out.n) {
 		snprintf(what, sizeof(what),
 			 "%s outside-set touch p50: prefetch / no", variant);
 		snprintf(tgt, sizeof(tgt), "%s_fault_latency_vs_off", variant);
 		ufpb_verdict(b, "prefetch", tgt, what,
-			     med(&r[S_PF].lat_out) / med(&r[S_NOPF].lat_out),
+			     ufpb_vec_median(&r[S_PF].lat_out) /
+				     ufpb_vec_median(&r[S_NOPF].lat_out),
 			     NOWORSE, 1);
-		struct vec *a = &r[S_PF].lat_out, *o = &r[S_NOPF].lat_out;
+		struct ufpb_vec *a = &r[S_PF].lat_out, *o = &r[S_NOPF].lat_out;
 		snprintf(what, sizeof(what),
 			 "%s outside-set touch p99: prefetch / no", variant);
 		snprintf(tgt, sizeof(tgt), "%s_fault_latency_p99_vs_off",
@@ -599,7 +570,7 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 	}
 	/* what a learning start costs, spread over the cold starts of a
 	 * set's life (one learns, RELEARN - 1 prefetch) */
-	double learn = med(&r[S_PF].learn_ns);
+	double learn = ufpb_vec_median(&r[S_PF].learn_ns);
 	double amort = (learn + (RELEARN - 1) * pf) / RELEARN;
 	ufpb_say(b,
 		 "  learning cycle %.1f us = %.2fx no prefetch; amortized "
@@ -607,8 +578,9 @@ static void verdicts(struct ufpb *b, const char *variant, struct result *r)
 		 "cow\n",
 		 learn / 1000, learn / nopf, RELEARN, amort / 1000,
 		 amort / nopf, amort / cow);
-	double cpf = med(&r[S_PF].cpu_ns), cnopf = med(&r[S_NOPF].cpu_ns),
-	       ccow = med(&r[S_COW].cpu_ns);
+	double cpf = ufpb_vec_median(&r[S_PF].cpu_ns),
+	       cnopf = ufpb_vec_median(&r[S_NOPF].cpu_ns),
+	       ccow = ufpb_vec_median(&r[S_COW].cpu_ns);
 	ufpb_say(b,
 		 "  CPU time per cold cycle (no verdict; waits for a CPU "
 		 "excluded): prefetch / cow %.2f,\n  prefetch / no prefetch "
@@ -752,30 +724,32 @@ int ufpb_prefetch(struct ufpb *b, int argc, char **argv)
 			 "p90 us", "faults");
 		for (int s = S_PF; s <= S_NOPF; s++) {
 			struct result *r = &wr[s];
-			double m = med(&r->warm_ns),
+			double m = ufpb_vec_median(&r->warm_ns),
 			       p90 = ufpb_percentile(r->warm_ns.v, r->warm_ns.n,
 						     90);
 			ufpb_say(b, "  %-24s %8.1f %8.1f %7.0f\n",
 				 settings[s].name, m / 1000, p90 / 1000,
-				 med(&r->warm_faults));
+				 ufpb_vec_median(&r->warm_faults));
 			ufpb_emit(b, "prefetch",
 				  "\"variant\": \"warm\", \"setting\": \"%s\", "
 				  "\"warm_ns_median\": %.0f, "
 				  "\"warm_ns_p90\": %.0f, "
 				  "\"warm_faults\": %.1f, \"cycles\": %zu",
 				  settings[s].name, m, p90,
-				  med(&r->warm_faults), r->warm_ns.n);
+				  ufpb_vec_median(&r->warm_faults),
+				  r->warm_ns.n);
 		}
 		ufpb_verdict(b, "prefetch", "warm_prefetch_vs_off",
 			     "warm: prefetch / no prefetch (not worse)",
-			     med(&wr[S_PF].warm_ns) / med(&wr[S_NOPF].warm_ns),
+			     ufpb_vec_median(&wr[S_PF].warm_ns) /
+				     ufpb_vec_median(&wr[S_NOPF].warm_ns),
 			     NOWORSE, 1);
 		ufpb_say(b, "\n");
 	}
 	for (int v = 0; v < 2; v++)
 		for (int s = 0; s < NS; s++) {
 			struct result *r = &res[v][s];
-			struct vec *all[] = {
+			struct ufpb_vec *all[] = {
 				&r->ns,		 &r->learn_ns,	 &r->faults,
 				&r->minflt,	 &r->prefetched, &r->pf_faults,
 				&r->raced,	 &r->untouched,	 &r->waste,

@@ -88,10 +88,7 @@ static void run(const struct ufpb_setting *st, const unsigned char *seg,
 		r->err = ufpb_resid_cycle(pool, m, touch_two, NULL, &base,
 					  &r->live[k], &r->idle[k]);
 	}
-	if (m)
-		UFPI_IGNORE(ufp_module_drop(m));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, &m, 1);
 }
 
 /* A runtime without a pool: a fresh zeroed memory, the segment copied in. */

@@ -96,6 +96,20 @@ static void touch_image(unsigned char *base, const void *arg)
 	touch(base, t->pages, t->npages);
 }
 
+/* A one-slot pool of st holding `copies` modules of w (cold cycles
+ * alternate two copies in the slot). 0 or -errno. */
+static int open_copies(const struct ufpb_setting *st,
+		       const struct ufpw_module *w, uint64_t initial,
+		       int copies, ufp_pool **pool, ufp_module *m[2],
+		       ufp_fill_mode *fill)
+{
+	int err = ufpb_pool_open(st, 1, initial, pool, fill);
+	for (int k = 0; k < copies && !err; k++)
+		err = ufp_module_create(*pool, (const ufp_segment *)w->segs,
+					w->nsegs, initial, &m[k]);
+	return err;
+}
+
 /* One rep of `cycles` cycles; appends to r. Cold: two copies of the
  * module alternate in the one slot. */
 static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
@@ -108,10 +122,8 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 
 	r->err = ufpb_resid_read(NULL, &base);
 	if (!r->err)
-		r->err = ufpb_pool_open(st, 1, initial, &pool, &r->fill);
-	for (int k = 0; k < 1 + cold && !r->err; k++)
-		r->err = ufp_module_create(pool, (const ufp_segment *)w->segs,
-					   w->nsegs, initial, &m[k]);
+		r->err = open_copies(st, w, initial, 1 + cold, &pool, m,
+				     &r->fill);
 	for (int k = -2; k < cycles && !r->err; k++) {
 		ufp_memory *mem;
 		uint64_t t0 = ufpb_now_ns();
@@ -129,11 +141,7 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 		r->err = ufpb_resid_cycle(pool, m[0], touch_image, &t, &base,
 					  &r->live[k], &r->idle[k]);
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* Cold cycles of fill=MINOR with prefetch on or off (issue 11): two
@@ -149,22 +157,23 @@ struct pfres {
 	int err;
 };
 
+/* fill=MINOR keep=0 (the shared row) with prefetch off and on. */
+static const struct ufpb_setting pf_settings[2] = {
+	{"uffd MINOR no prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
+	 UFP_DIRTY_AUTO, 0, .prefetch = UFP_PREFETCH_OFF},
+	{"uffd MINOR prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
+	 UFP_DIRTY_AUTO, 0, .prefetch = UFP_PREFETCH_AUTO},
+};
+
 static void run_pf(int on, const struct ufpw_module *w, uint64_t initial,
 		   const uint32_t *pages, size_t npages, int cycles,
 		   struct pfres *r)
 {
 	ufp_pool *pool = NULL;
 	ufp_module *m[2] = {NULL, NULL};
-	ufp_config c;
 
-	ufpb_config(&ufpb_settings[UFPB_SET_UFFD_MINOR], 1, initial, &c);
-	c.prefetch = on ? UFP_PREFETCH_AUTO : UFP_PREFETCH_OFF;
-	r->err = ufp_pool_create(&c, &pool);
-	if (!r->err)
-		r->err = ufp_pool_fill_mode(pool, &r->fill);
-	for (int k = 0; k < 2 && !r->err; k++)
-		r->err = ufp_module_create(pool, (const ufp_segment *)w->segs,
-					   w->nsegs, initial, &m[k]);
+	r->err = open_copies(&pf_settings[on], w, initial, 2, &pool, m,
+			     &r->fill);
 	for (int k = -2; k < cycles && !r->err; k++) {
 		ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 		ufp_memory *mem;
@@ -189,11 +198,7 @@ static void run_pf(int on, const struct ufpw_module *w, uint64_t initial,
 			(double)(s1.pages_prefetched - s0.pages_prefetched);
 		r->npf++;
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* One row per module of the faults table printed after all modules. */
@@ -208,8 +213,6 @@ static int npfrows;
 static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 		     size_t npages)
 {
-	static const char *const label[2] = {"uffd MINOR no prefetch",
-					     "uffd MINOR prefetch"};
 	struct pfrow *row = npfrows < 64 ? &pfrows[npfrows++] : NULL;
 	char what[96];
 	double cold[2] = {0}, faults[2] = {0};
@@ -225,7 +228,7 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 	for (int on = 1; on >= 0; on--) {
 		struct pfres *r = &pf[on];
 		if (r->err) {
-			ufpb_say(b, "  %-26s %s\n", label[on],
+			ufpb_say(b, "  %-26s %s\n", pf_settings[on].name,
 				 ufp_strerror(r->err));
 			return;
 		}
@@ -237,9 +240,9 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 		if (r->nlearn)
 			snprintf(learn_s, sizeof(learn_s), "%.1f",
 				 learn / 1000);
-		ufpb_say(b, "  %-26s %9.1f %9s %11.1f %13.1f\n", label[on],
-			 cold[on] / 1000, learn_s, faults[on],
-			 r->prefetched / npf);
+		ufpb_say(b, "  %-26s %9.1f %9s %11.1f %13.1f\n",
+			 pf_settings[on].name, cold[on] / 1000, learn_s,
+			 faults[on], r->prefetched / npf);
 		ufpb_emit(b, "wasm",
 			  "\"module\": \"%s\", \"setting\": \"%s\", "
 			  "\"fill\": \"%s\", \"mode\": \"cold\", "
@@ -248,7 +251,7 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 			  "\"learn_cycles\": %zu, \"faults_per_cold\": %.2f, "
 			  "\"pages_prefetched_per_cold\": %.2f, "
 			  "\"cycles\": %zu",
-			  name, label[on], ufpb_fill_name(r->fill),
+			  name, pf_settings[on].name, ufpb_fill_name(r->fill),
 			  on ? "true" : "false", npages, cold[on], learn,
 			  r->nlearn, faults[on], r->prefetched / npf, r->n);
 		if (row && on) {
