@@ -173,6 +173,11 @@ extern const struct ufpb_setting ufpb_settings[UFPB_NSET];
  * guards, SYNC reclaim (no purge runs during a measurement). */
 void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
 		 uint64_t max_bytes, ufp_config *c);
+/* ufp_config_init, `slots` slots of max_bytes, 64 KiB guards,
+ * REUSE_AFFINITY and keep_resident_bytes = max_bytes: affine slots that
+ * keep what a module's memories populated (churn, purge); the rest at the
+ * defaults. */
+void ufpb_affine_config(uint32_t slots, uint64_t max_bytes, ufp_config *c);
 /* Create the pool of ufpb_config; *fill gets the fill mode it resolved to
  * (ufp_pool_fill_mode; AUTO for COW and COPY). 0 or -errno. */
 int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
@@ -198,6 +203,15 @@ int ufpb_module(ufp_pool *pool, const unsigned char *data, size_t len,
  * `permille`/1000 of them (a fixed, spread-out choice). */
 void ufpb_touch(unsigned char *base, uint64_t pages, unsigned permille,
 		unsigned char stamp);
+/* The next number of the splitmix64 sequence of state *s. */
+uint64_t ufpb_splitmix(uint64_t *s);
+/* What a wave does to its i-th memory as it is allocated. */
+typedef void (*ufpb_fill_fn)(unsigned char *base, uint32_t i, const void *arg);
+/* k memories of m live at once: allocated one after another into
+ * mem[0..k), fill(base, i, arg) each as it comes, then all freed. The
+ * first error (allocating stops there); every memory allocated is freed. */
+int ufpb_wave(ufp_pool *pool, ufp_module *m, uint32_t k, ufp_memory **mem,
+	      ufpb_fill_fn fill, const void *arg);
 /* v[0..n) = a seeded shuffle of 0..n-1. */
 void ufpb_shuffle(uint32_t *v, size_t n, uint64_t seed);
 /* How many pages ufpb_touch writes. */

@@ -80,12 +80,21 @@ static long thread_ivcsw(void)
 	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
+/* Populating is cheap: one byte written per page, nothing read. */
+static void write_pages(unsigned char *base, uint32_t i, const void *arg)
+{
+	const uint64_t bytes = *(const uint64_t *)arg;
+	const size_t page = ufpi_page_size();
+	volatile unsigned char *b = base;
+	for (uint64_t o = 0; o < bytes; o += page)
+		b[o] = (unsigned char)(i | 1);
+}
+
 /* One rep: populate K slots of pool with B bytes each, drop, quiesce. */
 static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 		    const unsigned char *img, ufp_memory **mem,
 		    struct eng_result *r)
 {
-	const size_t page = ufpi_page_size();
 	ufp_segment seg = {0, img, bytes};
 	ufp_module *m;
 	ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
@@ -96,17 +105,7 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 		err = ufp_module_create(pool, &seg, 1, bytes, &m);
 	if (err)
 		return err;
-	uint32_t n = 0;
-	for (; n < k; n++) {
-		err = ufp_memory_alloc(pool, m, 0, &mem[n]);
-		if (err)
-			break;
-		volatile unsigned char *b = ufp_memory_base(mem[n]);
-		for (uint64_t o = 0; o < bytes; o += page)
-			b[o] = (unsigned char)(n | 1);
-	}
-	for (uint32_t i = 0; i < n; i++)
-		UFPI_IGNORE(ufp_memory_free(mem[i]));
+	err = ufpb_wave(pool, m, k, mem, write_pages, &bytes);
 	if (err) {
 		UFPI_IGNORE(ufp_module_drop(m));
 		UFPI_IGNORE(ufp_pool_quiesce(pool));
@@ -152,13 +151,8 @@ static int run_once(ufp_pool *pool, uint32_t k, uint64_t bytes,
 static int make_pool(ufp_reclaim e, uint32_t k, uint64_t bytes, ufp_pool **out)
 {
 	ufp_config c;
-	ufp_config_init(&c);
-	c.slots = k;
-	c.max_memory_bytes = bytes;
-	c.guard_bytes = 64 * KIB;
+	ufpb_affine_config(k, bytes, &c);
 	c.backend = UFP_BACKEND_UFFD;
-	c.strategy = UFP_STRATEGY_REUSE_AFFINITY;
-	c.keep_resident_bytes = bytes;
 	c.dirty_tracking = UFP_DIRTY_OFF;
 	c.reclaim = e;
 	return ufp_pool_create(&c, out);

@@ -43,6 +43,16 @@ void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
 	c->reclaim = UFP_RECLAIM_SYNC;
 }
 
+void ufpb_affine_config(uint32_t slots, uint64_t max_bytes, ufp_config *c)
+{
+	ufp_config_init(c);
+	c->slots = slots;
+	c->max_memory_bytes = max_bytes;
+	c->guard_bytes = 64 << 10;
+	c->strategy = UFP_STRATEGY_REUSE_AFFINITY;
+	c->keep_resident_bytes = max_bytes;
+}
+
 int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
 		   uint64_t max_bytes, ufp_pool **pool, ufp_fill_mode *fill)
 {
@@ -162,7 +172,7 @@ uint64_t ufpb_written_pages(uint64_t pages, unsigned permille)
 	return n;
 }
 
-static uint64_t splitmix(uint64_t *s)
+uint64_t ufpb_splitmix(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -176,9 +186,29 @@ void ufpb_shuffle(uint32_t *v, size_t n, uint64_t seed)
 	for (size_t i = 0; i < n; i++)
 		v[i] = (uint32_t)i;
 	for (size_t i = n ? n - 1 : 0; i > 0; i--) {
-		size_t j = (size_t)(splitmix(&s) % (i + 1));
+		size_t j = (size_t)(ufpb_splitmix(&s) % (i + 1));
 		uint32_t t = v[i];
 		v[i] = v[j];
 		v[j] = t;
 	}
+}
+
+int ufpb_wave(ufp_pool *pool, ufp_module *m, uint32_t k, ufp_memory **mem,
+	      ufpb_fill_fn fill, const void *arg)
+{
+	uint32_t n = 0;
+	int err = 0;
+
+	for (; n < k; n++) {
+		err = ufp_memory_alloc(pool, m, 0, &mem[n]);
+		if (err)
+			break;
+		fill(ufp_memory_base(mem[n]), n, arg);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int e = ufp_memory_free(mem[i]);
+		if (!err)
+			err = e;
+	}
+	return err;
 }
