@@ -88,6 +88,10 @@ void ufpb_say(struct ufpb *b, const char *fmt, ...)
 /* Options every scenario takes after its name: --json, --quick, --reps N.
  * Returns 1 and advances *i past a value if argv[*i] is one, else 0. */
 int ufpb_common_arg(struct ufpb *b, int argc, char **argv, int *i);
+/* A scenario's "NAME N" with N an integer >= min: 1 with *v = N and *i
+ * advanced past N when argv[*i] is that, else 0 (nothing changed). */
+int ufpb_int_arg(int argc, char **argv, int *i, const char *name, int min,
+		 int *v);
 
 /*
  * One verdict per target, computed in the run that prints it: a line

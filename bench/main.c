@@ -179,6 +179,16 @@ int ufpb_common_arg(struct ufpb *b, int argc, char **argv, int *i)
 	return 1;
 }
 
+int ufpb_int_arg(int argc, char **argv, int *i, const char *name, int min,
+		 int *v)
+{
+	if (strcmp(argv[*i], name) || *i + 1 >= argc ||
+	    atoi(argv[*i + 1]) < min)
+		return 0;
+	*v = atoi(argv[++*i]);
+	return 1;
+}
+
 int ufpb_verdict(struct ufpb *b, const char *scenario, const char *target,
 		 const char *what, double value, double limit, int at_most)
 {

@@ -168,16 +168,13 @@ int ufpb_small(struct ufpb *b, int argc, char **argv)
 {
 	int cycles = 0;
 	for (int i = 0; i < argc; i++) {
-		if (ufpb_common_arg(b, argc, argv, &i))
+		int kib = 0;
+		if (ufpb_common_arg(b, argc, argv, &i) ||
+		    ufpb_int_arg(argc, argv, &i, "--cycles", 1, &cycles))
 			continue;
-		if (!strcmp(argv[i], "--kib") && i + 1 < argc &&
-		    atoi(argv[i + 1]) >= 128 && atoi(argv[i + 1]) % 64 == 0) {
-			mem_bytes = (unsigned)atoi(argv[++i]) << 10;
-			continue;
-		}
-		if (!strcmp(argv[i], "--cycles") && i + 1 < argc &&
-		    atoi(argv[i + 1]) > 0) {
-			cycles = atoi(argv[++i]);
+		if (ufpb_int_arg(argc, argv, &i, "--kib", 128, &kib) &&
+		    kib % 64 == 0) {
+			mem_bytes = (unsigned)kib << 10;
 			continue;
 		}
 		fprintf(stderr, "usage: ufp-bench small [--json] [--quick] "
