@@ -126,15 +126,18 @@ int ufpb_churn_breakeven(struct ufpb *b)
 		 "reuses the last module (affinity hit) with probability h. "
 		 "Mean cycle over %d cycles, median of %d reps.\n"
 		 "  uffd = %s, cow = %s (Wasmtime's default); idle priv = the "
-		 "pool's private KiB after the last free,\n  Pss = the "
-		 "process's Pss delta then (KiB): what each setting keeps for "
-		 "its speed.\n\n",
+		 "pool's private KiB after the last free,\n  Pss, Anon, Shm = "
+		 "the process's Pss, RssAnon, RssShmem deltas then (KiB): what "
+		 "each setting keeps for its speed.\n\n",
 		 BE_MODULES, cycles, b->reps,
 		 ufpb_settings[be_settings[0]].name,
 		 ufpb_settings[be_settings[1]].name);
-	ufpb_say(b, "  %-8s %10s %10s %9s %10s %10s %10s %10s\n", "h target",
-		 "uffd us", "cow us", "hit rate", "uffd priv", "uffd Pss",
-		 "cow priv", "cow Pss");
+	ufpb_say(b,
+		 "  %-8s %10s %10s %9s %10s %10s %10s %10s %10s %10s %10s "
+		 "%10s\n",
+		 "h target", "uffd us", "cow us", "hit rate", "uffd priv",
+		 "uffd Pss", "cow priv", "cow Pss", "uffd Anon", "uffd Shm",
+		 "cow Anon", "cow Shm");
 	for (int r = 0; r < nrates; r++) {
 		for (int s = 0; s < 2; s++) {
 			double v[16], h[16];
@@ -152,12 +155,16 @@ int ufpb_churn_breakeven(struct ufpb *b)
 		char js[2][512];
 		ufpb_say(b,
 			 "  %7u%% %10.1f %10.1f %8.0f%% %10lld %10lld %10lld "
-			 "%10lld\n",
+			 "%10lld %10lld %10lld %10lld %10lld\n",
 			 rates[r] / 10, mean[0][r] / 1000, mean[1][r] / 1000,
 			 hit[0][r] * 100, (long long)res[0][r].priv >> 10,
 			 (long long)res[0][r].pss >> 10,
 			 (long long)res[1][r].priv >> 10,
-			 (long long)res[1][r].pss >> 10);
+			 (long long)res[1][r].pss >> 10,
+			 (long long)res[0][r].rss_anon >> 10,
+			 (long long)res[0][r].rss_shmem >> 10,
+			 (long long)res[1][r].rss_anon >> 10,
+			 (long long)res[1][r].rss_shmem >> 10);
 		ufpb_emit(b, "breakeven",
 			  "\"hit_target_permille\": %u, \"hit_rate\": %.3f, "
 			  "\"uffd_setting\": \"%s\", \"uffd_ns_mean\": %.0f, "

@@ -236,7 +236,7 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 		double vm = ufpb_median(r->ivcsw, (size_t)r->n);
 		ufpb_say(b,
 			 "  %6u %9s %9s  %-16s %10.1f %10.1f %9.1f %10.1f "
-			 "%10.1f %9.1f %9.1f %6llu %4s %7lld %7lld\n",
+			 "%10.1f %9.1f %9.1f %6llu %4s %7lld %7lld %7lld\n",
 			 k, per, total, engine_names[e], bm / 1000, bp / 1000,
 			 cm / 1000, rm / 1000, rp / 1000,
 			 (double)r->before / (double)MIB,
@@ -244,7 +244,8 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 			 (unsigned long long)(r->batches / (uint64_t)r->n),
 			 r->after_ok ? "yes" : "NO",
 			 (long long)r->proc.rss_anon / 1024,
-			 (long long)r->proc.rss_shmem / 1024);
+			 (long long)r->proc.rss_shmem / 1024,
+			 (long long)r->proc.pss / 1024);
 		ufpb_emit(b, "purge",
 			  "\"engine\": \"%s\", \"slots\": %u, "
 			  "\"bytes_per_slot\": %llu, \"reps\": %d, "
@@ -260,7 +261,8 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 			  "\"batches_per_drop\": %.1f, "
 			  "\"ranges_per_drop\": %.1f, \"fallbacks\": %llu, "
 			  "\"process_rss_anon_delta_after\": %lld, "
-			  "\"process_rss_shmem_delta_after\": %lld",
+			  "\"process_rss_shmem_delta_after\": %lld, "
+			  "\"process_pss_delta_after\": %lld",
 			  engine_names[e], k, (unsigned long long)bytes, r->n,
 			  bm, bp, cm, vm, rm, rp, (unsigned long long)r->before,
 			  (unsigned long long)r->after,
@@ -269,7 +271,7 @@ static void combo(struct ufpb *b, uint32_t k, uint64_t bytes, int reps,
 			  (double)r->batches / r->n, (double)r->ranges / r->n,
 			  (unsigned long long)r->fallbacks,
 			  (long long)r->proc.rss_anon,
-			  (long long)r->proc.rss_shmem);
+			  (long long)r->proc.rss_shmem, (long long)r->proc.pss);
 		resident_ok &= r->after_ok;
 		if (engines[e] == UFP_RECLAIM_SYNC)
 			sync_total = rm;
@@ -391,15 +393,16 @@ int ufpb_purge(struct ufpb *b, int argc, char **argv)
 		 "  resident = ufp_pool_resident_bytes before the drop and "
 		 "after quiesce (MiB); base = after equals the baseline "
 		 "measured before the module existed.\n"
-		 "  dAnon / dShm = the process's RssAnon / RssShmem after "
-		 "quiesce minus before the module was created (KiB).\n\n",
+		 "  dAnon / dShm / dPss = the process's RssAnon / RssShmem / "
+		 "Pss after quiesce minus before the module was created "
+		 "(KiB).\n\n",
 		 reps);
 	ufpb_say(b,
 		 "  %6s %9s %9s  %-16s %10s %10s %9s %10s %10s %9s %9s %6s "
-		 "%4s %7s %7s\n",
+		 "%4s %7s %7s %7s\n",
 		 "K", "B/slot", "total", "engine", "blocked", "p99", "cpu",
 		 "reclaim", "p99", "res.bef", "res.aft", "batch", "base",
-		 "dAnon", "dShm");
+		 "dAnon", "dShm", "dPss");
 
 	int met_blocked = 1, met_reclaim = 1, met_resident = 1;
 	uint64_t populate_ns = 0, t_start = ufpb_now_ns();

@@ -150,11 +150,12 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 		 "5%% of pages -> free of one shared module, 2N slots, "
 		 "%d cycles each;\n  cycles/s over all threads (median of "
 		 "%d reps) and median cycle; idle priv = the pool's private "
-		 "KiB and Pss = the\n  process's Pss delta (KiB) once every "
-		 "memory is freed.\n\n",
+		 "KiB and Pss / RssAnon /\n  RssShm = the process's deltas "
+		 "(KiB) once every memory is freed.\n\n",
 		 cycles, b->reps);
-	ufpb_say(b, "  %-32s %3s %10s %9s %10s %10s\n", "setting", "N",
-		 "cycles/s", "cycle us", "idle priv", "Pss KiB");
+	ufpb_say(b, "  %-32s %3s %10s %9s %10s %10s %9s %8s\n", "setting", "N",
+		 "cycles/s", "cycle us", "idle priv", "Pss KiB", "RssAnon K",
+		 "RssShm K");
 	for (size_t si = 0; si < sizeof(tsettings) / sizeof(tsettings[0]);
 	     si++) {
 		const struct tsetting *ts = &tsettings[si];
@@ -184,10 +185,14 @@ int ufpb_threads(struct ufpb *b, int argc, char **argv)
 			double mm = ufpb_median(med, (size_t)n);
 			char js[512];
 			ufpb_resid_median(rs, (size_t)n, &r);
-			ufpb_say(b, "  %-32s %3u %10.0f %9.1f %10lld %10lld\n",
+			ufpb_say(b,
+				 "  %-32s %3u %10.0f %9.1f %10lld %10lld %9lld "
+				 "%8lld\n",
 				 name, counts[ci], rm, mm / 1000,
 				 (long long)r.priv >> 10,
-				 (long long)r.pss >> 10);
+				 (long long)r.pss >> 10,
+				 (long long)r.rss_anon >> 10,
+				 (long long)r.rss_shmem >> 10);
 			ufpb_emit(b, "threads",
 				  "\"setting\": \"%s\", \"fill\": \"%s\", "
 				  "\"handlers\": %u, "
