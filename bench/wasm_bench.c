@@ -345,89 +345,127 @@ static void verdicts(struct ufpb *b, const char *name, struct wres r[][2],
 	ufpb_say(b, "\n");
 }
 
-static int bench_file(struct ufpb *b, const char *path)
-{
+/* One .wasm file as the runs see it: the module, its initial memory, the
+ * image pages a cycle touches, and how much to run. */
+struct wcase {
 	struct ufpw_module w;
-	char err_msg[256];
-	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	int err = ufpw_load_file(path, &w, err_msg, sizeof(err_msg));
+	const char *name;
 	uint64_t initial;
+	uint32_t *pages;
+	size_t npages;
+	int cycles, reps;
+};
 
+/* Load path and check its memory layout; says why on failure. 0 or
+ * -errno (the module is then freed). */
+static int load_case(struct ufpb *b, const char *path, struct wcase *c)
+{
+	char err_msg[256];
+	c->name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	int err = ufpw_load_file(path, &c->w, err_msg, sizeof(err_msg));
 	if (err) {
-		ufpb_say(b, "  %s: %s\n", name, err_msg);
+		ufpb_say(b, "  %s: %s\n", c->name, err_msg);
 		return err;
 	}
-	if (ufpw_initial_bytes(&w, &initial) || initial > ((uint64_t)1 << 32) ||
-	    ufpw_check_bounds(&w, err_msg, sizeof(err_msg))) {
-		ufpb_say(b, "  %s: unusable memory layout\n", name);
-		ufpw_free(&w);
+	if (ufpw_initial_bytes(&c->w, &c->initial) ||
+	    c->initial > ((uint64_t)1 << 32) ||
+	    ufpw_check_bounds(&c->w, err_msg, sizeof(err_msg))) {
+		ufpb_say(b, "  %s: unusable memory layout\n", c->name);
+		ufpw_free(&c->w);
 		return -ERANGE;
 	}
-	if (!initial)
-		initial = UFPW_PAGE_BYTES;
-	size_t npages = 0;
-	uint32_t *pages = image_pages(&w, initial, &npages);
-	int cycles = b->quick ? 40 : 200;
-	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
-	struct wres r[UFPB_NSET][2];
-	double med[UFPB_NSET][2] = {{0}};
-	struct pfres pf[2];
-	memset(r, 0, sizeof(r));
-	memset(pf, 0, sizeof(pf));
+	if (!c->initial)
+		c->initial = UFPW_PAGE_BYTES;
+	c->npages = 0;
+	c->pages = image_pages(&c->w, c->initial, &c->npages);
+	c->cycles = b->quick ? 40 : 200;
+	c->reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
+	if (!c->pages)
+		abort();
+	return 0;
+}
+
+/* Room for every cycle of every rep (a row without it reports ENOMEM). */
+static void alloc_results(const struct wcase *c, struct wres r[][2],
+			  struct pfres pf[2])
+{
+	const size_t n = (size_t)c->cycles * (size_t)c->reps;
+	memset(r, 0, sizeof(struct wres) * UFPB_NSET * 2);
+	memset(pf, 0, sizeof(struct pfres) * 2);
 	for (int on = 0; on < 2; on++) {
-		pf[on].ns =
-			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
-		pf[on].learn_ns =
-			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
+		pf[on].ns = malloc(n * sizeof(double));
+		pf[on].learn_ns = malloc(n * sizeof(double));
 		if (!pf[on].ns || !pf[on].learn_ns)
 			abort();
 	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
-		for (int c = 0; c < 2; c++)
-			r[k][c].ns = malloc((size_t)cycles * sizeof(double) *
-					    (size_t)reps);
-	if (!pages)
-		abort();
-	char summary[512];
-	ufpw_summary(&w, name, summary, sizeof(summary));
-	ufpb_say(b, "%s\n", summary);
-	ufpb_say(b, "  %-26s %9s %9s %4s%s\n", "setting", "warm us", "cold us",
-		 "", ufpb_resid_head());
-	/* settings interleaved rep by rep: a noisy neighbour hits all */
-	/* A discarded run first: one-time costs of the process (thread
-	 * stacks, allocator arenas) would land in the first row's residency */
-	if (r[0][0].ns) {
-		struct wres warmup = {.ns = r[0][0].ns};
-		run(&ufpb_settings[0], &w, initial, pages, npages, 0,
-		    cycles < 4 ? cycles : 4, &warmup);
-	}
-	for (int rep = 0; rep < reps; rep++) {
-		for (size_t k = 0; k < UFPB_NSET; k++)
-			for (int c = 0; c < 2; c++)
-				if (!r[k][c].err && r[k][c].ns)
-					run(&ufpb_settings[k], &w, initial,
-					    pages, npages, c, cycles, &r[k][c]);
-				else if (!r[k][c].ns)
-					r[k][c].err = -ENOMEM;
-		for (int on = 1; on >= 0; on--)
-			if (!pf[on].err)
-				run_pf(on, &w, initial, pages, npages, cycles,
-				       &pf[on]);
-	}
-	for (size_t k = 0; k < UFPB_NSET; k++)
-		print_setting(b, name, k, r[k], med[k], npages, initial);
-	verdicts(b, name, r, med);
-	print_pf(b, name, pf, npages);
-	ufpb_say(b, "\n");
+		for (int w = 0; w < 2; w++)
+			r[k][w].ns = malloc(n * sizeof(double));
+}
+
+static void free_results(struct wres r[][2], struct pfres pf[2])
+{
 	for (int on = 0; on < 2; on++) {
 		free(pf[on].ns);
 		free(pf[on].learn_ns);
 	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
-		for (int c = 0; c < 2; c++)
-			free(r[k][c].ns);
-	free(pages);
-	ufpw_free(&w);
+		for (int w = 0; w < 2; w++)
+			free(r[k][w].ns);
+}
+
+/* Every setting warm and cold, then prefetch on and off, interleaved rep
+ * by rep: a noisy neighbour hits all. */
+static void run_case(const struct wcase *c, struct wres r[][2],
+		     struct pfres pf[2])
+{
+	/* A discarded run first: one-time costs of the process (thread
+	 * stacks, allocator arenas) would land in the first row's residency */
+	if (r[0][0].ns) {
+		struct wres warmup = {.ns = r[0][0].ns};
+		run(&ufpb_settings[0], &c->w, c->initial, c->pages, c->npages,
+		    0, c->cycles < 4 ? c->cycles : 4, &warmup);
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		for (size_t k = 0; k < UFPB_NSET; k++)
+			for (int w = 0; w < 2; w++)
+				if (!r[k][w].err && r[k][w].ns)
+					run(&ufpb_settings[k], &c->w,
+					    c->initial, c->pages, c->npages, w,
+					    c->cycles, &r[k][w]);
+				else if (!r[k][w].ns)
+					r[k][w].err = -ENOMEM;
+		for (int on = 1; on >= 0; on--)
+			if (!pf[on].err)
+				run_pf(on, &c->w, c->initial, c->pages,
+				       c->npages, c->cycles, &pf[on]);
+	}
+}
+
+static int bench_file(struct ufpb *b, const char *path)
+{
+	struct wcase c;
+	struct wres r[UFPB_NSET][2];
+	double med[UFPB_NSET][2] = {{0}};
+	struct pfres pf[2];
+	char summary[512];
+	int err = load_case(b, path, &c);
+	if (err)
+		return err;
+	alloc_results(&c, r, pf);
+	ufpw_summary(&c.w, c.name, summary, sizeof(summary));
+	ufpb_say(b, "%s\n", summary);
+	ufpb_say(b, "  %-26s %9s %9s %4s%s\n", "setting", "warm us", "cold us",
+		 "", ufpb_resid_head());
+	run_case(&c, r, pf);
+	for (size_t k = 0; k < UFPB_NSET; k++)
+		print_setting(b, c.name, k, r[k], med[k], c.npages, c.initial);
+	verdicts(b, c.name, r, med);
+	print_pf(b, c.name, pf, c.npages);
+	ufpb_say(b, "\n");
+	free_results(r, pf);
+	free(c.pages);
+	ufpw_free(&c.w);
 	return 0;
 }
 
