@@ -396,15 +396,12 @@ static int parse(struct ufpb *b, int argc, char **argv, struct purge_args *a)
 	 * minute; --max-total-mib 4096 adds 256 x 8 MiB (about 1.5 min
 	 * more), and 4 GiB is as far as a 24 GiB machine should go. */
 	a->max_total = 1024 * MIB;
-	a->reps = b->reps;
 	a->one_k[0] = UINT32_MAX;
 	a->one_bytes[0] = 0;
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			b->json = 1;
-		else if (!strcmp(argv[i], "--quick"))
-			b->quick = 1;
-		else if (!strcmp(argv[i], "--max-total-mib") && i + 1 < argc)
+		if (ufpb_common_arg(b, argc, argv, &i))
+			continue;
+		if (!strcmp(argv[i], "--max-total-mib") && i + 1 < argc)
 			a->max_total = strtoull(argv[++i], NULL, 0) * MIB;
 		else if (!strcmp(argv[i], "--slots") && i + 1 < argc)
 			a->one_k[0] = (uint32_t)strtoul(argv[++i], NULL, 0);
@@ -413,7 +410,8 @@ static int parse(struct ufpb *b, int argc, char **argv, struct purge_args *a)
 		else {
 			fprintf(stderr,
 				"usage: ufp-bench purge [--quick] [--json] "
-				"[--max-total-mib N] [--slots K] [--kib B]\n"
+				"[--reps N] [--max-total-mib N] [--slots K] "
+				"[--kib B]\n"
 				"  --slots, --kib: one K or B instead of the "
 				"default lists (B a multiple of 64)\n");
 			return 2;
@@ -424,6 +422,7 @@ static int parse(struct ufpb *b, int argc, char **argv, struct purge_args *a)
 				"multiple of 64, --slots non-zero\n");
 		return 2;
 	}
+	a->reps = b->reps;
 	if (b->quick) {
 		a->ks = quick_k;
 		a->bs = quick_bytes;
