@@ -63,6 +63,16 @@ static inline uint64_t ufpb_cpu_ns(void)
 double ufpb_median(double *v, size_t n);
 double ufpb_percentile(double *v, size_t n, double p);
 
+/* Samples that grow as a run goes: zero-initialised is empty; free(v). */
+struct ufpb_vec {
+	double *v;
+	size_t n, cap;
+};
+/* Append x (aborts when out of memory: a benchmark has no way on). */
+void ufpb_vec_push(struct ufpb_vec *s, double x);
+/* The median of the samples (sorts them). */
+double ufpb_vec_median(struct ufpb_vec *s);
+
 /*
  * Emit one measurement in JSON mode (nothing in table mode): one object per
  * line with "scenario", the given pairs (a printf-style string of
@@ -78,6 +88,10 @@ void ufpb_say(struct ufpb *b, const char *fmt, ...)
 /* Options every scenario takes after its name: --json, --quick, --reps N.
  * Returns 1 and advances *i past a value if argv[*i] is one, else 0. */
 int ufpb_common_arg(struct ufpb *b, int argc, char **argv, int *i);
+/* A scenario's "NAME N" with N an integer >= min: 1 with *v = N and *i
+ * advanced past N when argv[*i] is that, else 0 (nothing changed). */
+int ufpb_int_arg(int argc, char **argv, int *i, const char *name, int min,
+		 int *v);
 
 /*
  * One verdict per target, computed in the run that prints it: a line
@@ -143,6 +157,7 @@ struct ufpb_setting {
 	int keep_all;		  /* keep_resident_bytes = the whole memory */
 	int keep_default;	  /* keep_resident_bytes left at its default
 				     (UFP_KEEP_AUTO), else 0 or all */
+	ufp_prefetch prefetch;	  /* UFP_PREFETCH_AUTO (0) unless forced */
 };
 
 /* The rows every comparing scenario shows (DESIGN.md §11): UFFD at the
@@ -162,15 +177,24 @@ extern const struct ufpb_setting ufpb_settings[UFPB_NSET];
  * guards, SYNC reclaim (no purge runs during a measurement). */
 void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
 		 uint64_t max_bytes, ufp_config *c);
+/* ufp_config_init, `slots` slots of max_bytes, 64 KiB guards,
+ * REUSE_AFFINITY and keep_resident_bytes = max_bytes: affine slots that
+ * keep what a module's memories populated (churn, purge); the rest at the
+ * defaults. */
+void ufpb_affine_config(uint32_t slots, uint64_t max_bytes, ufp_config *c);
 /* Create the pool of ufpb_config; *fill gets the fill mode it resolved to
  * (ufp_pool_fill_mode; AUTO for COW and COPY). 0 or -errno. */
 int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
 		   uint64_t max_bytes, ufp_pool **pool, ufp_fill_mode *fill);
+/* Drop the modules of m[0..n) that were created (NULL ones are skipped),
+ * then destroy the pool if there is one: the end of every run. */
+void ufpb_pool_close(ufp_pool *pool, ufp_module *const *m, size_t n);
 /* "" when the pool runs what the setting asked for, else a note such as
  * " (ran COPY: MINOR not available)". */
 const char *ufpb_fill_note(const struct ufpb_setting *st, ufp_fill_mode got);
 const char *ufpb_backend_name(ufp_backend b);
 const char *ufpb_fill_name(ufp_fill_mode f);
+const char *ufpb_reclaim_name(ufp_reclaim r);
 
 /* len bytes of deterministic image data, non-zero in every page (malloc'd,
  * NULL on failure); different seeds give different images. */
@@ -183,6 +207,15 @@ int ufpb_module(ufp_pool *pool, const unsigned char *data, size_t len,
  * `permille`/1000 of them (a fixed, spread-out choice). */
 void ufpb_touch(unsigned char *base, uint64_t pages, unsigned permille,
 		unsigned char stamp);
+/* The next number of the splitmix64 sequence of state *s. */
+uint64_t ufpb_splitmix(uint64_t *s);
+/* What a wave does to its i-th memory as it is allocated. */
+typedef void (*ufpb_fill_fn)(unsigned char *base, uint32_t i, const void *arg);
+/* k memories of m live at once: allocated one after another into
+ * mem[0..k), fill(base, i, arg) each as it comes, then all freed. The
+ * first error (allocating stops there); every memory allocated is freed. */
+int ufpb_wave(ufp_pool *pool, ufp_module *m, uint32_t k, ufp_memory **mem,
+	      ufpb_fill_fn fill, const void *arg);
 /* v[0..n) = a seeded shuffle of 0..n-1. */
 void ufpb_shuffle(uint32_t *v, size_t n, uint64_t seed);
 /* How many pages ufpb_touch writes. */

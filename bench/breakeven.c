@@ -86,9 +86,7 @@ static int be_run(const struct ufpb_setting *st, const unsigned char *data,
 	*mean_ns = (double)total / cycles;
 	*hit = (double)(s1.affinity_hits - s0.affinity_hits) /
 	       (double)(s1.allocs - s0.allocs);
-	for (int k = 0; k < nm; k++)
-		UFPI_IGNORE(ufp_module_drop(m[k]));
-	UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, (size_t)nm);
 	return err;
 }
 
@@ -109,6 +107,70 @@ static double crossing(double mean[2][5], double hit[2][5], int nrates)
 	return -1;
 }
 
+/* Medians over the reps of one setting at one hit rate. */
+static void be_point(struct ufpb *b, const unsigned char *data, size_t s,
+		     unsigned permille, int cycles, double *mean, double *hit,
+		     struct ufpb_resid *res)
+{
+	double v[16], h[16];
+	struct ufpb_resid rs[16];
+	int n = 0;
+	for (int rep = 0; rep < b->reps && rep < 16; rep++)
+		if (!be_run(&ufpb_settings[be_settings[s]], data, permille,
+			    cycles, &v[n], &h[n], &rs[n]))
+			n++;
+	*mean = ufpb_median(v, (size_t)n);
+	*hit = ufpb_median(h, (size_t)n);
+	ufpb_resid_median(rs, (size_t)n, res);
+}
+
+static void be_intro(struct ufpb *b, int cycles)
+{
+	ufpb_say(b,
+		 "\nbreak-even: 1 slot, %d modules with 1 MiB images; a "
+		 "cycle reads every page and writes 5%%;\n  the next cycle "
+		 "reuses the last module (affinity hit) with probability h. "
+		 "Mean cycle over %d cycles, median of %d reps.\n"
+		 "  uffd = %s, cow = %s (Wasmtime's default); idle priv = the "
+		 "pool's private KiB after the last free,\n  Pss, Anon, Shm = "
+		 "the process's Pss, RssAnon, RssShmem deltas then (KiB): what "
+		 "each setting keeps for its speed.\n\n",
+		 BE_MODULES, cycles, b->reps,
+		 ufpb_settings[be_settings[0]].name,
+		 ufpb_settings[be_settings[1]].name);
+	ufpb_say(b,
+		 "  %-8s %10s %10s %9s %10s %10s %10s %10s %10s %10s %10s "
+		 "%10s\n",
+		 "h target", "uffd us", "cow us", "hit rate", "uffd priv",
+		 "uffd Pss", "cow priv", "cow Pss", "uffd Anon", "uffd Shm",
+		 "cow Anon", "cow Shm");
+}
+
+/* One hit rate's row: both settings' times, the hit rate, residency. */
+static void be_row(struct ufpb *b, unsigned permille, const double mean[2],
+		   double hit, const struct ufpb_resid res[2])
+{
+	char js[2][512];
+	ufpb_say(b,
+		 "  %7u%% %10.1f %10.1f %8.0f%% %10lld %10lld %10lld "
+		 "%10lld %10lld %10lld %10lld %10lld\n",
+		 permille / 10, mean[0] / 1000, mean[1] / 1000, hit * 100,
+		 (long long)res[0].priv >> 10, (long long)res[0].pss >> 10,
+		 (long long)res[1].priv >> 10, (long long)res[1].pss >> 10,
+		 (long long)res[0].rss_anon >> 10,
+		 (long long)res[0].rss_shmem >> 10,
+		 (long long)res[1].rss_anon >> 10,
+		 (long long)res[1].rss_shmem >> 10);
+	ufpb_emit(b, "breakeven",
+		  "\"hit_target_permille\": %u, \"hit_rate\": %.3f, "
+		  "\"uffd_setting\": \"%s\", \"uffd_ns_mean\": %.0f, "
+		  "\"cow_ns_mean\": %.0f, %s, %s",
+		  permille, hit, ufpb_settings[be_settings[0]].name, mean[0],
+		  mean[1],
+		  ufpb_resid_json(&res[0], "uffd_freed", js[0], sizeof(js[0])),
+		  ufpb_resid_json(&res[1], "cow_freed", js[1], sizeof(js[1])));
+}
+
 int ufpb_churn_breakeven(struct ufpb *b)
 {
 	static const unsigned rates[] = {0, 250, 500, 750, 1000};
@@ -122,55 +184,14 @@ int ufpb_churn_breakeven(struct ufpb *b)
 		return 1;
 	for (size_t k = 0; k < BE_IMAGE + BE_MODULES * 4096; k++)
 		data[k] = (unsigned char)(k * 37 + k / 4096) | 1;
-	ufpb_say(b,
-		 "\nbreak-even: 1 slot, %d modules with 1 MiB images; a "
-		 "cycle reads every page and writes 5%%;\n  the next cycle "
-		 "reuses the last module (affinity hit) with probability h. "
-		 "Mean cycle over %d cycles, median of %d reps.\n"
-		 "  uffd = %s, cow = %s (Wasmtime's default); idle priv = the "
-		 "pool's private KiB after the last free,\n  Pss = the "
-		 "process's Pss delta then (KiB): what each setting keeps for "
-		 "its speed.\n\n",
-		 BE_MODULES, cycles, b->reps,
-		 ufpb_settings[be_settings[0]].name,
-		 ufpb_settings[be_settings[1]].name);
-	ufpb_say(b, "  %-8s %10s %10s %9s %10s %10s %10s %10s\n", "h target",
-		 "uffd us", "cow us", "hit rate", "uffd priv", "uffd Pss",
-		 "cow priv", "cow Pss");
+	be_intro(b, cycles);
 	for (int r = 0; r < nrates; r++) {
-		for (int s = 0; s < 2; s++) {
-			double v[16], h[16];
-			struct ufpb_resid rs[16];
-			int n = 0;
-			for (int rep = 0; rep < b->reps && rep < 16; rep++)
-				if (!be_run(&ufpb_settings[be_settings[s]],
-					    data, rates[r], cycles, &v[n],
-					    &h[n], &rs[n]))
-					n++;
-			mean[s][r] = ufpb_median(v, (size_t)n);
-			hit[s][r] = ufpb_median(h, (size_t)n);
-			ufpb_resid_median(rs, (size_t)n, &res[s][r]);
-		}
-		char js[2][512];
-		ufpb_say(b,
-			 "  %7u%% %10.1f %10.1f %8.0f%% %10lld %10lld %10lld "
-			 "%10lld\n",
-			 rates[r] / 10, mean[0][r] / 1000, mean[1][r] / 1000,
-			 hit[0][r] * 100, (long long)res[0][r].priv >> 10,
-			 (long long)res[0][r].pss >> 10,
-			 (long long)res[1][r].priv >> 10,
-			 (long long)res[1][r].pss >> 10);
-		ufpb_emit(b, "breakeven",
-			  "\"hit_target_permille\": %u, \"hit_rate\": %.3f, "
-			  "\"uffd_setting\": \"%s\", \"uffd_ns_mean\": %.0f, "
-			  "\"cow_ns_mean\": %.0f, %s, %s",
-			  rates[r], hit[0][r],
-			  ufpb_settings[be_settings[0]].name, mean[0][r],
-			  mean[1][r],
-			  ufpb_resid_json(&res[0][r], "uffd_freed", js[0],
-					  sizeof(js[0])),
-			  ufpb_resid_json(&res[1][r], "cow_freed", js[1],
-					  sizeof(js[1])));
+		for (size_t s = 0; s < 2; s++)
+			be_point(b, data, s, rates[r], cycles, &mean[s][r],
+				 &hit[s][r], &res[s][r]);
+		be_row(b, rates[r], (const double[2]){mean[0][r], mean[1][r]},
+		       hit[0][r],
+		       (const struct ufpb_resid[2]){res[0][r], res[1][r]});
 	}
 	double be = crossing(mean, hit, nrates);
 	if (be < 0)

@@ -130,17 +130,12 @@ static int no_op(void *arg, void *addr, size_t len, unsigned flags)
 	return 0;
 }
 
-/* One round: a fresh pool, a module whose image covers `bytes`, one
- * memory; reads, writes, re-protection and a scan, each timed apart. */
-static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
-			struct pooled *r)
+/* A one-slot copy-mode pool of `bytes` with a module whose image covers
+ * it, and one memory of it. 0 or -errno (what was made is in *p, *m). */
+static int open_round(size_t bytes, const unsigned char *img, ufp_pool **p,
+		      ufp_module **m, ufp_memory **mem)
 {
 	ufp_config c;
-	ufp_pool *p = NULL;
-	ufp_module *m = NULL;
-	ufp_memory *mem = NULL;
-	int err;
-
 	ufp_config_init(&c);
 	c.slots = 1;
 	c.max_memory_bytes = bytes;
@@ -150,20 +145,21 @@ static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
 	c.fill_mode = UFP_FILL_COPY;
 	c.fault_around_bytes = c.fault_around_max_bytes =
 		c.fault_around_min_bytes = MIB;
-	err = ufp_pool_create(&c, &p);
+	int err = ufp_pool_create(&c, p);
 	if (err)
 		return err;
 	ufp_segment seg = {0, img, bytes};
-	err = ufp_module_create(p, &seg, 1, bytes, &m);
+	err = ufp_module_create(*p, &seg, 1, bytes, m);
 	if (!err)
-		err = ufp_memory_alloc(p, m, 0, &mem);
-	if (err)
-		goto out;
-	err = ufp_pool_info(p, NULL, NULL, &r->dirty);
-	if (err)
-		goto out;
+		err = ufp_memory_alloc(*p, *m, 0, mem);
+	return err;
+}
 
-	volatile unsigned char *v = ufp_memory_base(mem);
+/* The first read of each installed page and the first write to each
+ * (WP_ASYNC-protected) page, each less a second pass over the same pages. */
+static void time_touches(volatile unsigned char *v, size_t bytes, size_t page,
+			 struct pooled *r)
+{
 	unsigned sum = 0;
 	/* installs every page: the faults themselves are `fault`'s row */
 	for (size_t o = 0; o < bytes; o += MIB)
@@ -185,36 +181,58 @@ static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
 		v[o + 4] = (unsigned char)sum;
 	t2 = ufpb_now_ns();
 	r->wp_write = per(t0, t1, bytes / page) - per(t1, t2, bytes / page);
+}
 
+/* Re-protecting 1 MiB written (dirty tracking only) and scanning it; -1
+ * where the pool has no such thing. 0 or -errno. */
+static int time_protect_scan(ufp_pool *p, volatile unsigned char *v,
+			     struct pooled *r)
+{
+	int err = 0;
 	r->writeprotect = -1;
 	if (r->dirty) {
-		t0 = ufpb_now_ns();
+		uint64_t t0 = ufpb_now_ns();
 		err = ufpi_uffd_writeprotect(p->uffd[0], (void *)v, MIB, true);
-		t1 = ufpb_now_ns();
+		uint64_t t1 = ufpb_now_ns();
 		if (err)
-			goto out;
+			return err;
 		r->writeprotect = (double)(t1 - t0);
 	}
 	r->scan = -1;
 	if (p->pagemap_fd >= 0) {
 		double t[9];
 		for (int k = 0; k < 9 && !err; k++) {
-			t0 = ufpb_now_ns();
+			uint64_t t0 = ufpb_now_ns();
 			err = ufpi_dirty_scan(p->pagemap_fd, (void *)v, MIB,
 					      false, no_op, NULL);
 			t[k] = (double)(ufpb_now_ns() - t0);
 		}
 		if (err)
-			goto out;
+			return err;
 		r->scan = ufpb_median(t + 1, 8); /* the first walk warms up */
 	}
-out:
+	return 0;
+}
+
+/* One round: a fresh pool, a module whose image covers `bytes`, one
+ * memory; reads, writes, re-protection and a scan, each timed apart. */
+static int pooled_round(size_t bytes, size_t page, const unsigned char *img,
+			struct pooled *r)
+{
+	ufp_pool *p = NULL;
+	ufp_module *m = NULL;
+	ufp_memory *mem = NULL;
+	int err = open_round(bytes, img, &p, &m, &mem);
+	if (!err)
+		err = ufp_pool_info(p, NULL, NULL, &r->dirty);
+	if (!err) {
+		volatile unsigned char *v = ufp_memory_base(mem);
+		time_touches(v, bytes, page, r);
+		err = time_protect_scan(p, v, r);
+	}
 	if (mem)
 		UFPI_IGNORE(ufp_memory_free(mem));
-	if (m)
-		UFPI_IGNORE(ufp_module_drop(m));
-	if (p)
-		UFPI_IGNORE(ufp_pool_destroy(p));
+	ufpb_pool_close(p, &m, 1);
 	return err;
 }
 
@@ -247,53 +265,38 @@ static const struct {
 	{"memcpy of 1 MiB, cache-warm", "ns", "memcpy_1mib_ns"},
 };
 
-int ufpb_calibrate(struct ufpb *b, int argc, char **argv)
+static int parse(struct ufpb *b, int argc, char **argv, size_t *mib)
 {
-	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t mib = b->quick ? 4 : 16;
-	int reps = b->reps < 3 ? 3 : b->reps;
-	double *v[NROWS] = {0};
-	int rc = 0, dirty = 0;
-	unsigned char *img = NULL;
-
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			b->json = 1;
 		else if (!strcmp(argv[i], "--quick")) {
 			b->quick = 1;
-			mib = 4;
+			*mib = 4;
 		} else if (!strcmp(argv[i], "--mib") && i + 1 < argc)
-			mib = strtoull(argv[++i], NULL, 0);
+			*mib = strtoull(argv[++i], NULL, 0);
 		else {
 			fprintf(stderr,
 				"usage: ufp-bench calibrate [--mib N]\n");
 			return 2;
 		}
 	}
-	if (!mib)
-		mib = 1;
-	const size_t bytes = mib * MIB;
-	bool oom = !(img = malloc(bytes));
-	for (int k = 0; k < NROWS; k++)
-		oom |= !(v[k] = calloc((size_t)reps, sizeof(double)));
-	if (oom) {
-		fprintf(stderr, "ufp-bench calibrate: out of memory\n");
-		rc = 1;
-		goto out;
-	}
-	for (size_t o = 0; o < bytes; o++)
-		img[o] = (unsigned char)(o * 131 + 7) | 1;
+	if (!*mib)
+		*mib = 1;
+	return 0;
+}
 
+/* `reps` rounds of every row into v[row][round]; *dirty whether the pool
+ * tracked dirty pages. 0 or -errno of a pool round. */
+static int measure(size_t bytes, size_t page, const unsigned char *img,
+		   int reps, double *v[NROWS], int *dirty)
+{
 	for (int r = 0; r < reps; r++) {
 		struct pooled pr;
 		int err = pooled_round(bytes, page, img, &pr);
-		if (err) {
-			fprintf(stderr, "ufp-bench calibrate: pool round: %s\n",
-				ufp_strerror(err));
-			rc = 1;
-			goto out;
-		}
-		dirty = pr.dirty;
+		if (err)
+			return err;
+		*dirty = pr.dirty;
 		v[SYSCALL][r] = syscall_ns();
 		v[ANON][r] = anon_write_ns(bytes, page);
 		v[FIRST_READ][r] = pr.first_read;
@@ -303,7 +306,12 @@ int ufpb_calibrate(struct ufpb *b, int argc, char **argv)
 		v[SCAN][r] = pr.scan;
 		v[MEMCPY][r] = memcpy_ns();
 	}
+	return 0;
+}
 
+static void print_rows(struct ufpb *b, double *v[NROWS], int reps, size_t mib,
+		       int dirty)
+{
 	ufpb_say(b,
 		 "calibrate: what page-table events cost on this machine "
 		 "(medians of %d rounds;\n"
@@ -323,6 +331,38 @@ int ufpb_calibrate(struct ufpb *b, int argc, char **argv)
 		ufpb_emit(b, "calibrate", "\"%s\": %.1f, \"reps\": %d",
 			  rows[k].json, med, reps);
 	}
+}
+
+int ufpb_calibrate(struct ufpb *b, int argc, char **argv)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t mib = b->quick ? 4 : 16;
+	int reps = b->reps < 3 ? 3 : b->reps;
+	double *v[NROWS] = {0};
+	int rc = parse(b, argc, argv, &mib), dirty = 0;
+	unsigned char *img = NULL;
+
+	if (rc)
+		return rc;
+	const size_t bytes = mib * MIB;
+	bool oom = !(img = malloc(bytes));
+	for (int k = 0; k < NROWS; k++)
+		oom |= !(v[k] = calloc((size_t)reps, sizeof(double)));
+	if (oom) {
+		fprintf(stderr, "ufp-bench calibrate: out of memory\n");
+		rc = 1;
+		goto out;
+	}
+	for (size_t o = 0; o < bytes; o++)
+		img[o] = (unsigned char)(o * 131 + 7) | 1;
+	int err = measure(bytes, page, img, reps, v, &dirty);
+	if (err) {
+		fprintf(stderr, "ufp-bench calibrate: pool round: %s\n",
+			ufp_strerror(err));
+		rc = 1;
+		goto out;
+	}
+	print_rows(b, v, reps, mib, dirty);
 out:
 	for (int k = 0; k < NROWS; k++)
 		free(v[k]);

@@ -69,21 +69,6 @@ static const char *level_name(ufp_log_level l)
 	return (unsigned)l < 4 ? names[l] : "?";
 }
 
-static const char *reclaim_name(ufp_reclaim r)
-{
-	switch (r) {
-	case UFP_RECLAIM_AUTO:
-		return "AUTO";
-	case UFP_RECLAIM_URING:
-		return "URING";
-	case UFP_RECLAIM_SYNC:
-		return "SYNC";
-	case UFP_RECLAIM_PROCESS_MADVISE:
-		return "PROCESS_MADVISE";
-	}
-	return "?";
-}
-
 /* JSON string body: quotes, backslashes and control bytes escaped. */
 static void json_str(FILE *f, const char *s)
 {
@@ -318,6 +303,18 @@ static void say_limits(struct ufpb *b, const struct limits *l)
 	}
 }
 
+/* One line of what AUTO chose: the choice, and the reason the library
+ * logged where it is not the preferred one. */
+static void say_choice(struct ufpb *b, const char *what, const char *choice,
+		       int preferred, const char *why)
+{
+	ufpb_say(b, "  %-20s %s%s%s\n", what, choice,
+		 preferred ? "" : " - fallback: ",
+		 preferred ? ""
+		 : why	   ? why
+			   : "(no reason logged)");
+}
+
 static void say_auto(struct ufpb *b, const struct autopool *a)
 {
 	ufpb_say(b, "\nwhat AUTO chooses (a 1-slot, 64 KiB pool with every "
@@ -326,35 +323,19 @@ static void say_auto(struct ufpb *b, const struct autopool *a)
 		ufpb_say(b, "  pool creation FAILED: %s\n",
 			 ufp_strerror(a->err));
 	} else {
-		int be_ok = a->be == UFP_BACKEND_UFFD,
-		    rc_ok = a->rc == UFP_RECLAIM_URING,
-		    fill_ok = a->fill == UFP_FILL_MINOR;
-		ufpb_say(b, "  backend              %s%s%s\n",
-			 ufpb_backend_name(a->be), be_ok ? "" : " - fallback: ",
-			 be_ok	     ? ""
-			 : a->be_why ? a->be_why
-				     : "(no reason logged)");
-		ufpb_say(b, "  fill mode            %s%s%s\n",
-			 ufpb_fill_name(a->fill),
-			 fill_ok ? "" : " - fallback: ",
-			 fill_ok       ? ""
-			 : a->fill_why ? a->fill_why
-				       : "(no reason logged)");
-		ufpb_say(b, "  reclaim engine       %s%s%s\n",
-			 reclaim_name(a->rc), rc_ok ? "" : " - fallback: ",
-			 rc_ok	     ? ""
-			 : a->rc_why ? a->rc_why
-				     : "(no reason logged)");
-		ufpb_say(b, "  dirty tracking       %s%s%s\n",
-			 !a->dirty ? "off"
-			 : a->fill == UFP_FILL_COPY
-				 ? "on (WP_ASYNC + PAGEMAP_SCAN)"
-				 : "on (anonymous pages, "
-				   "PAGEMAP_SCAN)",
-			 a->dirty ? "" : " - fallback: ",
-			 a->dirty    ? ""
-			 : a->dt_why ? a->dt_why
-				     : "(no reason logged)");
+		say_choice(b, "backend", ufpb_backend_name(a->be),
+			   a->be == UFP_BACKEND_UFFD, a->be_why);
+		say_choice(b, "fill mode", ufpb_fill_name(a->fill),
+			   a->fill == UFP_FILL_MINOR, a->fill_why);
+		say_choice(b, "reclaim engine", ufpb_reclaim_name(a->rc),
+			   a->rc == UFP_RECLAIM_URING, a->rc_why);
+		say_choice(b, "dirty tracking",
+			   !a->dirty ? "off"
+			   : a->fill == UFP_FILL_COPY
+				   ? "on (WP_ASYNC + PAGEMAP_SCAN)"
+				   : "on (anonymous pages, "
+				     "PAGEMAP_SCAN)",
+			   a->dirty, a->dt_why);
 	}
 	ufpb_say(b, "  library log (level debug, %u line%s)%s\n", a->logs.n,
 		 a->logs.n == 1 ? "" : "s", a->logs.n ? ":" : "");
@@ -422,7 +403,7 @@ static void json_auto(FILE *j, const struct autopool *a)
 		"\"backend_fallback\": ",
 		a->err ? "none" : ufpb_backend_name(a->be),
 		a->err ? "none" : ufpb_fill_name(a->fill),
-		a->err ? "none" : reclaim_name(a->rc),
+		a->err ? "none" : ufpb_reclaim_name(a->rc),
 		!a->err && a->dirty ? "true" : "false");
 	json_str(j, a->be_why ? a->be_why : "");
 	fprintf(j, ", \"fill_mode_fallback\": ");

@@ -54,25 +54,13 @@ static const struct ufpb_setting *setting(size_t k)
 }
 
 struct result {
-	double *ns; /* per-cycle times, all reps */
-	size_t n, cap;
+	struct ufpb_vec ns;		      /* per-cycle times, all reps */
 	uint64_t faults;		      /* over all measured cycles */
 	struct ufpb_resid live[16], idle[16]; /* per warm rep */
 	size_t nres;
 	ufp_fill_mode fill;
 	int err;
 };
-
-static void push(struct result *r, double v)
-{
-	if (r->n == r->cap) {
-		r->cap = r->cap ? 2 * r->cap : 256;
-		r->ns = realloc(r->ns, r->cap * sizeof(*r->ns));
-		if (!r->ns)
-			abort();
-	}
-	r->ns[r->n++] = v;
-}
 
 struct touch_arg {
 	uint64_t pages;
@@ -119,7 +107,7 @@ static void run(const struct ufpb_setting *st, const unsigned char *data,
 		r->err = ufp_memory_free(mem);
 		uint64_t t1 = ufpb_now_ns();
 		if (k >= 0) /* two warm-up cycles first */
-			push(r, (double)(t1 - t0));
+			ufpb_vec_push(&r->ns, (double)(t1 - t0));
 	}
 	UFPI_IGNORE(ufp_pool_stats(pool, &s1));
 	r->faults += s1.faults - s0.faults;
@@ -129,15 +117,7 @@ static void run(const struct ufpb_setting *st, const unsigned char *data,
 		r->err = ufpb_resid_cycle(pool, m[0], touch_fraction, &t, &base,
 					  &r->live[k], &r->idle[k]);
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	UFPI_IGNORE(ufp_pool_destroy(pool));
-}
-
-static double median_of(struct result *r)
-{
-	return ufpb_median(r->ns, r->n);
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* Medians of one image size and write fraction, per setting. */
@@ -148,11 +128,11 @@ struct summary {
 
 static void summarize(struct result *w, struct result *c, struct summary *s)
 {
-	s->warm = median_of(w);
-	s->warm_p99 = ufpb_percentile(w->ns, w->n, 99);
-	s->cold = median_of(c);
-	s->cold_p99 = ufpb_percentile(c->ns, c->n, 99);
-	s->faults = (double)w->faults / (double)(w->n ? w->n : 1);
+	s->warm = ufpb_vec_median(&w->ns);
+	s->warm_p99 = ufpb_percentile(w->ns.v, w->ns.n, 99);
+	s->cold = ufpb_vec_median(&c->ns);
+	s->cold_p99 = ufpb_percentile(c->ns.v, c->ns.n, 99);
+	s->faults = (double)w->faults / (double)(w->ns.n ? w->ns.n : 1);
 	ufpb_resid_median(w->live, w->nres, &s->live);
 	ufpb_resid_median(w->idle, w->nres, &s->idle);
 }
@@ -179,7 +159,7 @@ static void print_row(struct ufpb *b, const struct ufpb_setting *st,
 		  st->name, ufpb_backend_name(st->backend),
 		  ufpb_fill_name(w->fill), st->keep_all ? "true" : "false", len,
 		  pm, s->warm, s->warm_p99, s->faults, (long long)s->idle.priv,
-		  s->cold, s->cold_p99, floor_ns, w->n,
+		  s->cold, s->cold_p99, floor_ns, w->ns.n,
 		  ufpb_resid_json(&s->live, "live", js[0], sizeof(js[0])),
 		  ufpb_resid_json(&s->idle, "freed", js[1], sizeof(js[1])));
 }
@@ -260,7 +240,7 @@ static void run_case(struct ufpb *b, const unsigned char *data, size_t len,
 	 * stacks, allocator arenas) would land in the first row's residency */
 	struct result warmup = {0};
 	run(setting(0), data, len, pm, 0, 4, &warmup);
-	free(warmup.ns);
+	free(warmup.ns.v);
 	for (int rep = 0; rep < reps; rep++)
 		for (size_t k = 0; k < nset; k++) {
 			run(setting(k), data, len, pm, 0, cycles, &warm[k]);
@@ -289,8 +269,8 @@ static void run_case(struct ufpb *b, const unsigned char *data, size_t len,
 	verdicts(b, s, len, pm, warm, ok);
 	ufpb_say(b, "\n");
 	for (size_t k = 0; k < NALL; k++) {
-		free(warm[k].ns);
-		free(cold[k].ns);
+		free(warm[k].ns.v);
+		free(cold[k].ns.v);
 	}
 }
 

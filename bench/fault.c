@@ -477,8 +477,9 @@ struct context {
 	uint64_t mib, seed;
 };
 
-static void print_intro(struct ufpb *b, const struct work *w,
-			const struct context *cx)
+/* What the run does and what each column means. */
+static void explain(struct ufpb *b, const struct work *w,
+		    const struct context *cx)
 {
 	ufpb_say(
 		b,
@@ -522,6 +523,13 @@ static void print_intro(struct ufpb *b, const struct work *w,
 		w->dirty ? "on where the kernel has it" : "off",
 		cx->fl->bytes >> 20, w->reps, ROW_BUDGET_NS / 1e9,
 		SUBSET_PERCENT);
+}
+
+/* The costs every cold touch pays that the rows compare against: the
+ * floor, the memfd touch, first reads, a wake-up, the CPU pressure. */
+static void print_costs(struct ufpb *b, const struct work *w,
+			const struct context *cx)
+{
 	ufpb_say(b,
 		 "\nfloor: %.0f ns/page wall, %.0f ns/page CPU (median of "
 		 "%zu); memfd: %.0f ns/page\n",
@@ -563,6 +571,13 @@ static void print_intro(struct ufpb *b, const struct work *w,
 		  "\"ns_per_page_median\": %.1f, \"image_bytes\": %zu, "
 		  "\"reps\": %d",
 		  cx->memfd_ns, w->bytes, w->nmemfd);
+}
+
+static void print_intro(struct ufpb *b, const struct work *w,
+			const struct context *cx)
+{
+	explain(b, w, cx);
+	print_costs(b, w, cx);
 }
 
 static void window_of(size_t k, uint64_t v[3])
@@ -657,19 +672,17 @@ static void print_rows(struct ufpb *b, const struct work *w,
 				 *settings[k].note ? "  (" : "",
 				 settings[k].note,
 				 *settings[k].note ? ")" : "");
+			/* JSON mode prints no table: the same order */
+			ufpb_emit(b, "fault",
+				  "\"residency\": true, \"window\": %llu, "
+				  "\"window_max\": %llu, \"fill\": \"%s\", %s",
+				  (unsigned long long)win[0],
+				  (unsigned long long)win[1],
+				  ufpb_fill_name(r->fill),
+				  ufpb_resid_json(i ? &r->idle : &r->live,
+						  i ? "freed" : "live", js,
+						  sizeof(js)));
 		}
-		ufpb_emit(b, "fault",
-			  "\"residency\": true, \"window\": %llu, "
-			  "\"window_max\": %llu, \"fill\": \"%s\", %s",
-			  (unsigned long long)win[0],
-			  (unsigned long long)win[1], ufpb_fill_name(r->fill),
-			  ufpb_resid_json(&r->live, "live", js, sizeof(js)));
-		ufpb_emit(b, "fault",
-			  "\"residency\": true, \"window\": %llu, "
-			  "\"window_max\": %llu, \"fill\": \"%s\", %s",
-			  (unsigned long long)win[0],
-			  (unsigned long long)win[1], ufpb_fill_name(r->fill),
-			  ufpb_resid_json(&r->idle, "freed", js, sizeof(js)));
 	}
 }
 

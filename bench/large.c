@@ -67,8 +67,7 @@ static void run_pool(const struct ufpb_setting *st, size_t bytes, int cycles,
 		r->err = ufpb_resid_read(pool, &now);
 	if (!r->err)
 		ufpb_resid_sub(&r->idle, &now, &base);
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, NULL, 0);
 }
 
 static void run_anon(size_t bytes, int cycles, struct lres *r)
@@ -118,22 +117,18 @@ static void row(struct ufpb *b, const char *name, struct lres *r, double *tot,
 
 int ufpb_large(struct ufpb *b, int argc, char **argv)
 {
-	size_t mib = 0;
+	int mib = 0;
 	for (int i = 0; i < argc; i++) {
-		if (ufpb_common_arg(b, argc, argv, &i))
+		if (ufpb_common_arg(b, argc, argv, &i) ||
+		    ufpb_int_arg(argc, argv, &i, "--mib", 1, &mib))
 			continue;
-		if (!strcmp(argv[i], "--mib") && i + 1 < argc &&
-		    atoi(argv[i + 1]) > 0) {
-			mib = (size_t)atoi(argv[++i]);
-			continue;
-		}
 		fprintf(stderr, "usage: ufp-bench large [--json] [--quick] "
 				"[--reps N] [--mib N]\n");
 		return 2;
 	}
 	if (!mib)
 		mib = b->quick ? 64 : 256;
-	const size_t bytes = mib << 20;
+	const size_t bytes = (size_t)mib << 20;
 	const int cycles = 3, reps = b->reps * cycles > MAX_SAMPLES
 					     ? MAX_SAMPLES / cycles
 					     : b->reps;
@@ -155,7 +150,7 @@ int ufpb_large(struct ufpb *b, int argc, char **argv)
 		 "page, free; %d reps x %d cycles,\n"
 		 "  medians; residency after the last free, against before "
 		 "the setting ran:\n",
-		 mib, reps, cycles);
+		 (size_t)mib, reps, cycles);
 	ufpb_resid_explain(b);
 	ufpb_say(b, "\n  %-26s %10s %10s %s\n", "setting", "cycle us",
 		 "free us", ufpb_resid_head());

@@ -125,6 +125,22 @@ double ufpb_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void ufpb_vec_push(struct ufpb_vec *s, double x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		if (!s->v)
+			abort();
+	}
+	s->v[s->n++] = x;
+}
+
+double ufpb_vec_median(struct ufpb_vec *s)
+{
+	return ufpb_median(s->v, s->n);
+}
+
 void ufpb_emit(struct ufpb *b, const char *scenario, const char *fmt, ...)
 {
 	va_list ap;
@@ -160,6 +176,16 @@ int ufpb_common_arg(struct ufpb *b, int argc, char **argv, int *i)
 		b->reps = atoi(argv[++*i]);
 	else
 		return 0;
+	return 1;
+}
+
+int ufpb_int_arg(int argc, char **argv, int *i, const char *name, int min,
+		 int *v)
+{
+	if (strcmp(argv[*i], name) || *i + 1 >= argc ||
+	    atoi(argv[*i + 1]) < min)
+		return 0;
+	*v = atoi(argv[++*i]);
 	return 1;
 }
 

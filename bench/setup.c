@@ -39,7 +39,18 @@ void ufpb_config(const struct ufpb_setting *st, uint32_t slots,
 	c->dirty_tracking = st->dirty;
 	if (!st->keep_default)
 		c->keep_resident_bytes = st->keep_all ? max_bytes : 0;
+	c->prefetch = st->prefetch;
 	c->reclaim = UFP_RECLAIM_SYNC;
+}
+
+void ufpb_affine_config(uint32_t slots, uint64_t max_bytes, ufp_config *c)
+{
+	ufp_config_init(c);
+	c->slots = slots;
+	c->max_memory_bytes = max_bytes;
+	c->guard_bytes = 64 << 10;
+	c->strategy = UFP_STRATEGY_REUSE_AFFINITY;
+	c->keep_resident_bytes = max_bytes;
 }
 
 int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
@@ -53,6 +64,15 @@ int ufpb_pool_open(const struct ufpb_setting *st, uint32_t slots,
 	return err;
 }
 
+void ufpb_pool_close(ufp_pool *pool, ufp_module *const *m, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (m[k])
+			UFPI_IGNORE(ufp_module_drop(m[k]));
+	if (pool)
+		UFPI_IGNORE(ufp_pool_destroy(pool));
+}
+
 const char *ufpb_fill_note(const struct ufpb_setting *st, ufp_fill_mode got)
 {
 	if (st->backend != UFP_BACKEND_UFFD || st->fill == got ||
@@ -63,32 +83,43 @@ const char *ufpb_fill_note(const struct ufpb_setting *st, ufp_fill_mode got)
 	return got == UFP_FILL_COPY ? " (ran COPY!)" : " (ran MINOR!)";
 }
 
+/* names[v], or "?" for a value the table does not know */
+static const char *name_of(const char *const *names, size_t n, int v)
+{
+	return v >= 0 && (size_t)v < n && names[v] ? names[v] : "?";
+}
+#define NAME_OF(names, v) name_of(names, sizeof(names) / sizeof(names[0]), v)
+
 const char *ufpb_backend_name(ufp_backend b)
 {
-	switch (b) {
-	case UFP_BACKEND_AUTO:
-		return "AUTO";
-	case UFP_BACKEND_UFFD:
-		return "UFFD";
-	case UFP_BACKEND_COW:
-		return "COW";
-	case UFP_BACKEND_COPY:
-		return "COPY";
-	}
-	return "?";
+	static const char *const names[] = {
+		[UFP_BACKEND_AUTO] = "AUTO",
+		[UFP_BACKEND_UFFD] = "UFFD",
+		[UFP_BACKEND_COW] = "COW",
+		[UFP_BACKEND_COPY] = "COPY",
+	};
+	return NAME_OF(names, (int)b);
 }
 
 const char *ufpb_fill_name(ufp_fill_mode f)
 {
-	switch (f) {
-	case UFP_FILL_AUTO:
-		return "AUTO";
-	case UFP_FILL_MINOR:
-		return "MINOR";
-	case UFP_FILL_COPY:
-		return "COPY";
-	}
-	return "?";
+	static const char *const names[] = {
+		[UFP_FILL_AUTO] = "AUTO",
+		[UFP_FILL_MINOR] = "MINOR",
+		[UFP_FILL_COPY] = "COPY",
+	};
+	return NAME_OF(names, (int)f);
+}
+
+const char *ufpb_reclaim_name(ufp_reclaim r)
+{
+	static const char *const names[] = {
+		[UFP_RECLAIM_AUTO] = "AUTO",
+		[UFP_RECLAIM_URING] = "URING",
+		[UFP_RECLAIM_SYNC] = "SYNC",
+		[UFP_RECLAIM_PROCESS_MADVISE] = "PROCESS_MADVISE",
+	};
+	return NAME_OF(names, (int)r);
 }
 
 unsigned char *ufpb_image_bytes(size_t len, uint64_t seed)
@@ -141,7 +172,7 @@ uint64_t ufpb_written_pages(uint64_t pages, unsigned permille)
 	return n;
 }
 
-static uint64_t splitmix(uint64_t *s)
+uint64_t ufpb_splitmix(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -155,9 +186,29 @@ void ufpb_shuffle(uint32_t *v, size_t n, uint64_t seed)
 	for (size_t i = 0; i < n; i++)
 		v[i] = (uint32_t)i;
 	for (size_t i = n ? n - 1 : 0; i > 0; i--) {
-		size_t j = (size_t)(splitmix(&s) % (i + 1));
+		size_t j = (size_t)(ufpb_splitmix(&s) % (i + 1));
 		uint32_t t = v[i];
 		v[i] = v[j];
 		v[j] = t;
 	}
+}
+
+int ufpb_wave(ufp_pool *pool, ufp_module *m, uint32_t k, ufp_memory **mem,
+	      ufpb_fill_fn fill, const void *arg)
+{
+	uint32_t n = 0;
+	int err = 0;
+
+	for (; n < k; n++) {
+		err = ufp_memory_alloc(pool, m, 0, &mem[n]);
+		if (err)
+			break;
+		fill(ufp_memory_base(mem[n]), n, arg);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int e = ufp_memory_free(mem[i]);
+		if (!err)
+			err = e;
+	}
+	return err;
 }

@@ -88,10 +88,7 @@ static void run(const struct ufpb_setting *st, const unsigned char *seg,
 		r->err = ufpb_resid_cycle(pool, m, touch_two, NULL, &base,
 					  &r->live[k], &r->idle[k]);
 	}
-	if (m)
-		UFPI_IGNORE(ufp_module_drop(m));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, &m, 1);
 }
 
 /* A runtime without a pool: a fresh zeroed memory, the segment copied in. */
@@ -167,56 +164,29 @@ static int targets(struct ufpb *b, const struct result *res, const double *med)
 	return 0;
 }
 
-int ufpb_small(struct ufpb *b, int argc, char **argv)
+static int parse(struct ufpb *b, int argc, char **argv, int *cycles)
 {
-	int cycles = 0;
 	for (int i = 0; i < argc; i++) {
-		if (ufpb_common_arg(b, argc, argv, &i))
+		int kib = 0;
+		if (ufpb_common_arg(b, argc, argv, &i) ||
+		    ufpb_int_arg(argc, argv, &i, "--cycles", 1, cycles))
 			continue;
-		if (!strcmp(argv[i], "--kib") && i + 1 < argc &&
-		    atoi(argv[i + 1]) >= 128 && atoi(argv[i + 1]) % 64 == 0) {
-			mem_bytes = (unsigned)atoi(argv[++i]) << 10;
-			continue;
-		}
-		if (!strcmp(argv[i], "--cycles") && i + 1 < argc &&
-		    atoi(argv[i + 1]) > 0) {
-			cycles = atoi(argv[++i]);
+		if (ufpb_int_arg(argc, argv, &i, "--kib", 128, &kib) &&
+		    kib % 64 == 0) {
+			mem_bytes = (unsigned)kib << 10;
 			continue;
 		}
 		fprintf(stderr, "usage: ufp-bench small [--json] [--quick] "
 				"[--reps N] [--cycles N] [--kib N]\n");
 		return 2;
 	}
-	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
-	if (b->quick && reps > 3)
-		reps = 3;
-	if (!cycles)
-		cycles = b->quick ? 1000 : 2000;
+	return 0;
+}
 
-	unsigned char *seg = ufpb_image_bytes(SEG_BYTES, 3);
-	struct result res[UFPB_NSET + 1];
-	double med[UFPB_NSET + 1] = {0};
-	int rc = seg ? 0 : 1;
-	memset(res, 0, sizeof(res));
-	for (size_t k = 0; k <= UFPB_NSET && !rc; k++) {
-		res[k].ns =
-			calloc((size_t)reps * (size_t)cycles, sizeof(double));
-		rc = res[k].ns ? 0 : 1;
-	}
-	if (rc)
-		goto out;
-
-	ufpb_say(b,
-		 "small: alloc a %u KiB memory (a %u KiB data segment at 0), "
-		 "write one byte in an image page\n"
-		 "  and one in a zero page, free; one-slot pool (warm). "
-		 "Median and p99 us per cycle over\n"
-		 "  %d reps x %d cycles, settings interleaved rep by rep; "
-		 "residency of one more cycle per rep.\n",
-		 MEM_BYTES >> 10, SEG_BYTES >> 10, reps, cycles);
-	ufpb_resid_explain(b);
-	ufpb_say(b, "\n  %-28s %8s %8s %4s%s\n", "setting", "us", "p99 us", "",
-		 ufpb_resid_head());
+/* Every setting and the malloc baseline, interleaved rep by rep. */
+static void run_all(const unsigned char *seg, int reps, int cycles,
+		    struct result *res)
+{
 	/* A discarded run first: one-time costs of the process (thread
 	 * stacks, allocator arenas) would land in the first row's residency */
 	struct result warmup = {.ns = res[0].ns};
@@ -228,13 +198,56 @@ int ufpb_small(struct ufpb *b, int argc, char **argv)
 		if (!res[UFPB_NSET].err)
 			run_malloc(seg, cycles, &res[UFPB_NSET]);
 	}
+}
+
+static void print_intro(struct ufpb *b, int reps, int cycles)
+{
+	ufpb_say(b,
+		 "small: alloc a %u KiB memory (a %u KiB data segment at 0), "
+		 "write one byte in an image page\n"
+		 "  and one in a zero page, free; one-slot pool (warm). "
+		 "Median and p99 us per cycle over\n"
+		 "  %d reps x %d cycles, settings interleaved rep by rep; "
+		 "residency of one more cycle per rep.\n",
+		 MEM_BYTES >> 10, SEG_BYTES >> 10, reps, cycles);
+	ufpb_resid_explain(b);
+	ufpb_say(b, "\n  %-28s %8s %8s %4s%s\n", "setting", "us", "p99 us", "",
+		 ufpb_resid_head());
+}
+
+int ufpb_small(struct ufpb *b, int argc, char **argv)
+{
+	int cycles = 0;
+	int rc = parse(b, argc, argv, &cycles);
+	if (rc)
+		return rc;
+	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
+	if (b->quick && reps > 3)
+		reps = 3;
+	if (!cycles)
+		cycles = b->quick ? 1000 : 2000;
+
+	unsigned char *seg = ufpb_image_bytes(SEG_BYTES, 3);
+	struct result res[UFPB_NSET + 1];
+	double med[UFPB_NSET + 1] = {0};
+	rc = seg ? 0 : 1;
+	memset(res, 0, sizeof(res));
+	for (size_t k = 0; k <= UFPB_NSET && !rc; k++) {
+		res[k].ns =
+			calloc((size_t)reps * (size_t)cycles, sizeof(double));
+		rc = res[k].ns ? 0 : 1;
+	}
+	if (rc)
+		goto out;
+
+	print_intro(b, reps, cycles);
+	run_all(seg, reps, cycles, res);
 	for (size_t k = 0; k < UFPB_NSET; k++)
 		print_row(b, ufpb_settings[k].name,
 			  ufpb_fill_note(&ufpb_settings[k], res[k].fill),
 			  &res[k], &med[k]);
 	print_row(b, "malloc+memset+memcpy+free", "", &res[UFPB_NSET],
 		  &med[UFPB_NSET]);
-
 	rc = targets(b, res, med);
 out:
 	for (size_t k = 0; k <= UFPB_NSET; k++)

@@ -35,6 +35,23 @@ static int parse_u64(const char *s, uint64_t *v)
 	return *s && !*end ? 0 : -1;
 }
 
+/* Whether a one-slot pool of this backend and engine can be created. */
+static bool can_create(ufp_backend backend, ufp_reclaim reclaim)
+{
+	ufp_config c;
+	ufp_pool *p;
+	ufp_config_init(&c);
+	c.slots = 1;
+	c.max_memory_bytes = 64 << 10;
+	c.guard_bytes = 64 << 10;
+	c.backend = backend;
+	c.reclaim = reclaim;
+	if (ufp_pool_create(&c, &p))
+		return false;
+	(void)!ufp_pool_destroy(p);
+	return true;
+}
+
 /* Backends and reclaim engines a pool can be created with here. */
 static void probe(ufp_backend *bk, size_t *nb, ufp_reclaim *rc, size_t *nr)
 {
@@ -43,50 +60,25 @@ static void probe(ufp_backend *bk, size_t *nb, ufp_reclaim *rc, size_t *nr)
 	static const ufp_reclaim reclaims[] = {UFP_RECLAIM_URING,
 					       UFP_RECLAIM_SYNC,
 					       UFP_RECLAIM_PROCESS_MADVISE};
-	ufp_config c;
-	ufp_pool *p;
 
 	*nb = *nr = 0;
-	for (size_t i = 0; i < 3; i++) {
-		ufp_config_init(&c);
-		c.slots = 1;
-		c.max_memory_bytes = 64 << 10;
-		c.guard_bytes = 64 << 10;
-		c.backend = backends[i];
-		c.reclaim = UFP_RECLAIM_SYNC;
-		if (ufp_pool_create(&c, &p) == 0) {
+	for (size_t i = 0; i < 3; i++)
+		if (can_create(backends[i], UFP_RECLAIM_SYNC))
 			bk[(*nb)++] = backends[i];
-			(void)!ufp_pool_destroy(p);
-		}
-	}
-	for (size_t i = 0; i < 3; i++) {
-		ufp_config_init(&c);
-		c.slots = 1;
-		c.max_memory_bytes = 64 << 10;
-		c.guard_bytes = 64 << 10;
-		c.backend = *nb ? bk[0] : UFP_BACKEND_AUTO;
-		c.reclaim = reclaims[i];
-		if (ufp_pool_create(&c, &p) == 0) {
+	for (size_t i = 0; i < 3; i++)
+		if (can_create(*nb ? bk[0] : UFP_BACKEND_AUTO, reclaims[i]))
 			rc[(*nr)++] = reclaims[i];
-			(void)!ufp_pool_destroy(p);
-		}
-	}
 }
 
-int ufpb_soak(struct ufpb *b, int argc, char **argv)
+static int parse(int argc, char **argv, uint64_t *seconds, uint64_t *seed)
 {
-	uint64_t seconds = b->quick ? 2 : 10, seed = 0;
 	bool have_seed = false;
-	ufp_backend bk[3];
-	ufp_reclaim rc[3];
-	size_t nb, nr;
-
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--seconds") && i + 1 < argc &&
-		    !parse_u64(argv[i + 1], &seconds)) {
+		    !parse_u64(argv[i + 1], seconds)) {
 			i++;
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc &&
-			   !parse_u64(argv[i + 1], &seed)) {
+			   !parse_u64(argv[i + 1], seed)) {
 			have_seed = true;
 			i++;
 		} else {
@@ -96,24 +88,27 @@ int ufpb_soak(struct ufpb *b, int argc, char **argv)
 		}
 	}
 	if (!have_seed)
-		seed = (ufpb_now_ns() ^ ((uint64_t)getpid() << 32)) %
-		       1000000000;
-	probe(bk, &nb, rc, &nr);
-	if (!nb || !nr) {
-		fprintf(stderr,
-			"soak: no pool can be created here (backends "
-			"%zu, reclaim engines %zu usable)\n",
-			nb, nr);
-		return 1;
-	}
+		*seed = (ufpb_now_ns() ^ ((uint64_t)getpid() << 32)) %
+			1000000000;
+	return 0;
+}
 
-	ufpb_say(b,
-		 "soak: randomized model runs for %" PRIu64 " s from seed "
-		 "%" PRIu64 " (not a benchmark)\n",
-		 seconds, seed);
-	struct ufpm_totals t = {0};
-	uint64_t first = seed, seeds = 0, shrunk = 0;
+/* What the soak ran through: seeds first..last, totals. */
+struct soak_run {
+	struct ufpm_totals t;
+	uint64_t first, last, seeds;
+	double secs;
+};
+
+/* Model runs on seeds from *seed on until the deadline; the first
+ * single-threaded failure is shrunk (on stderr). */
+static void soak_runs(struct ufpb *b, uint64_t seconds, uint64_t seed,
+		      const ufp_backend *bk, size_t nb, const ufp_reclaim *rc,
+		      size_t nr, struct soak_run *out)
+{
+	uint64_t shrunk = 0;
 	uint64_t t0 = ufpb_now_ns(), deadline = t0 + seconds * 1000000000ull;
+	out->first = seed;
 	do {
 		struct ufpm_params p;
 		struct ufpm_result r;
@@ -121,19 +116,18 @@ int ufpb_soak(struct ufpb *b, int argc, char **argv)
 
 		ufpm_params_from_seed(&p, seed, bk, nb, rc, nr);
 		ufpm_describe(&p, d, sizeof(d));
-		seeds++;
-		enum ufpm_status st = ufpm_run(&p, UFPM_ALL, &t, &r,
+		out->seeds++;
+		enum ufpm_status st = ufpm_run(&p, UFPM_ALL, &out->t, &r,
 					       p.threads > 1 ? stderr : NULL);
 		if (st == UFPM_FAIL) {
 			fprintf(stderr,
 				"soak: FAILED %s (seed %" PRIu64 "): %s\n", d,
 				seed, r.msg);
 			if (p.threads == 1 && !shrunk++) {
+				uint64_t now = ufpb_now_ns();
 				double left =
-					(double)(deadline > ufpb_now_ns()
-							 ? deadline -
-								   ufpb_now_ns()
-							 : 0) /
+					(double)(deadline > now ? deadline - now
+								: 0) /
 					1e9;
 				ufpm_shrink(&p, &r, left > 60 ? left : 60,
 					    stderr);
@@ -144,25 +138,31 @@ int ufpb_soak(struct ufpb *b, int argc, char **argv)
 		}
 		seed++;
 	} while (ufpb_now_ns() < deadline);
-	double secs = (double)(ufpb_now_ns() - t0) / 1e9;
+	out->last = seed - 1;
+	out->secs = (double)(ufpb_now_ns() - t0) / 1e9;
+}
 
+static void report(struct ufpb *b, const struct soak_run *s)
+{
+	const struct ufpm_totals *t = &s->t;
 	ufpb_say(b,
 		 "soak: %.1f s, seeds %" PRIu64 "..%" PRIu64 " (%" PRIu64
 		 " runs)\n",
-		 secs, first, seed - 1, seeds);
-	ufpb_say(b, "  operations run     %" PRIu64 "\n", t.ops);
-	ufpb_say(b, "  memories created   %" PRIu64 "\n", t.memories);
-	ufpb_say(b, "  modules created    %" PRIu64 "\n", t.modules);
-	ufpb_say(b, "  bytes compared     %" PRIu64 "\n", t.bytes_compared);
-	ufpb_say(b, "  checkpoints        %" PRIu64 "\n", t.checkpoints);
+		 s->secs, s->first, s->last, s->seeds);
+	ufpb_say(b, "  operations run     %" PRIu64 "\n", t->ops);
+	ufpb_say(b, "  memories created   %" PRIu64 "\n", t->memories);
+	ufpb_say(b, "  modules created    %" PRIu64 "\n", t->modules);
+	ufpb_say(b, "  bytes compared     %" PRIu64 "\n", t->bytes_compared);
+	ufpb_say(b, "  checkpoints        %" PRIu64 "\n", t->checkpoints);
 	ufpb_say(b,
 		 "  EAGAIN (pool full) %" PRIu64 ", EAGAIN (purge in "
 		 "flight) %" PRIu64
 		 ", EINVAL (module dropped meanwhile) %" PRIu64
 		 ", bad arguments rejected %" PRIu64 "\n",
-		 t.eagain_full, t.eagain_purge, t.einval_dropped, t.rejected);
-	ufpb_say(b, "  skipped runs       %" PRIu64 "\n", t.skips);
-	ufpb_say(b, "  failures           %" PRIu64 "\n", t.failures);
+		 t->eagain_full, t->eagain_purge, t->einval_dropped,
+		 t->rejected);
+	ufpb_say(b, "  skipped runs       %" PRIu64 "\n", t->skips);
+	ufpb_say(b, "  failures           %" PRIu64 "\n", t->failures);
 	ufpb_emit(b, "soak",
 		  "\"seconds\": %.1f, \"first_seed\": %" PRIu64
 		  ", \"last_seed\": %" PRIu64 ", \"runs\": %" PRIu64
@@ -172,9 +172,35 @@ int ufpb_soak(struct ufpb *b, int argc, char **argv)
 		  ", \"eagain_purge\": %" PRIu64
 		  ", \"einval_dropped\": %" PRIu64 ", \"rejected\": %" PRIu64
 		  ", \"skips\": %" PRIu64 ", \"failures\": %" PRIu64,
-		  secs, first, seed - 1, seeds, t.ops, t.memories, t.modules,
-		  t.bytes_compared, t.checkpoints, t.eagain_full,
-		  t.eagain_purge, t.einval_dropped, t.rejected, t.skips,
-		  t.failures);
-	return t.failures ? 1 : 0;
+		  s->secs, s->first, s->last, s->seeds, t->ops, t->memories,
+		  t->modules, t->bytes_compared, t->checkpoints, t->eagain_full,
+		  t->eagain_purge, t->einval_dropped, t->rejected, t->skips,
+		  t->failures);
+}
+
+int ufpb_soak(struct ufpb *b, int argc, char **argv)
+{
+	uint64_t seconds = b->quick ? 2 : 10, seed = 0;
+	ufp_backend bk[3];
+	ufp_reclaim rc[3];
+	size_t nb, nr;
+
+	if (parse(argc, argv, &seconds, &seed))
+		return 2;
+	probe(bk, &nb, rc, &nr);
+	if (!nb || !nr) {
+		fprintf(stderr,
+			"soak: no pool can be created here (backends "
+			"%zu, reclaim engines %zu usable)\n",
+			nb, nr);
+		return 1;
+	}
+	ufpb_say(b,
+		 "soak: randomized model runs for %" PRIu64 " s from seed "
+		 "%" PRIu64 " (not a benchmark)\n",
+		 seconds, seed);
+	struct soak_run s = {{0}};
+	soak_runs(b, seconds, seed, bk, nb, rc, nr, &s);
+	report(b, &s);
+	return s.t.failures ? 1 : 0;
 }

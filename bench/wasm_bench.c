@@ -96,6 +96,20 @@ static void touch_image(unsigned char *base, const void *arg)
 	touch(base, t->pages, t->npages);
 }
 
+/* A one-slot pool of st holding `copies` modules of w (cold cycles
+ * alternate two copies in the slot). 0 or -errno. */
+static int open_copies(const struct ufpb_setting *st,
+		       const struct ufpw_module *w, uint64_t initial,
+		       int copies, ufp_pool **pool, ufp_module *m[2],
+		       ufp_fill_mode *fill)
+{
+	int err = ufpb_pool_open(st, 1, initial, pool, fill);
+	for (int k = 0; k < copies && !err; k++)
+		err = ufp_module_create(*pool, (const ufp_segment *)w->segs,
+					w->nsegs, initial, &m[k]);
+	return err;
+}
+
 /* One rep of `cycles` cycles; appends to r. Cold: two copies of the
  * module alternate in the one slot. */
 static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
@@ -108,10 +122,8 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 
 	r->err = ufpb_resid_read(NULL, &base);
 	if (!r->err)
-		r->err = ufpb_pool_open(st, 1, initial, &pool, &r->fill);
-	for (int k = 0; k < 1 + cold && !r->err; k++)
-		r->err = ufp_module_create(pool, (const ufp_segment *)w->segs,
-					   w->nsegs, initial, &m[k]);
+		r->err = open_copies(st, w, initial, 1 + cold, &pool, m,
+				     &r->fill);
 	for (int k = -2; k < cycles && !r->err; k++) {
 		ufp_memory *mem;
 		uint64_t t0 = ufpb_now_ns();
@@ -129,11 +141,7 @@ static void run(const struct ufpb_setting *st, const struct ufpw_module *w,
 		r->err = ufpb_resid_cycle(pool, m[0], touch_image, &t, &base,
 					  &r->live[k], &r->idle[k]);
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* Cold cycles of fill=MINOR with prefetch on or off (issue 11): two
@@ -149,22 +157,23 @@ struct pfres {
 	int err;
 };
 
+/* fill=MINOR keep=0 (the shared row) with prefetch off and on. */
+static const struct ufpb_setting pf_settings[2] = {
+	{"uffd MINOR no prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
+	 UFP_DIRTY_AUTO, 0, .prefetch = UFP_PREFETCH_OFF},
+	{"uffd MINOR prefetch", UFP_BACKEND_UFFD, UFP_FILL_MINOR,
+	 UFP_DIRTY_AUTO, 0, .prefetch = UFP_PREFETCH_AUTO},
+};
+
 static void run_pf(int on, const struct ufpw_module *w, uint64_t initial,
 		   const uint32_t *pages, size_t npages, int cycles,
 		   struct pfres *r)
 {
 	ufp_pool *pool = NULL;
 	ufp_module *m[2] = {NULL, NULL};
-	ufp_config c;
 
-	ufpb_config(&ufpb_settings[UFPB_SET_UFFD_MINOR], 1, initial, &c);
-	c.prefetch = on ? UFP_PREFETCH_AUTO : UFP_PREFETCH_OFF;
-	r->err = ufp_pool_create(&c, &pool);
-	if (!r->err)
-		r->err = ufp_pool_fill_mode(pool, &r->fill);
-	for (int k = 0; k < 2 && !r->err; k++)
-		r->err = ufp_module_create(pool, (const ufp_segment *)w->segs,
-					   w->nsegs, initial, &m[k]);
+	r->err = open_copies(&pf_settings[on], w, initial, 2, &pool, m,
+			     &r->fill);
 	for (int k = -2; k < cycles && !r->err; k++) {
 		ufp_stats s0 = {.size = sizeof(s0)}, s1 = s0;
 		ufp_memory *mem;
@@ -189,11 +198,7 @@ static void run_pf(int on, const struct ufpw_module *w, uint64_t initial,
 			(double)(s1.pages_prefetched - s0.pages_prefetched);
 		r->npf++;
 	}
-	for (int k = 0; k < 2; k++)
-		if (m[k])
-			UFPI_IGNORE(ufp_module_drop(m[k]));
-	if (pool)
-		UFPI_IGNORE(ufp_pool_destroy(pool));
+	ufpb_pool_close(pool, m, 2);
 }
 
 /* One row per module of the faults table printed after all modules. */
@@ -208,8 +213,6 @@ static int npfrows;
 static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 		     size_t npages)
 {
-	static const char *const label[2] = {"uffd MINOR no prefetch",
-					     "uffd MINOR prefetch"};
 	struct pfrow *row = npfrows < 64 ? &pfrows[npfrows++] : NULL;
 	char what[96];
 	double cold[2] = {0}, faults[2] = {0};
@@ -225,7 +228,7 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 	for (int on = 1; on >= 0; on--) {
 		struct pfres *r = &pf[on];
 		if (r->err) {
-			ufpb_say(b, "  %-26s %s\n", label[on],
+			ufpb_say(b, "  %-26s %s\n", pf_settings[on].name,
 				 ufp_strerror(r->err));
 			return;
 		}
@@ -237,9 +240,9 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 		if (r->nlearn)
 			snprintf(learn_s, sizeof(learn_s), "%.1f",
 				 learn / 1000);
-		ufpb_say(b, "  %-26s %9.1f %9s %11.1f %13.1f\n", label[on],
-			 cold[on] / 1000, learn_s, faults[on],
-			 r->prefetched / npf);
+		ufpb_say(b, "  %-26s %9.1f %9s %11.1f %13.1f\n",
+			 pf_settings[on].name, cold[on] / 1000, learn_s,
+			 faults[on], r->prefetched / npf);
 		ufpb_emit(b, "wasm",
 			  "\"module\": \"%s\", \"setting\": \"%s\", "
 			  "\"fill\": \"%s\", \"mode\": \"cold\", "
@@ -248,7 +251,7 @@ static void print_pf(struct ufpb *b, const char *name, struct pfres pf[2],
 			  "\"learn_cycles\": %zu, \"faults_per_cold\": %.2f, "
 			  "\"pages_prefetched_per_cold\": %.2f, "
 			  "\"cycles\": %zu",
-			  name, label[on], ufpb_fill_name(r->fill),
+			  name, pf_settings[on].name, ufpb_fill_name(r->fill),
 			  on ? "true" : "false", npages, cold[on], learn,
 			  r->nlearn, faults[on], r->prefetched / npf, r->n);
 		if (row && on) {
@@ -342,89 +345,127 @@ static void verdicts(struct ufpb *b, const char *name, struct wres r[][2],
 	ufpb_say(b, "\n");
 }
 
-static int bench_file(struct ufpb *b, const char *path)
-{
+/* One .wasm file as the runs see it: the module, its initial memory, the
+ * image pages a cycle touches, and how much to run. */
+struct wcase {
 	struct ufpw_module w;
-	char err_msg[256];
-	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	int err = ufpw_load_file(path, &w, err_msg, sizeof(err_msg));
+	const char *name;
 	uint64_t initial;
+	uint32_t *pages;
+	size_t npages;
+	int cycles, reps;
+};
 
+/* Load path and check its memory layout; says why on failure. 0 or
+ * -errno (the module is then freed). */
+static int load_case(struct ufpb *b, const char *path, struct wcase *c)
+{
+	char err_msg[256];
+	c->name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	int err = ufpw_load_file(path, &c->w, err_msg, sizeof(err_msg));
 	if (err) {
-		ufpb_say(b, "  %s: %s\n", name, err_msg);
+		ufpb_say(b, "  %s: %s\n", c->name, err_msg);
 		return err;
 	}
-	if (ufpw_initial_bytes(&w, &initial) || initial > ((uint64_t)1 << 32) ||
-	    ufpw_check_bounds(&w, err_msg, sizeof(err_msg))) {
-		ufpb_say(b, "  %s: unusable memory layout\n", name);
-		ufpw_free(&w);
+	if (ufpw_initial_bytes(&c->w, &c->initial) ||
+	    c->initial > ((uint64_t)1 << 32) ||
+	    ufpw_check_bounds(&c->w, err_msg, sizeof(err_msg))) {
+		ufpb_say(b, "  %s: unusable memory layout\n", c->name);
+		ufpw_free(&c->w);
 		return -ERANGE;
 	}
-	if (!initial)
-		initial = UFPW_PAGE_BYTES;
-	size_t npages = 0;
-	uint32_t *pages = image_pages(&w, initial, &npages);
-	int cycles = b->quick ? 40 : 200;
-	int reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
-	struct wres r[UFPB_NSET][2];
-	double med[UFPB_NSET][2] = {{0}};
-	struct pfres pf[2];
-	memset(r, 0, sizeof(r));
-	memset(pf, 0, sizeof(pf));
+	if (!c->initial)
+		c->initial = UFPW_PAGE_BYTES;
+	c->npages = 0;
+	c->pages = image_pages(&c->w, c->initial, &c->npages);
+	c->cycles = b->quick ? 40 : 200;
+	c->reps = b->reps > MAX_REPS ? MAX_REPS : b->reps;
+	if (!c->pages)
+		abort();
+	return 0;
+}
+
+/* Room for every cycle of every rep (a row without it reports ENOMEM). */
+static void alloc_results(const struct wcase *c, struct wres r[][2],
+			  struct pfres pf[2])
+{
+	const size_t n = (size_t)c->cycles * (size_t)c->reps;
+	memset(r, 0, sizeof(struct wres) * UFPB_NSET * 2);
+	memset(pf, 0, sizeof(struct pfres) * 2);
 	for (int on = 0; on < 2; on++) {
-		pf[on].ns =
-			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
-		pf[on].learn_ns =
-			malloc((size_t)cycles * sizeof(double) * (size_t)reps);
+		pf[on].ns = malloc(n * sizeof(double));
+		pf[on].learn_ns = malloc(n * sizeof(double));
 		if (!pf[on].ns || !pf[on].learn_ns)
 			abort();
 	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
-		for (int c = 0; c < 2; c++)
-			r[k][c].ns = malloc((size_t)cycles * sizeof(double) *
-					    (size_t)reps);
-	if (!pages)
-		abort();
-	char summary[512];
-	ufpw_summary(&w, name, summary, sizeof(summary));
-	ufpb_say(b, "%s\n", summary);
-	ufpb_say(b, "  %-26s %9s %9s %4s%s\n", "setting", "warm us", "cold us",
-		 "", ufpb_resid_head());
-	/* settings interleaved rep by rep: a noisy neighbour hits all */
-	/* A discarded run first: one-time costs of the process (thread
-	 * stacks, allocator arenas) would land in the first row's residency */
-	if (r[0][0].ns) {
-		struct wres warmup = {.ns = r[0][0].ns};
-		run(&ufpb_settings[0], &w, initial, pages, npages, 0,
-		    cycles < 4 ? cycles : 4, &warmup);
-	}
-	for (int rep = 0; rep < reps; rep++) {
-		for (size_t k = 0; k < UFPB_NSET; k++)
-			for (int c = 0; c < 2; c++)
-				if (!r[k][c].err && r[k][c].ns)
-					run(&ufpb_settings[k], &w, initial,
-					    pages, npages, c, cycles, &r[k][c]);
-				else if (!r[k][c].ns)
-					r[k][c].err = -ENOMEM;
-		for (int on = 1; on >= 0; on--)
-			if (!pf[on].err)
-				run_pf(on, &w, initial, pages, npages, cycles,
-				       &pf[on]);
-	}
-	for (size_t k = 0; k < UFPB_NSET; k++)
-		print_setting(b, name, k, r[k], med[k], npages, initial);
-	verdicts(b, name, r, med);
-	print_pf(b, name, pf, npages);
-	ufpb_say(b, "\n");
+		for (int w = 0; w < 2; w++)
+			r[k][w].ns = malloc(n * sizeof(double));
+}
+
+static void free_results(struct wres r[][2], struct pfres pf[2])
+{
 	for (int on = 0; on < 2; on++) {
 		free(pf[on].ns);
 		free(pf[on].learn_ns);
 	}
 	for (size_t k = 0; k < UFPB_NSET; k++)
-		for (int c = 0; c < 2; c++)
-			free(r[k][c].ns);
-	free(pages);
-	ufpw_free(&w);
+		for (int w = 0; w < 2; w++)
+			free(r[k][w].ns);
+}
+
+/* Every setting warm and cold, then prefetch on and off, interleaved rep
+ * by rep: a noisy neighbour hits all. */
+static void run_case(const struct wcase *c, struct wres r[][2],
+		     struct pfres pf[2])
+{
+	/* A discarded run first: one-time costs of the process (thread
+	 * stacks, allocator arenas) would land in the first row's residency */
+	if (r[0][0].ns) {
+		struct wres warmup = {.ns = r[0][0].ns};
+		run(&ufpb_settings[0], &c->w, c->initial, c->pages, c->npages,
+		    0, c->cycles < 4 ? c->cycles : 4, &warmup);
+	}
+	for (int rep = 0; rep < c->reps; rep++) {
+		for (size_t k = 0; k < UFPB_NSET; k++)
+			for (int w = 0; w < 2; w++)
+				if (!r[k][w].err && r[k][w].ns)
+					run(&ufpb_settings[k], &c->w,
+					    c->initial, c->pages, c->npages, w,
+					    c->cycles, &r[k][w]);
+				else if (!r[k][w].ns)
+					r[k][w].err = -ENOMEM;
+		for (int on = 1; on >= 0; on--)
+			if (!pf[on].err)
+				run_pf(on, &c->w, c->initial, c->pages,
+				       c->npages, c->cycles, &pf[on]);
+	}
+}
+
+static int bench_file(struct ufpb *b, const char *path)
+{
+	struct wcase c;
+	struct wres r[UFPB_NSET][2];
+	double med[UFPB_NSET][2] = {{0}};
+	struct pfres pf[2];
+	char summary[512];
+	int err = load_case(b, path, &c);
+	if (err)
+		return err;
+	alloc_results(&c, r, pf);
+	ufpw_summary(&c.w, c.name, summary, sizeof(summary));
+	ufpb_say(b, "%s\n", summary);
+	ufpb_say(b, "  %-26s %9s %9s %4s%s\n", "setting", "warm us", "cold us",
+		 "", ufpb_resid_head());
+	run_case(&c, r, pf);
+	for (size_t k = 0; k < UFPB_NSET; k++)
+		print_setting(b, c.name, k, r[k], med[k], c.npages, c.initial);
+	verdicts(b, c.name, r, med);
+	print_pf(b, c.name, pf, c.npages);
+	ufpb_say(b, "\n");
+	free_results(r, pf);
+	free(c.pages);
+	ufpw_free(&c.w);
 	return 0;
 }
 
