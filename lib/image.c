@@ -17,7 +17,7 @@
 
 #include "image.h"
 
-static bool page_is_zero(const unsigned char *p, size_t len)
+bool ufpi_bytes_are_zero(const unsigned char *p, size_t len)
 {
 	const uint64_t *w = (const uint64_t *)p;
 	for (size_t i = 0; i < len / sizeof(*w); i++)
@@ -77,7 +77,8 @@ static int store_data(struct ufpi_image *img, const unsigned char *scratch,
 	const size_t page = ufpi_page_size();
 	uint64_t ndata = 0;
 	for (uint64_t p = 0; p < img->npages; p++)
-		if (touched[p] && !page_is_zero(scratch + p * page, page))
+		if (touched[p] &&
+		    !ufpi_bytes_are_zero(scratch + p * page, page))
 			img->map[p] = (uint32_t)ndata++;
 	img->ndata = (uint32_t)ndata;
 	if (!ndata)
@@ -235,7 +236,7 @@ int ufpi_contents_build(const ufp_segment *segs, size_t nsegs,
 		if (map[p] == UFPI_IMAGE_ZERO)
 			continue;
 		unsigned char *src = buf + (size_t)map[p] * page;
-		if (page_is_zero(src, page)) {
+		if (ufpi_bytes_are_zero(src, page)) {
 			map[p] = UFPI_IMAGE_ZERO;
 			continue;
 		}

@@ -67,6 +67,8 @@ uint64_t ufpi_contents_hash(const struct ufpi_contents *c);
 /* Whether img holds byte for byte the contents c. */
 bool ufpi_image_matches(const struct ufpi_image *img,
 			const struct ufpi_contents *c);
+/* Whether len bytes at p (8-byte aligned, len a multiple of 8) are 0. */
+bool ufpi_bytes_are_zero(const unsigned char *p, size_t len);
 void ufpi_image_ref(struct ufpi_image *img);
 void ufpi_image_unref(struct ufpi_image *img);
 /* A cold start of img: true when it learns its working set (none learned

@@ -90,6 +90,16 @@ static void forget_contents(struct ufpi_slot *slot, bool purged)
 static int unmap_range(struct ufpi_slots *s, uint32_t i, uint64_t from,
 		       uint64_t to);
 
+/* Slot i could not be brought back to a known state: it is wiped before
+ * its next use (the caller marks it stale). */
+static void log_wipe(const struct ufpi_slots *s, uint32_t i, int level,
+		     const char *what, int err)
+{
+	ufpi_logf(s->log, level,
+		  "slot %u: %s (%s); the slot will be wiped before reuse", i,
+		  what, ufp_strerror(err));
+}
+
 /*
  * The image's memfd mapped copy-on-write over [0, npages) of slot i,
  * replacing whatever was there (pages, poison markers, another image's
@@ -120,10 +130,8 @@ static int map_image(struct ufpi_slots *s, uint32_t i,
 		 * with no trap for a stale access: never leave it mapped */
 		int e2 = unmap_range(s, i, 0, slot->prot_bytes);
 		if (e2)
-			ufpi_logf(s->log, UFP_LOG_WARN,
-				  "slot %u: cannot undo the image mapping (%s);"
-				  " wiped before reuse",
-				  i, ufp_strerror(e2));
+			log_wipe(s, i, UFP_LOG_WARN,
+				 "cannot undo the image mapping", e2);
 	}
 	return err;
 }
@@ -299,8 +307,6 @@ static void refill_locked(struct ufpi_slots *s, uint32_t i,
 	UFPI_ADD(s->ctr, pages_refilled, n);
 }
 
-static bool page_is_zero(const unsigned char *p, size_t len);
-
 /* A run of the header's pages: one a memory wrote is zeroed in place (it
  * stays, private), one swapped out is dropped (it would come back with
  * the old bytes); zero pages and missing ones are zero already. */
@@ -314,7 +320,7 @@ static int prefix_run(void *arg, void *addr_, size_t len, unsigned flags)
 	if (!(flags & UFPI_PG_PRESENT))
 		return ufpi_os_dontneed(addr, len);
 	for (size_t off = 0; off < len; off += page)
-		if (!page_is_zero(addr + off, page))
+		if (!ufpi_bytes_are_zero(addr + off, page))
 			memset(addr + off, 0, page);
 	return 0;
 }
@@ -543,22 +549,13 @@ int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes)
 	return err;
 }
 
-static bool page_is_zero(const unsigned char *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	for (size_t k = 0; k < len / sizeof(*w); k++)
-		if (w[k])
-			return false;
-	return true;
-}
-
 /* Whether the page at addr holds what page p of a fresh memory holds. */
 static bool page_matches_image(const struct ufpi_image *img, uint64_t p,
 			       const unsigned char *addr)
 {
 	const unsigned char *src = ufpi_image_page(img, p);
 	return src ? memcmp(addr, src, ufpi_page_size()) == 0
-		   : page_is_zero(addr, ufpi_page_size());
+		   : ufpi_bytes_are_zero(addr, ufpi_page_size());
 }
 
 /*
@@ -593,7 +590,7 @@ static int restore_kept(struct ufpi_slots *s, uint32_t i,
 			if (src) {
 				memcpy(dst, src, page);
 				restored++;
-			} else if (!page_is_zero(dst, page)) {
+			} else if (!ufpi_bytes_are_zero(dst, page)) {
 				/* reading first keeps zero-page mappings
 				 * shared instead of copying them */
 				memset(dst, 0, page);
@@ -975,10 +972,7 @@ static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
 	slot->stale = true;
 	slot->kept_bytes = 0;
 	pthread_mutex_unlock(&slot->lock);
-	ufpi_logf(s->log, UFP_LOG_ERROR,
-		  "slot %u: reset failed (%s); the slot will be wiped before "
-		  "reuse",
-		  i, ufp_strerror(err));
+	log_wipe(s, i, UFP_LOG_ERROR, "reset failed", err);
 	return err;
 }
 
