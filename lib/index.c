@@ -150,35 +150,49 @@ static inline struct link *lk(struct ufp_index *x, ufp_slot_index i, int w)
 	return &x->slots[i].l[w];
 }
 
-/* ---- lists with a head and a tail (order list, resident list) ---------- */
+/* ---- lists through one of a slot's links ------------------------------- */
 
-static inline void list_push_head(struct ufp_index *x, struct list *li, int w,
-				  ufp_slot_index i)
+/* The order and resident lists keep a head and a tail; the affinity lists
+ * keep only a head (tail NULL). */
+static inline void link_head(struct ufp_index *x, int w, ufp_slot_index i,
+			     ufp_slot_index *head, ufp_slot_index *tail)
 {
 	struct link *e = lk(x, i, w);
 
 	e->prev = NIL;
-	e->next = li->head;
-	if (li->head != NIL)
-		lk(x, li->head, w)->prev = i;
-	else
-		li->tail = i;
-	li->head = i;
+	e->next = *head;
+	if (*head != NIL)
+		lk(x, *head, w)->prev = i;
+	else if (tail)
+		*tail = i;
+	*head = i;
 }
 
-static inline void list_del(struct ufp_index *x, struct list *li, int w,
-			    ufp_slot_index i)
+static inline void unlink_slot(struct ufp_index *x, int w, ufp_slot_index i,
+			       ufp_slot_index *head, ufp_slot_index *tail)
 {
 	struct link *e = lk(x, i, w);
 
 	if (e->prev != NIL)
 		lk(x, e->prev, w)->next = e->next;
 	else
-		li->head = e->next;
+		*head = e->next;
 	if (e->next != NIL)
 		lk(x, e->next, w)->prev = e->prev;
-	else
-		li->tail = e->prev;
+	else if (tail)
+		*tail = e->prev;
+}
+
+static inline void list_push_head(struct ufp_index *x, struct list *li, int w,
+				  ufp_slot_index i)
+{
+	link_head(x, w, i, &li->head, &li->tail);
+}
+
+static inline void list_del(struct ufp_index *x, struct list *li, int w,
+			    ufp_slot_index i)
+{
+	unlink_slot(x, w, i, &li->head, &li->tail);
 }
 
 /* ---- key table ---------------------------------------------------------- */
@@ -240,15 +254,10 @@ static void kt_remove(struct ufp_index *x, struct kent *e)
 static inline void aff_push(struct ufp_index *x, uint64_t key, ufp_slot_index i)
 {
 	struct kent *e = kt_find(x, key);
-	struct link *l = lk(x, i, L_AFF);
 
 	if (!e)
 		e = kt_insert(x, key);
-	l->prev = NIL;
-	l->next = e->head;
-	if (e->head != NIL)
-		lk(x, e->head, L_AFF)->prev = i;
-	e->head = i;
+	link_head(x, L_AFF, i, &e->head, NULL);
 	e->count++;
 }
 
@@ -256,17 +265,10 @@ static inline void aff_push(struct ufp_index *x, uint64_t key, ufp_slot_index i)
 static inline void aff_del(struct ufp_index *x, struct kent *e,
 			   ufp_slot_index i)
 {
-	struct link *l = lk(x, i, L_AFF);
-
 	if (!e)
 		e = kt_find(x, x->slots[i].key);
 	assert(e && e->count > 0);
-	if (l->prev != NIL)
-		lk(x, l->prev, L_AFF)->next = l->next;
-	else
-		e->head = l->next;
-	if (l->next != NIL)
-		lk(x, l->next, L_AFF)->prev = l->prev;
+	unlink_slot(x, L_AFF, i, &e->head, NULL);
 	if (--e->count == 0)
 		kt_remove(x, e);
 }
@@ -600,52 +602,45 @@ UFP_API uint32_t ufp_index_capacity(const ufp_index *x)
 	return x ? x->n : 0;
 }
 
-UFP_API uint32_t ufp_index_num_free(const ufp_index *x)
+/* The counters, read together under the lock (all 0 without an allocator). */
+struct counts {
+	uint32_t nfree, nwarm, nres;
+	uint64_t unused_bytes;
+};
+
+static struct counts counts(const struct ufp_index *x)
 {
-	uint32_t v;
+	struct counts c = {0, 0, 0, 0};
 
 	if (!x)
-		return 0;
+		return c;
 	lock(x);
-	v = x->nfree;
+	c.nfree = x->nfree;
+	c.nwarm = x->nwarm;
+	c.nres = x->nres;
+	c.unused_bytes = x->unused_bytes;
 	unlock(x);
-	return v;
+	return c;
+}
+
+UFP_API uint32_t ufp_index_num_free(const ufp_index *x)
+{
+	return counts(x).nfree;
 }
 
 UFP_API uint32_t ufp_index_num_warm(const ufp_index *x)
 {
-	uint32_t v;
-
-	if (!x)
-		return 0;
-	lock(x);
-	v = x->nwarm;
-	unlock(x);
-	return v;
+	return counts(x).nwarm;
 }
 
 UFP_API uint32_t ufp_index_num_resident(const ufp_index *x)
 {
-	uint32_t v;
-
-	if (!x)
-		return 0;
-	lock(x);
-	v = x->nres;
-	unlock(x);
-	return v;
+	return counts(x).nres;
 }
 
 UFP_API uint64_t ufp_index_unused_bytes_resident(const ufp_index *x)
 {
-	uint64_t v;
-
-	if (!x)
-		return 0;
-	lock(x);
-	v = x->unused_bytes;
-	unlock(x);
-	return v;
+	return counts(x).unused_bytes;
 }
 
 UFP_API uint32_t ufp_index_num_affine(const ufp_index *cx, uint64_t key)
@@ -663,28 +658,30 @@ UFP_API uint32_t ufp_index_num_affine(const ufp_index *cx, uint64_t key)
 	return v;
 }
 
+/* A copy of slot i taken under the lock; false if there is no slot i. */
+static bool read_slot(const struct ufp_index *x, ufp_slot_index i,
+		      struct slot *out)
+{
+	if (!x || i >= x->n)
+		return false;
+	lock(x);
+	*out = x->slots[i];
+	unlock(x);
+	return true;
+}
+
 UFP_API uint64_t ufp_index_slot_key(const ufp_index *x, ufp_slot_index i)
 {
-	uint64_t v;
+	struct slot s;
 
-	if (!x || i >= x->n)
-		return 0;
-	lock(x);
-	v = x->slots[i].key;
-	unlock(x);
-	return v;
+	return read_slot(x, i, &s) ? s.key : 0;
 }
 
 UFP_API int ufp_index_slot_in_use(const ufp_index *x, ufp_slot_index i)
 {
-	int v;
+	struct slot s;
 
-	if (!x || i >= x->n)
-		return 0;
-	lock(x);
-	v = x->slots[i].state == S_USED;
-	unlock(x);
-	return v;
+	return read_slot(x, i, &s) && s.state == S_USED;
 }
 
 UFP_API size_t ufp_index_affine_keys(const ufp_index *x, uint64_t *keys,

@@ -58,18 +58,28 @@ static void quarantine_put(struct ufpi_quarantine *q, void *h, size_t next_off)
 	q->n++;
 }
 
+/* A dead handle from q once it has served its quarantine, else a new
+ * zeroed one of `size` bytes, pushed on the list of every handle at *all
+ * through its link `all_off` bytes in. NULL when out of memory. */
+static void *handle_new(struct ufpi_quarantine *q, size_t next_off, size_t size,
+			void **all, size_t all_off)
+{
+	void *h = quarantine_take(q, next_off);
+	if (!h) {
+		h = calloc(1, size);
+		if (!h)
+			return NULL;
+		*(void **)((char *)h + all_off) = *all;
+		*all = h;
+	}
+	return h;
+}
+
 ufp_memory *ufpi_memory_handle_new(ufp_pool *pool)
 {
-	ufp_memory *mem = quarantine_take(&pool->dead_memories,
-					  offsetof(ufp_memory, next));
-	if (!mem) {
-		mem = calloc(1, sizeof(*mem));
-		if (!mem)
-			return NULL;
-		mem->all_next = pool->memories;
-		pool->memories = mem;
-	}
-	return mem;
+	return handle_new(&pool->dead_memories, offsetof(ufp_memory, next),
+			  sizeof(ufp_memory), (void **)&pool->memories,
+			  offsetof(ufp_memory, all_next));
 }
 
 void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem)
@@ -129,15 +139,12 @@ static bool module_needs_memfd(const ufp_pool *pool,
 static ufp_module *module_new_locked(ufp_pool *pool, struct ufpi_image *img,
 				     uint64_t initial_bytes)
 {
-	ufp_module *m = quarantine_take(&pool->dead_modules,
-					offsetof(ufp_module, next));
-	if (!m) {
-		m = calloc(1, sizeof(*m));
-		if (!m)
-			return NULL;
-		m->all_next = pool->modules;
-		pool->modules = m;
-	}
+	ufp_module *m =
+		handle_new(&pool->dead_modules, offsetof(ufp_module, next),
+			   sizeof(ufp_module), (void **)&pool->modules,
+			   offsetof(ufp_module, all_next));
+	if (!m)
+		return NULL;
 	m->pool = pool;
 	m->key = pool->next_key++;
 	m->image = img;

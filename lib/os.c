@@ -149,31 +149,43 @@ uint64_t ufpi_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int map_anon(size_t len, int prot, int flags, void **out)
+/* Every mmap of lib/ goes through here, behind the MMAP injection point.
+ * out may be NULL (MAP_FIXED: the address is known). */
+static int map(void *addr, size_t len, int prot, int flags, int fd, void **out)
 {
 	int err = ufpi_fi_hit(UFPI_FI_MMAP);
 	if (err)
 		return err;
 	int saved = errno;
-	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1,
-		       0);
-	if (p == MAP_FAILED) {
+	void *p = mmap(addr, len, prot, flags, fd, 0);
+	if (p == MAP_FAILED)
 		err = -errno;
-		errno = saved;
-		return err;
-	}
-	*out = p;
-	return 0;
+	else if (out)
+		*out = p;
+	errno = saved;
+	return err;
+}
+
+/* Replace [addr, addr+len): the new mapping is kept out of fork children,
+ * as the reservation it replaces is. */
+static int map_fixed(void *addr, size_t len, int prot, int flags, int fd)
+{
+	int err = map(addr, len, prot, flags | MAP_FIXED, fd, NULL);
+	if (!err)
+		ufpi_os_dontfork(addr, len);
+	return err;
 }
 
 int ufpi_os_reserve(size_t len, void **out)
 {
-	return map_anon(len, PROT_NONE, MAP_NORESERVE, out);
+	return map(NULL, len, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, out);
 }
 
 int ufpi_os_map_anon(size_t len, void **out)
 {
-	return map_anon(len, PROT_READ | PROT_WRITE, 0, out);
+	return map(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, out);
 }
 
 int ufpi_os_unmap(void *addr, size_t len)
@@ -183,24 +195,27 @@ int ufpi_os_unmap(void *addr, size_t len)
 	return (int)SYSCALL_RET(munmap(addr, len));
 }
 
-int ufpi_os_protect(void *addr, size_t len, int prot)
+/* mprotect and madvise alike: a range and an int, each behind its own
+ * injection point; an empty range is no call. */
+static int range_call(enum ufpi_fi_op op, int (*call)(void *, size_t, int),
+		      void *addr, size_t len, int arg)
 {
 	if (!len)
 		return 0;
-	int err = ufpi_fi_hit(UFPI_FI_MPROTECT);
+	int err = ufpi_fi_hit(op);
 	if (err)
 		return err;
-	return (int)SYSCALL_RET(mprotect(addr, len, prot));
+	return (int)SYSCALL_RET(call(addr, len, arg));
+}
+
+int ufpi_os_protect(void *addr, size_t len, int prot)
+{
+	return range_call(UFPI_FI_MPROTECT, mprotect, addr, len, prot);
 }
 
 int ufpi_os_dontneed(void *addr, size_t len)
 {
-	if (!len)
-		return 0;
-	int err = ufpi_fi_hit(UFPI_FI_MADVISE);
-	if (err)
-		return err;
-	return (int)SYSCALL_RET(madvise(addr, len, MADV_DONTNEED));
+	return range_call(UFPI_FI_MADVISE, madvise, addr, len, MADV_DONTNEED);
 }
 
 int ufpi_os_dontfork(void *addr, size_t len)
@@ -694,39 +709,14 @@ int ufpi_os_seal(int fd)
 /* Map fd copy-on-write over [addr, addr+len), replacing what was there. */
 int ufpi_os_map_fixed_file(void *addr, size_t len, int fd)
 {
-	int err = ufpi_fi_hit(UFPI_FI_MMAP);
-	if (err)
-		return err;
-	int saved = errno;
-	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		err = -errno;
-		errno = saved;
-		return err;
-	}
-	madvise(addr, len, MADV_DONTFORK);
-	errno = saved;
-	return 0;
+	return map_fixed(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
 }
 
 /* A read-only shared view of fd (sealed against writes: no writable
  * shared mapping could exist anyway). */
 int ufpi_os_map_file_ro(int fd, size_t len, void **out)
 {
-	int err = ufpi_fi_hit(UFPI_FI_MMAP);
-	if (err)
-		return err;
-	int saved = errno;
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		err = -errno;
-		errno = saved;
-		return err;
-	}
-	errno = saved;
-	*out = p;
-	return 0;
+	return map(NULL, len, PROT_READ, MAP_SHARED, fd, out);
 }
 
 /* Replace [addr, addr+len) with fresh PROT_NONE anonymous memory: the
@@ -735,19 +725,6 @@ int ufpi_os_map_fixed_none(void *addr, size_t len)
 {
 	if (!len)
 		return 0;
-	int err = ufpi_fi_hit(UFPI_FI_MMAP);
-	if (err)
-		return err;
-	int saved = errno;
-	void *p = mmap(addr, len, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-		       -1, 0);
-	if (p == MAP_FAILED) {
-		err = -errno;
-		errno = saved;
-		return err;
-	}
-	madvise(addr, len, MADV_DONTFORK);
-	errno = saved;
-	return 0;
+	return map_fixed(addr, len, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
 }

@@ -81,15 +81,29 @@ int ufpi_uffd_probe(uint64_t *features, int *via_dev)
 	return 0;
 }
 
+/* Every ioctl on a userfaultfd: 0 or -errno, errno kept. */
+static int uffd_ioctl(int fd, unsigned long req, void *arg)
+{
+	int saved = errno;
+	int r = ioctl(fd, req, arg) < 0 ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+static struct uffdio_range range(void *addr, size_t len)
+{
+	return (struct uffdio_range){.start = (uint64_t)(uintptr_t)addr,
+				     .len = len};
+}
+
 int ufpi_uffd_register(int fd, void *addr, size_t len, unsigned mode,
 		       uint64_t *ioctls)
 {
 	int err = ufpi_fi_hit(UFPI_FI_UFFDIO_REGISTER);
 	if (err)
 		return err;
-	int saved = errno;
 	struct uffdio_register reg = {
-		.range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
+		.range = range(addr, len),
 		.mode = ((mode & UFPI_REG_MISSING)
 				 ? UFFDIO_REGISTER_MODE_MISSING
 				 : 0) |
@@ -97,14 +111,21 @@ int ufpi_uffd_register(int fd, void *addr, size_t len, unsigned mode,
 			((mode & UFPI_REG_MINOR) ? UFFDIO_REGISTER_MODE_MINOR
 						 : 0),
 	};
-	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
-		err = -errno;
-		errno = saved;
-		return err;
-	}
-	if (ioctls)
+	err = uffd_ioctl(fd, UFFDIO_REGISTER, &reg);
+	if (!err && ioctls)
 		*ioctls = reg.ioctls;
-	return 0;
+	return err;
+}
+
+/* COPY, CONTINUE and ZEROPAGE: a partial run fails with EAGAIN and
+ * reports the bytes done in the struct's own field (`count`); a failure
+ * on the first page reports -errno there. */
+static int fill_ioctl(int fd, unsigned long req, void *arg, const __s64 *count,
+		      size_t len, size_t *done)
+{
+	int err = uffd_ioctl(fd, req, arg);
+	*done = !err ? len : *count > 0 ? (size_t)*count : 0;
+	return err;
 }
 
 int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
@@ -114,7 +135,6 @@ int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
 	*done = 0;
 	if (err)
 		return err;
-	int saved = errno;
 	struct uffdio_copy c = {
 		.dst = (uint64_t)(uintptr_t)dst,
 		.src = (uint64_t)(uintptr_t)src,
@@ -122,17 +142,7 @@ int ufpi_uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp,
 		.mode = UFFDIO_COPY_MODE_DONTWAKE |
 			(wp ? UFFDIO_COPY_MODE_WP : 0),
 	};
-	if (ioctl(fd, UFFDIO_COPY, &c) == 0) {
-		*done = len;
-		return 0;
-	}
-	err = -errno;
-	errno = saved;
-	/* a partial copy reports the bytes done in .copy and fails with
-	 * EAGAIN; a failure on the first page reports -errno there */
-	if (c.copy > 0)
-		*done = (size_t)c.copy;
-	return err;
+	return fill_ioctl(fd, UFFDIO_COPY, &c, &c.copy, len, done);
 }
 
 int ufpi_uffd_continue(int fd, void *dst, size_t len, size_t *done)
@@ -141,71 +151,39 @@ int ufpi_uffd_continue(int fd, void *dst, size_t len, size_t *done)
 	*done = 0;
 	if (err)
 		return err;
-	int saved = errno;
 	struct uffdio_continue c = {
-		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+		.range = range(dst, len),
 		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE,
 	};
-	if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0) {
-		*done = len;
-		return 0;
-	}
-	err = -errno;
-	errno = saved;
-	/* like UFFDIO_COPY: bytes mapped before the error in .mapped */
-	if (c.mapped > 0)
-		*done = (size_t)c.mapped;
-	return err;
+	return fill_ioctl(fd, UFFDIO_CONTINUE, &c, &c.mapped, len, done);
 }
 
 int ufpi_uffd_zeropage(int fd, void *dst, size_t len, size_t *done)
 {
-	int saved = errno;
 	struct uffdio_zeropage z = {
-		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+		.range = range(dst, len),
 		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
 	};
-	*done = 0;
-	if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0) {
-		*done = len;
-		return 0;
-	}
-	int err = -errno;
-	errno = saved;
-	if (z.zeropage > 0)
-		*done = (size_t)z.zeropage;
-	return err;
+	return fill_ioctl(fd, UFFDIO_ZEROPAGE, &z, &z.zeropage, len, done);
 }
 
 int ufpi_uffd_poison(int fd, void *dst, size_t len)
 {
-	int saved = errno;
-	struct uffdio_poison p = {
-		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
-	};
-	int r = ioctl(fd, UFFDIO_POISON, &p) < 0 ? -errno : 0;
-	errno = saved;
-	return r;
+	struct uffdio_poison p = {.range = range(dst, len)};
+	return uffd_ioctl(fd, UFFDIO_POISON, &p);
 }
 
 int ufpi_uffd_wake(int fd, void *addr, size_t len)
 {
-	int saved = errno;
-	struct uffdio_range r = {.start = (uint64_t)(uintptr_t)addr,
-				 .len = len};
-	int ret = ioctl(fd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
-	errno = saved;
-	return ret;
+	struct uffdio_range r = range(addr, len);
+	return uffd_ioctl(fd, UFFDIO_WAKE, &r);
 }
 
 int ufpi_uffd_writeprotect(int fd, void *addr, size_t len, bool wp)
 {
-	int saved = errno;
 	struct uffdio_writeprotect w = {
-		.range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
+		.range = range(addr, len),
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
-	int r = ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
-	errno = saved;
-	return r;
+	return uffd_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
 }
