@@ -415,7 +415,14 @@ static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
 	if (slot->nrefill && img)
 		refill_locked(s, i, img, bytes);
 	slot->nrefill = 0;
-	return cold && ufpi_prefetch_begin_locked(s, i);
+	if (!cold)
+		return false;
+	struct ufpi_page_src src;
+	uint64_t hi;
+	ufpi_slot_source_locked(s, i, &src);
+	bool wake = ufpi_prefetch_begin_locked(s, i, &src, &hi);
+	ufpi_slot_populated_locked(slot, hi);
+	return wake;
 }
 
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
@@ -498,7 +505,8 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 		*end = slot->accessible;
 	slot->seq_next = *end;
 	ufpi_slot_populated_locked(slot, *end);
-	ufpi_prefetch_note_locked(s, i, *start / page, *end / page);
+	ufpi_prefetch_note_locked(s, i, slot->image, *start / page,
+				  *end / page);
 	return true;
 }
 
@@ -513,6 +521,30 @@ void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
 	src->file_pages = slot->file_len / ufpi_page_size();
 	src->gen = slot->gen;
 	src->live = slot->state == UFPI_SLOT_LIVE;
+}
+
+bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
+{
+	const uint32_t nmine = (s->n - k + s->nuffd - 1) / s->nuffd;
+
+	for (uint32_t t = 0; t < nmine; t++) {
+		uint32_t i = k + (uint32_t)((*cursor + t) % nmine) * s->nuffd;
+		struct ufpi_slot *slot = &s->slot[i];
+		if (!ufpi_prefetch_pending(s, i))
+			continue;
+		struct ufpi_page_src src;
+		uint64_t hi;
+		pthread_mutex_lock(&slot->lock);
+		ufpi_slot_source_locked(s, i, &src);
+		bool more = ufpi_prefetch_chunk_locked(s, i, &src, &hi);
+		/* the reset scans [0, populated_hi): a mapped page the
+		 * memory writes must lie below it */
+		ufpi_slot_populated_locked(slot, hi);
+		pthread_mutex_unlock(&slot->lock);
+		*cursor = (uint32_t)((*cursor + t + (more ? 0 : 1)) % nmine);
+		return true; /* look again: this or another slot */
+	}
+	return false;
 }
 
 void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi)
@@ -945,12 +977,15 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 
 /* What a reset covers (slot lock taken here): *keep bytes from the base
  * that may stay, *pop the populated end, *readable what is read-write. */
-static void reset_bounds(struct ufpi_slots *s, struct ufpi_slot *slot,
-			 uint64_t *keep, uint64_t *pop, uint64_t *readable)
+static void reset_bounds(struct ufpi_slots *s, uint32_t i, uint64_t *keep,
+			 uint64_t *pop, uint64_t *readable)
 {
 	const size_t page = ufpi_page_size();
+	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
 	assert(slot->state == UFPI_SLOT_LIVE);
+	/* first: no prefetch step maps anything above the bounds read here */
+	ufpi_prefetch_end_locked(s, i, slot->image);
 	*readable = min_u64(slot->accessible, slot->prot_bytes);
 	/* without a handler nothing tracks what the memory touched */
 	if (s->backend != UFP_BACKEND_UFFD &&
@@ -1014,8 +1049,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	uint32_t nrefill = 0; /* runs recorded in slot->refill */
 	int err;
 
-	reset_bounds(s, slot, &keep, &pop, &readable);
-	ufpi_prefetch_end(s, i);
+	reset_bounds(s, i, &keep, &pop, &readable);
 	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;

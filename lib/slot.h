@@ -133,6 +133,12 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 /* Slot lock held: what slot i's pages come from, now. */
 void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
 			     struct ufpi_page_src *src);
+/* Handler thread k, between rounds of faults: one prefetch step for one
+ * of its slots (uffd/prefetch.c maps it, the slot counts it populated).
+ * *cursor (the thread's, starts at 0) rotates over its slots. True while
+ * work remains. */
+bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k,
+			     uint32_t *cursor);
 /* The handler tells the slot, lock held, that it installs pages below
  * `hi` (bytes from the slot base): no page at or above populated_hi may be
  * present, so it rises to hi. */

@@ -564,7 +564,7 @@ Test(prefetch, never_overwrites_what_the_memory_wrote_first)
 		ufp_stats s0 = t_stats(p);
 		struct ufpi_slot *slot = &p->slots.slot[i];
 		pthread_mutex_lock(&slot->lock);
-		cr_assert(ufpi_prefetch_rewind_locked(&p->slots, i));
+		cr_assert(ufpi_prefetch_rewind_locked(&p->slots, i, slot->gen));
 		pthread_mutex_unlock(&slot->lock);
 		cr_assert_eq(ufpi_os_eventfd_signal(p->slots.wake_efd[0]), 0);
 		prefetch_settle(p, i);

@@ -34,28 +34,39 @@ uint64_t ufpi_fill_run_end(const struct ufpi_page_src *src, uint64_t p,
 /* Each slot's prefetch state (s->pf), freed by ufpi_prefetch_destroy. */
 int ufpi_prefetch_create(struct ufpi_slots *s);
 void ufpi_prefetch_destroy(struct ufpi_slots *s);
-/* Slot lock held, slot i just became LIVE after a cold prepare (its image
- * mapping is new): start learning or prefetching. True when the handler
- * thread of the slot must be woken. */
-bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i);
-/* Slot lock held: whether slot i's memory records its working set (its
- * fault windows then shrink down to one page). */
+/*
+ * Called by the slot layer alone (lib/slot.c), slot i's lock held, with
+ * what the slot says of its pages (ufpi_slot_source_locked): prefetch
+ * calls nothing of the slot layer. *hi receives the end (bytes from the
+ * base) of the pages it mapped: the slot raises populated_hi to it before
+ * it unlocks.
+ */
+/* Slot i just became LIVE after a cold prepare (its image mapping is new):
+ * start learning or prefetching (the first step is mapped here). True when
+ * the handler thread of the slot must be woken for the rest. */
+bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i,
+				const struct ufpi_page_src *src, uint64_t *hi);
+/* Whether slot i's memory records its working set (its fault windows then
+ * shrink down to one page). */
 bool ufpi_prefetch_learning_locked(const struct ufpi_slots *s, uint32_t i);
-/* Slot lock held: pages [p, q) were filled for a fault. */
-void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
+/* Pages [p, q) of img were handed out for a fault. */
+void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i,
+			       const struct ufpi_image *img, uint64_t p,
 			       uint64_t q);
-/* At reset, before the slot leaves LIVE: end learning (publish the set)
- * and any prefetch of this memory. */
-void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i);
-/* Handler thread k: map one chunk of some slot's working set. *cursor
- * (the handler's, starts at 0) rotates over its slots. True while work
- * remains. */
-bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor);
+/* The memory ends (reset, still LIVE): learning publishes img's set, a
+ * prefetch stops. */
+void ufpi_prefetch_end_locked(struct ufpi_slots *s, uint32_t i,
+			      struct ufpi_image *img);
+/* Map the next chunk of slot i's set if the work is still for the memory
+ * src describes. True while work remains. */
+bool ufpi_prefetch_chunk_locked(struct ufpi_slots *s, uint32_t i,
+				const struct ufpi_page_src *src, uint64_t *hi);
 /* Whether slot i has prefetch work left (read without the lock). */
 bool ufpi_prefetch_pending(const struct ufpi_slots *s, uint32_t i);
-/* Tests, slot lock held: send the prefetch of slot i's memory over its
- * whole set again (the doorbell is the caller's). False when the memory
- * is not a prefetched one. */
-bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i);
+/* Tests, slot lock held: send the prefetch of slot i's memory (generation
+ * gen) over its whole set again (the doorbell is the caller's). False
+ * when the memory is not a prefetched one. */
+bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i,
+				 uint32_t gen);
 
 #endif /* UFPI_FILL_H */

@@ -287,7 +287,7 @@ static void *handler_main(void *arg)
 		}
 		/* the faults that were waiting are served: one step */
 		if (work)
-			work = ufpi_prefetch_step(s, t->k, &cursor);
+			work = ufpi_slot_prefetch_step(s, t->k, &cursor);
 	}
 	return NULL;
 }

@@ -87,19 +87,20 @@ void ufpi_prefetch_destroy(struct ufpi_slots *s)
 
 static bool map_chunk(struct ufpi_slots *s, uint32_t i,
 		      const struct ufpi_page_src *src, uint64_t budget,
-		      unsigned max_runs);
+		      unsigned max_runs, uint64_t *hi);
 
-bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
+bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i,
+				const struct ufpi_page_src *src, uint64_t *hi)
 {
+	*hi = 0;
+	if (!s->pf)
+		return false;
 	struct ufpi_prefetch *pf = &s->pf[i];
-	struct ufpi_page_src src;
-
-	ufpi_slot_source_locked(s, i, &src);
 	pf->learning = pf->prefetched = false;
 	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
-	if (!s->prefetch || !src.img || !src.img->ndata || !src.file_pages)
+	if (!s->prefetch || !src->img || !src->img->ndata || !src->file_pages)
 		return false;
-	if (ufpi_image_cold_start(src.img, UFPI_RELEARN)) {
+	if (ufpi_image_cold_start(src->img, UFPI_RELEARN)) {
 		pf->learning = true;
 		pf->nlearn = 0;
 		pf->learn_pages = 0;
@@ -107,7 +108,7 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 		return false;
 	}
 	pf->prefetched = true;
-	pf->gen = src.gen;
+	pf->gen = src->gen;
 	pf->run = pf->off = 0;
 	UFPI_ADD(s->ctr, prefetch_starts, 1);
 	/* The first step here, before the memory is handed out: a bounded
@@ -115,7 +116,7 @@ bool ufpi_prefetch_begin_locked(struct ufpi_slots *s, uint32_t i)
 	 * the faults the instance would take meanwhile (docs/benchmarks.md,
 	 * real modules cold); a small set is done with it. The rest goes to
 	 * the handler thread. */
-	if (!map_chunk(s, i, &src, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS))
+	if (!map_chunk(s, i, src, UFPI_PF_FIRST, UFPI_PF_FIRST_RUNS, hi))
 		return false;
 	atomic_store_explicit(&pf->pending, true, memory_order_release);
 	return true;
@@ -149,15 +150,14 @@ static void record(struct ufpi_prefetch *pf, uint64_t p, uint64_t q)
 	pf->learn_pages += q - p;
 }
 
-void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i, uint64_t p,
+void ufpi_prefetch_note_locked(struct ufpi_slots *s, uint32_t i,
+			       const struct ufpi_image *img, uint64_t p,
 			       uint64_t q)
 {
-	struct ufpi_page_src src;
+	uint64_t ipages = img ? img->npages : 0;
 
 	if (!s->pf)
 		return;
-	ufpi_slot_source_locked(s, i, &src);
-	uint64_t ipages = src.img ? src.img->npages : 0;
 	struct ufpi_prefetch *pf = &s->pf[i];
 	if (pf->prefetched)
 		UFPI_ADD(s->ctr, prefetch_faults, 1);
@@ -210,37 +210,30 @@ static struct ufpi_run *build_set(const struct ufpi_prefetch *pf,
 	return out;
 }
 
-void ufpi_prefetch_end(struct ufpi_slots *s, uint32_t i)
+void ufpi_prefetch_end_locked(struct ufpi_slots *s, uint32_t i,
+			      struct ufpi_image *img)
 {
-	struct ufpi_slot *slot = &s->slot[i];
-
 	if (!s->pf)
 		return;
 	struct ufpi_prefetch *pf = &s->pf[i];
-	struct ufpi_page_src src;
-	pthread_mutex_lock(&slot->lock);
-	ufpi_slot_source_locked(s, i, &src);
-	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
-	pf->prefetched = false;
-	struct ufpi_image *img = src.img;
 	struct ufpi_run *set = NULL;
 	uint32_t n = 0;
+	atomic_store_explicit(&pf->pending, false, memory_order_relaxed);
+	pf->prefetched = false;
 	if (pf->learning && img)
 		set = build_set(pf, img, s->prefetch_max_pages, &n);
 	pf->learning = false;
-	pthread_mutex_unlock(&slot->lock);
-	/* the slot still holds its image reference: img is alive */
-	if (set)
+	if (set) /* lock order: the slot's, then the image's wset_lock */
 		ufpi_image_set_wset(img, set, n);
 }
 
 /* Map the next chunk of slot i's set (slot lock held, work current, src
- * the slot's source). False when the set is done. */
+ * the slot's source); *hi rises to the end of what it maps. False when the
+ * set is done. */
 static bool map_chunk(struct ufpi_slots *s, uint32_t i,
 		      const struct ufpi_page_src *src, uint64_t budget,
-		      unsigned max_runs)
+		      unsigned max_runs, uint64_t *hi)
 {
-	struct ufpi_slot *slot = &s->slot[i];
 	struct ufpi_prefetch *pf = &s->pf[i];
 	struct ufpi_image *img = src->img;
 	const uint64_t limit = src->file_pages;
@@ -261,9 +254,8 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i,
 			q = limit > p ? limit : p;
 		uint64_t got = 0;
 		if (p < q) {
-			/* the reset scans [0, populated_hi): a mapped page
-			 * the memory writes must lie below it */
-			ufpi_slot_populated_locked(slot, q * ufpi_page_size());
+			if (q * ufpi_page_size() > *hi)
+				*hi = q * ufpi_page_size();
 			UFPI_IGNORE(ufpi_fill_pages(
 				s, src, p, q, UFPI_FILL_PATIENT, &stop, &got));
 		}
@@ -283,31 +275,19 @@ static bool map_chunk(struct ufpi_slots *s, uint32_t i,
 	return more;
 }
 
-bool ufpi_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
+bool ufpi_prefetch_chunk_locked(struct ufpi_slots *s, uint32_t i,
+				const struct ufpi_page_src *src, uint64_t *hi)
 {
-	const uint32_t nmine = (s->n - k + s->nuffd - 1) / s->nuffd;
+	struct ufpi_prefetch *pf = &s->pf[i];
+	bool more = false;
 
-	for (uint32_t t = 0; s->pf && t < nmine; t++) {
-		uint32_t i = k + (uint32_t)((*cursor + t) % nmine) * s->nuffd;
-		struct ufpi_slot *slot = &s->slot[i];
-		struct ufpi_prefetch *pf = &s->pf[i];
-		if (!atomic_load_explicit(&pf->pending, memory_order_acquire))
-			continue;
-		pthread_mutex_lock(&slot->lock);
-		struct ufpi_page_src src;
-		ufpi_slot_source_locked(s, i, &src);
-		bool more = false;
-		if (src.live && src.gen == pf->gen && pf->prefetched && src.img)
-			more = map_chunk(s, i, &src, UFPI_PF_CHUNK,
-					 UFPI_PF_RUNS);
-		if (!more)
-			atomic_store_explicit(&pf->pending, false,
-					      memory_order_relaxed);
-		pthread_mutex_unlock(&slot->lock);
-		*cursor = (uint32_t)((*cursor + t + (more ? 0 : 1)) % nmine);
-		return true; /* look again: this or another slot */
-	}
-	return false;
+	*hi = 0;
+	if (src->live && src->gen == pf->gen && pf->prefetched && src->img)
+		more = map_chunk(s, i, src, UFPI_PF_CHUNK, UFPI_PF_RUNS, hi);
+	if (!more)
+		atomic_store_explicit(&pf->pending, false,
+				      memory_order_relaxed);
+	return more;
 }
 
 bool ufpi_prefetch_pending(const struct ufpi_slots *s, uint32_t i)
@@ -316,14 +296,12 @@ bool ufpi_prefetch_pending(const struct ufpi_slots *s, uint32_t i)
 	       atomic_load_explicit(&s->pf[i].pending, memory_order_acquire);
 }
 
-bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i)
+bool ufpi_prefetch_rewind_locked(struct ufpi_slots *s, uint32_t i, uint32_t gen)
 {
 	if (!s->pf)
 		return false;
 	struct ufpi_prefetch *pf = &s->pf[i];
-	struct ufpi_page_src src;
-	ufpi_slot_source_locked(s, i, &src);
-	if (!pf->prefetched || pf->gen != src.gen)
+	if (!pf->prefetched || pf->gen != gen)
 		return false;
 	pf->run = pf->off = 0;
 	atomic_store_explicit(&pf->pending, true, memory_order_release);
