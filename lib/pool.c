@@ -1009,18 +1009,8 @@ int ufpi_pool_check(ufp_pool *pool)
 	int err = ufp_index_check(pool->index);
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < pool->slots.n; i++) {
-		struct ufpi_slot *slot = &pool->slots.slot[i];
-		pthread_mutex_lock(&slot->lock);
-		bool used = ufp_index_slot_in_use(pool->index, i);
-		bool bad = (slot->state == UFPI_SLOT_LIVE && !used) ||
-			   (slot->state == UFPI_SLOT_LIVE &&
-			    slot->prot_bytes != slot->accessible) ||
-			   (slot->purging && !used) ||
-			   slot->populated_hi > pool->cfg.max_memory_bytes;
-		pthread_mutex_unlock(&slot->lock);
-		if (bad)
+	for (uint32_t i = 0; i < pool->slots.n; i++)
+		if (!ufpi_slot_check(&pool->slots, i, pool->index))
 			return -EUCLEAN;
-	}
 	return 0;
 }

@@ -3,8 +3,10 @@
  * slot.c - the per-slot state machine: prepare for a memory, grow, reset
  * at free, forget after a purge.
  *
- * States: FREE (no memory; the handler poisons faults) and LIVE (faults
- * filled from `image`). Invariants:
+ * States (slot.h, docs/design.md §5): LIVE (a memory, faults filled from
+ * `image`), and four without a memory, where the handler poisons faults:
+ * CLEAN, KEPT, PURGING, STALE. This file alone writes a slot's fields;
+ * every transition asserts the state it starts from. Invariants:
  *  - no page at or above populated_hi is present;
  *  - image is referenced while the slot is LIVE, has populated pages or
  *    maps the image's memfd (file_len), so a dropped module's image lives
@@ -67,21 +69,21 @@ static struct ufpi_run *forget_refill_locked(struct ufpi_slot *slot)
 	return runs;
 }
 
-/* Nothing of the free slot's last contents is left (wiped before reuse, or
- * purged: `purged`): it holds no image, no pages, no refill list, and is
- * no longer stale or purging. */
+/* -> CLEAN: nothing of the slot's last contents is left (wiped before
+ * reuse, or `purged`): it holds no image, no pages, no refill list. */
 static void forget_contents(struct ufpi_slot *slot, bool purged)
 {
 	pthread_mutex_lock(&slot->lock);
-	assert(slot->state == UFPI_SLOT_FREE && slot->purging == purged);
+	assert(purged ? slot->state == UFPI_SLOT_PURGING
+		      : slot->state != UFPI_SLOT_LIVE &&
+				slot->state != UFPI_SLOT_PURGING);
 	(void)purged; /* NDEBUG */
 	struct ufpi_image *old = slot->image;
 	slot->image = NULL;
 	slot->populated_hi = 0;
 	slot->kept_bytes = 0;
 	struct ufpi_run *runs = forget_refill_locked(slot);
-	slot->stale = false;
-	slot->purging = false;
+	slot->state = UFPI_SLOT_CLEAN;
 	pthread_mutex_unlock(&slot->lock);
 	free(runs);
 	ufpi_image_unref(old);
@@ -179,7 +181,8 @@ static int wipe(struct ufpi_slots *s, uint32_t i, uint64_t len,
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	bool remap = (s->minor || s->backend == UFP_BACKEND_COW) && next &&
-		     next->npages && slot->file_len && !slot->stale;
+		     next->npages && slot->file_len &&
+		     slot->state != UFPI_SLOT_STALE;
 	int err;
 
 	if (slot->file_len ||
@@ -343,7 +346,8 @@ static int clear_prefix(struct ufpi_slots *s, uint32_t i, bool poisoned)
 }
 
 /* Bring the slot's mappings, protection and pages to what a memory of
- * `bytes` backed by img needs; the slot is FREE and owned by the caller. */
+ * `bytes` backed by img needs; the slot has no memory and is owned by the
+ * caller. */
 static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 			 const struct ufpi_image *img, uint64_t bytes,
 			 bool poisoned, bool prot_dirty, bool *wiped,
@@ -360,7 +364,7 @@ static int prepare_pages(struct ufpi_slots *s, uint32_t i,
 	uint64_t len = slot->populated_hi;
 	if (poisoned)
 		len = max_u64(len, slot->prot_bytes);
-	if (poisoned || slot->stale ||
+	if (poisoned || slot->state == UFPI_SLOT_STALE ||
 	    ((slot->populated_hi || slot->file_len) && slot->image != img)) {
 		err = wipe(s, i, len, img);
 		if (err)
@@ -431,7 +435,8 @@ int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 	struct ufpi_slot *slot = &s->slot[i];
 
 	*wiped = false;
-	assert(slot->state == UFPI_SLOT_FREE && !slot->purging);
+	assert(slot->state != UFPI_SLOT_LIVE &&
+	       slot->state != UFPI_SLOT_PURGING);
 	for (;;) {
 		pthread_mutex_lock(&slot->lock);
 		bool poisoned = slot->poisoned;
@@ -1004,7 +1009,7 @@ static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
-	slot->stale = true;
+	slot->state = UFPI_SLOT_STALE;
 	slot->kept_bytes = 0;
 	pthread_mutex_unlock(&slot->lock);
 	log_wipe(s, i, UFP_LOG_ERROR, "reset failed", err);
@@ -1012,7 +1017,7 @@ static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
 }
 
 /* The reset kept *kept bytes: record it, and a slot left with nothing
- * mapped gives up its image. */
+ * mapped gives up its image: KEPT, or CLEAN. */
 static void reset_done(struct ufpi_slots *s, uint32_t i, bool tracked,
 		       uint64_t keep, uint64_t kept, bool mapped)
 {
@@ -1032,6 +1037,7 @@ static void reset_done(struct ufpi_slots *s, uint32_t i, bool tracked,
 		slot->nrefill = 0;
 		old = slot->image;
 		slot->image = NULL;
+		slot->state = UFPI_SLOT_CLEAN;
 	}
 	pthread_mutex_unlock(&slot->lock);
 	ufpi_image_unref(old);
@@ -1062,7 +1068,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 
 	pthread_mutex_lock(&slot->lock);
 	assert(slot->state == UFPI_SLOT_LIVE);
-	slot->state = UFPI_SLOT_FREE;
+	slot->state = UFPI_SLOT_KEPT; /* until reset_done or reset_failed */
 	slot->gen++;
 	slot->accessible = 0;
 	slot->nrefill = err ? 0 : nrefill;
@@ -1090,10 +1096,9 @@ uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
-	assert(slot->state == UFPI_SLOT_FREE);
+	assert(slot->state != UFPI_SLOT_LIVE);
 	uint64_t kept = slot->kept_bytes;
-	slot->stale = true;
-	slot->purging = false;
+	slot->state = UFPI_SLOT_STALE;
 	slot->kept_bytes = 0;
 	slot->nrefill = 0;
 	pthread_mutex_unlock(&slot->lock);
@@ -1105,11 +1110,12 @@ uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
-	assert(slot->state == UFPI_SLOT_FREE && !slot->purging);
+	assert(slot->state != UFPI_SLOT_LIVE &&
+	       slot->state != UFPI_SLOT_PURGING);
 	*len = slot->populated_hi + s->prefix;
 	uint64_t pieces = *len ? (*len - 1) / max + 1 : 0; /* max may be
 							       SIZE_MAX */
-	slot->purging = true;
+	slot->state = UFPI_SLOT_PURGING;
 	slot->purge_pending = (uint32_t)pieces;
 	slot->purge_failed = false;
 	pthread_mutex_unlock(&slot->lock);
@@ -1120,7 +1126,7 @@ bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err)
 {
 	struct ufpi_slot *slot = &s->slot[i];
 	pthread_mutex_lock(&slot->lock);
-	assert(slot->purging && slot->purge_pending > 0);
+	assert(slot->state == UFPI_SLOT_PURGING && slot->purge_pending > 0);
 	slot->purge_failed |= err != 0;
 	bool last = --slot->purge_pending == 0;
 	bool failed = slot->purge_failed;
@@ -1147,4 +1153,20 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i)
 		return;
 	}
 	forget_contents(slot, true);
+}
+
+bool ufpi_slot_check(struct ufpi_slots *s, uint32_t i, const ufp_index *index)
+{
+	const struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&s->slot[i].lock);
+	bool used = ufp_index_slot_in_use(index, i);
+	bool live = slot->state == UFPI_SLOT_LIVE;
+	bool ok = (!live || used) &&
+		  (!live || slot->prot_bytes == slot->accessible) &&
+		  (slot->state != UFPI_SLOT_PURGING || used) &&
+		  (slot->state != UFPI_SLOT_CLEAN ||
+		   (!slot->image && !slot->populated_hi)) &&
+		  slot->populated_hi <= s->max_memory_bytes;
+	pthread_mutex_unlock(&s->slot[i].lock);
+	return ok;
 }

@@ -10,9 +10,19 @@
 
 /* ---- floor 3: slots (slot.c) ------------------------------------------- */
 
+/*
+ * A slot's lifecycle (docs/design.md §5 draws it). Every state but LIVE
+ * has no memory: the handler poisons its faults.
+ */
 enum ufpi_slot_state {
-	UFPI_SLOT_FREE = 0, /* no live memory: faults are poisoned */
-	UFPI_SLOT_LIVE = 1, /* a memory: faults are filled from `image` */
+	UFPI_SLOT_CLEAN = 0, /* nothing of any memory: no page, no image */
+	UFPI_SLOT_KEPT,	     /* what the last memory left that its image's
+				next memory may see: kept pages, clean
+				page-cache pages, the memfd mapping */
+	UFPI_SLOT_LIVE,	     /* a memory: faults are filled from `image` */
+	UFPI_SLOT_PURGING,   /* a purge is releasing its pages */
+	UFPI_SLOT_STALE,     /* may hold bytes no memory may see (a reset
+				or release failed): wiped before reuse */
 };
 
 /*
@@ -28,14 +38,12 @@ struct ufpi_slot {
 	uint64_t accessible;	  /* LIVE: bytes read-write for the memory */
 	uint64_t prot_bytes;	  /* bytes currently PROT_READ|WRITE */
 	uint64_t populated_hi;	  /* no page at or above this is present */
-	bool poisoned;		  /* a fault was poisoned while FREE */
+	bool poisoned;		  /* a fault was poisoned without a memory */
 	bool prot_dirty;	  /* protection unknown: reapply all */
-	bool stale;		  /* a reset failed: wipe before reuse */
-	bool purging;		  /* debug invariant: mid-purge */
 	/* fault-around window state (handler only, under lock) */
 	uint64_t seq_next;
 	uint64_t win;
-	uint32_t purge_pending; /* reclaim ranges in flight */
+	uint32_t purge_pending; /* PURGING: reclaim ranges in flight */
 	bool purge_failed;	/* one of them could not be released */
 	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
 	/* runs of written pages the last dirty reset dropped (beyond
@@ -120,7 +128,10 @@ static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
 
 int ufpi_slot_init(struct ufpi_slot *slot);
 void ufpi_slot_fini(struct ufpi_slot *slot);
-/* Make slot i ready for a memory of `bytes` backed by img (NULL: zeros). */
+/* CLEAN, KEPT or STALE -> LIVE: make slot i ready for a memory of `bytes`
+ * backed by img (NULL: zeros), wiping it first if it is STALE, was
+ * poisoned, or holds another image. On error it stays as it was (the
+ * caller marks it STALE). */
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped);
 /* The handler's question, slot lock held: a fault at offset `in` of slot
@@ -147,26 +158,34 @@ void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi);
  * marker (UFFDIO_POISON) or, with prot_none, an mprotect(PROT_NONE). The
  * next prepare zaps the marker, or re-applies the protection from scratch. */
 void ufpi_slot_poisoned_locked(struct ufpi_slot *slot, bool prot_none);
-/* Grow a LIVE slot's accessible size. */
+/* LIVE -> LIVE: grow the memory's accessible size. */
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
-/* Reset at free: restore and keep what keep_resident_bytes allows, drop the
- * rest, slot becomes FREE. *kept receives the resident bytes kept. */
+/* LIVE -> KEPT (or CLEAN when nothing is left mapped; STALE on error):
+ * restore and keep what keep_resident_bytes allows, drop the rest. *kept
+ * receives the resident bytes kept. */
 int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept);
-/* A purge takes slot i (the index handed it over, unaffine): *len gets the
+/* CLEAN, KEPT or STALE -> PURGING: a purge takes slot i (the index handed
+ * it over, unaffine): *len gets the
  * bytes to release from the slot's start (its header and what was
  * populated), cut in pieces of at most `max`. Returns the pieces (0:
  * nothing populated; call ufpi_slot_purged at once). */
 uint64_t ufpi_slot_purge_begin(struct ufpi_slots *s, uint32_t i, size_t max,
 			       uint64_t *len);
-/* One piece was released (err != 0: not even by plain madvise). The last
- * one makes the slot clean (ufpi_slot_purged), or stale if a piece
- * failed; returns true then. */
+/* PURGING: one piece was released (err != 0: not even by plain madvise).
+ * The last one makes the slot CLEAN (ufpi_slot_purged), or STALE if a
+ * piece failed; returns true then. */
 bool ufpi_slot_purge_piece_done(struct ufpi_slots *s, uint32_t i, int err);
-/* After a purge released [0, populated_hi): forget the image. */
+/* PURGING -> CLEAN (STALE if the memfd mapping cannot be replaced): after
+ * a purge released [0, populated_hi), forget the image. */
 void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
-/* A purge or prepare could not release the slot's pages: it keeps them and
- * its image reference and is wiped before its next use. Returns the bytes
- * its last reset kept (for the index entry the slot goes back to). */
+/* Any state but LIVE -> STALE: a purge or prepare could not release the
+ * slot's pages: it keeps them and its image reference and is wiped before
+ * its next use. Returns the bytes its last reset kept (for the index entry
+ * the slot goes back to). */
 uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
+/* Tests' invariant walk: false when slot i contradicts itself or the
+ * index's view of it (read under the slot's lock: no transition of the
+ * slot can come between the two). */
+bool ufpi_slot_check(struct ufpi_slots *s, uint32_t i, const ufp_index *index);
 
 #endif /* UFPI_SLOT_H */
