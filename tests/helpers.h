@@ -10,8 +10,11 @@
 #define UFP_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +56,20 @@ static inline int t_count_fds(void)
 		if (fcntl(fd, F_GETFD) != -1)
 			n++;
 	return n;
+}
+
+/* Open fds, from /proc/self/fd (t_count_fds probes 65536 numbers, which
+ * is slow under ASan). */
+static inline int t_count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return t_count_fds();
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own fd */
 }
 
 /* Number of lines of /proc/self/maps. */
@@ -224,6 +241,69 @@ static inline unsigned char *t_apply_segments(const ufp_segment *segs, size_t n,
 			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
 	}
 	return e;
+}
+
+/*
+ * One access with SIGBUS and SIGSEGV caught: 0 when it went through, else
+ * the signal it raised. The handlers in place before are put back.
+ */
+static inline sigjmp_buf *t_trap_jb(void)
+{
+	static sigjmp_buf jb;
+	return &jb;
+}
+
+static inline void t_trap_handler(int sig)
+{
+	siglongjmp(*t_trap_jb(), sig);
+}
+
+struct t_traps {
+	struct sigaction bus, segv;
+};
+
+static inline void t_traps_on(struct t_traps *old)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = t_trap_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old->bus);
+	sigaction(SIGSEGV, &sa, &old->segv);
+}
+
+static inline void t_traps_off(const struct t_traps *old)
+{
+	sigaction(SIGBUS, &old->bus, NULL);
+	sigaction(SIGSEGV, &old->segv, NULL);
+}
+
+/* Read *p (the byte in *out unless out is NULL). */
+static inline int t_read_trapping(const volatile unsigned char *p,
+				  unsigned char *out)
+{
+	struct t_traps old;
+	t_traps_on(&old);
+	int sig = sigsetjmp(*t_trap_jb(), 1);
+	if (!sig) {
+		unsigned char v = *p;
+		if (out)
+			*out = v;
+	}
+	t_traps_off(&old);
+	return sig;
+}
+
+/* Write v to *p. */
+static inline int t_write_trapping(volatile unsigned char *p, unsigned char v)
+{
+	struct t_traps old;
+	t_traps_on(&old);
+	int sig = sigsetjmp(*t_trap_jb(), 1);
+	if (!sig)
+		*p = v;
+	t_traps_off(&old);
+	return sig;
 }
 
 #endif
