@@ -101,6 +101,20 @@ static inline int t_is_mapped(const void *addr)
 	return found;
 }
 
+/* Append msg and a newline to the NUL-terminated log in buf (cap bytes,
+ * *len of them used); a line that does not fit is left out. */
+static inline void t_log_append(char *buf, size_t cap, size_t *len,
+				const char *msg)
+{
+	size_t n = strlen(msg);
+	if (*len + n + 2 < cap) {
+		memcpy(buf + *len, msg, n);
+		*len += n;
+		buf[(*len)++] = '\n';
+		buf[*len] = 0;
+	}
+}
+
 /* splitmix64: a seeded, reproducible PRNG for tests. */
 static inline uint64_t t_rand(uint64_t *s)
 {

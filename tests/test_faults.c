@@ -67,13 +67,7 @@ static void log_cb(void *arg, ufp_log_level level, const char *msg)
 	(void)arg;
 	(void)level;
 	pthread_mutex_lock(&log_lock);
-	size_t n = strlen(msg);
-	if (log_len + n + 2 < sizeof(log_buf)) {
-		memcpy(log_buf + log_len, msg, n);
-		log_len += n;
-		log_buf[log_len++] = '\n';
-		log_buf[log_len] = 0;
-	}
+	t_log_append(log_buf, sizeof(log_buf), &log_len, msg);
 	if (rearm.trigger && rearm.times > 0 && strstr(msg, rearm.trigger)) {
 		rearm.times--;
 		UFPI_IGNORE(ufpi_fi_arm(rearm.op, 1, rearm.err));
