@@ -225,6 +225,57 @@ static inline void t_fill(unsigned char *buf, size_t len, uint64_t seed)
 	}
 }
 
+/* A synthetic image: a name, its initial size and its segments. */
+struct t_case {
+	const char *name;
+	uint64_t initial;
+	size_t nsegs;
+	ufp_segment segs[6];
+};
+
+/*
+ * The synthetic cases test_image and test_pool both run, over the pattern
+ * bytes pat (90000 at least) and zeros (4096 at least): writes c[0..3] and
+ * returns 4.
+ */
+static inline size_t t_common_cases(struct t_case *c, const unsigned char *pat,
+				    const unsigned char *zeros)
+{
+	const uint64_t kib = 1024;
+	/* a few bytes far apart in 1 MiB */
+	c[0] = (struct t_case){"sparse",
+			       1024 * kib,
+			       3,
+			       {{0, pat, 10},
+				{300000, pat + 100, 50},
+				{15 * 64 * kib + 7, pat + 1000, 3}}};
+	/* segments straddling page boundaries, unaligned at both ends */
+	c[1] = (struct t_case){"unaligned",
+			       256 * kib,
+			       3,
+			       {{4095, pat + 1, 2},
+				{65535, pat + 7, 70000},
+				{3 * 4096 + 1, pat + 9, 4094}}};
+	/* later segments overwrite earlier ones; a zero segment turns a page
+	 * that had data back into a zero page */
+	c[2] = (struct t_case){"overlapping",
+			       128 * kib,
+			       5,
+			       {{1000, pat, 9000},
+				{5000, pat + 50000, 1000},
+				{8192, zeros, 4096},
+				{100, pat + 7777, 1},
+				{4000, pat + 3, 200}}};
+	/* segments whose last byte is the last byte of initial memory */
+	c[3] = (struct t_case){"ends_at_initial",
+			       128 * kib,
+			       3,
+			       {{128 * kib - 100, pat + 11, 100},
+				{64 * kib - 1, pat + 5, 1},
+				{64 * kib, pat + 20000, 64 * kib}}};
+	return 4;
+}
+
 /* The system page size. */
 static inline size_t t_page(void)
 {

@@ -239,54 +239,21 @@ static void assert_pool_works(ufp_pool *pool, ufp_module *m,
 
 /* ---- fresh memories: image or zero -------------------------------------- */
 
-struct tcase {
-	const char *name;
-	uint64_t initial;
-	size_t nsegs;
-	ufp_segment segs[6];
-};
-
-static size_t make_cases(struct tcase *c)
+static size_t make_cases(struct t_case *c)
 {
-	size_t n = 0;
 	patterns();
-	c[n++] = (struct tcase){"sparse",
-				1 * MiB,
-				3,
-				{{0, pat, 10},
-				 {300000, pat + 100, 50},
-				 {15 * 64 * KiB + 7, pat + 1000, 3}}};
-	c[n++] = (struct tcase){"unaligned",
-				256 * KiB,
-				3,
-				{{4095, pat + 1, 2},
-				 {65535, pat + 7, 70000},
-				 {3 * 4096 + 1, pat + 9, 4094}}};
-	c[n++] = (struct tcase){"overlapping",
-				128 * KiB,
-				5,
-				{{1000, pat, 9000},
-				 {5000, pat + 50000, 1000},
-				 {8192, zeros, 4096},
-				 {100, pat + 7777, 1},
-				 {4000, pat + 3, 200}}};
-	c[n++] = (struct tcase){"ends_at_initial",
-				128 * KiB,
-				3,
-				{{128 * KiB - 100, pat + 11, 100},
-				 {64 * KiB - 1, pat + 5, 1},
-				 {64 * KiB, pat + 20000, 64 * KiB}}};
-	c[n++] = (struct tcase){"dense",
-				512 * KiB,
-				2,
-				{{0, pat, 512 * KiB}, {3 * 4096, pat2, 4096}}};
-	c[n++] = (struct tcase){"no_segments", 64 * KiB, 0, {{0}}};
+	size_t n = t_common_cases(c, pat, zeros);
+	c[n++] = (struct t_case){"dense",
+				 512 * KiB,
+				 2,
+				 {{0, pat, 512 * KiB}, {3 * 4096, pat2, 4096}}};
+	c[n++] = (struct t_case){"no_segments", 64 * KiB, 0, {{0}}};
 	return n;
 }
 
 Test(pool_image, fresh_memory_equals_image_or_zero)
 {
-	struct tcase c[16];
+	struct t_case c[16];
 	size_t n = make_cases(c);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
