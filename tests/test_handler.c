@@ -701,31 +701,31 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 	free(pat);
 }
 
+/* race() on every backend, in 4 KiB and in 64 KiB windows. */
+static void race_every_backend(int *modes, int nthreads)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		race(t_backends[k], 4096, modes, nthreads);
+		race(t_backends[k], 64 * KiB, modes, nthreads);
+	}
+}
+
 Test(handler_race, two_readers_same_order, .timeout = 120)
 {
 	int modes[] = {0, 0, 0};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 2);
-		race(t_backends[k], 64 * KiB, modes, 2);
-	}
+	race_every_backend(modes, 2);
 }
 
 Test(handler_race, two_readers_opposite_orders, .timeout = 120)
 {
 	int modes[] = {0, 1, 0};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 2);
-		race(t_backends[k], 64 * KiB, modes, 2);
-	}
+	race_every_backend(modes, 2);
 }
 
 Test(handler_race, writer_and_readers_lose_no_write, .timeout = 120)
 {
 	int modes[] = {2, 0, 1};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 3);
-		race(t_backends[k], 64 * KiB, modes, 3);
-	}
+	race_every_backend(modes, 3);
 }
 
 /*
