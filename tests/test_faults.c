@@ -397,6 +397,26 @@ static void write_and_free(ufp_pool *p, const struct mod *md)
 	free_ok(mem);
 }
 
+/* md still works on p (assert_works); then it is dropped and p
+ * destroyed. */
+static void works_then_destroy(ufp_pool *p, struct mod *md)
+{
+	assert_works(p, md);
+	mod_drop(md);
+	destroy_ok(p);
+}
+
+/* A pool of cfg_small(slots), after a warm_up of that config when
+ * `warm`. */
+static ufp_pool *small_pool(uint32_t slots, bool warm)
+{
+	ufp_config c;
+	cfg_small(&c, slots);
+	if (warm)
+		warm_up(&c);
+	return t_pool(&c);
+}
+
 /* A fresh module (seed 1) works on p (assert_works), then is dropped. */
 static void assert_works_module(ufp_pool *p)
 {
@@ -474,10 +494,7 @@ Test(faults, mmap_pool_reservation)
  * then maps the image buffer (MMAP #2). */
 static void module_create_fails(enum ufpi_fi_op op, unsigned nth)
 {
-	ufp_config c;
-	cfg_small(&c, 2);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1); /* allocator arenas warmed */
 	mod_drop(&md);
@@ -492,9 +509,7 @@ static void module_create_fails(enum ufpi_fi_op op, unsigned nth)
 	assert_intact(p);
 
 	mod_make(p, &md, 256 * KIB, 2);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	works_then_destroy(p, &md);
 }
 
 Test(faults, mmap_module_scratch)
@@ -516,10 +531,7 @@ Test(faults, mprotect_module_scratch)
 
 Test(faults, mprotect_alloc)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1);
 	ufp_memory *mem = NULL;
@@ -550,18 +562,14 @@ Test(faults, mprotect_alloc)
 	mem = alloc_ok(p, NULL, 128 * KIB);
 	verify(mem, NULL, "no-module memory after failed allocs");
 	free_ok(mem);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	works_then_destroy(p, &md);
 }
 
 /* After a failed alloc the slot's protection is unknown; the next memory
  * must still trap right past its size. */
 Test(faults, mprotect_alloc_then_guard, FI_SIGNAL(SIGSEGV))
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	ufp_memory *mem = alloc_ok(p, NULL, 512 * KIB);
 	free_ok(mem);
 	cr_assert_eq(alloc_failing(p, NULL, 128 * KIB, UFPI_FI_MPROTECT,
@@ -576,10 +584,7 @@ Test(faults, mprotect_alloc_then_guard, FI_SIGNAL(SIGSEGV))
 
 Test(faults, mprotect_grow)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1);
 	ufp_memory *mem = alloc_ok(p, &md, 0);
@@ -601,16 +606,12 @@ Test(faults, mprotect_grow)
 	scribble(mem);
 	free_ok(mem);
 	assert_intact(p);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	works_then_destroy(p, &md);
 }
 
 Test(faults, mprotect_grow_then_guard, FI_SIGNAL(SIGSEGV))
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	ufp_memory *mem = alloc_ok(p, NULL, 128 * KIB);
 	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
 	cr_assert_eq(ufp_memory_grow(mem, 256 * KIB), -ENOMEM);
@@ -1101,9 +1102,7 @@ Test(faults, uring_completion_redone)
 	cr_assert(log_has("redone with madvise"), "log: %s", log_buf);
 	cr_assert_eq(resident(p), 0, "pages left after the redo");
 	cr_assert_eq(ufp_index_num_affine(p->index, key), 0);
-	assert_works(p, &b);
-	mod_drop(&b);
-	destroy_ok(p);
+	works_then_destroy(p, &b);
 }
 
 /* ---- UFFDIO_COPY ---------------------------------------------------------------- */
@@ -1112,9 +1111,7 @@ Test(faults, uring_completion_redone)
  * UFFDIO_POISON it gets SIGBUS. */
 Test(faults, uffdio_copy_fails_sigbus, FI_SIGNAL(SIGBUS), .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1129,10 +1126,7 @@ Test(faults, uffdio_copy_fails_sigbus, FI_SIGNAL(SIGBUS), .timeout = 30)
 
 Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1164,9 +1158,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	mem = alloc_ok(p, &a, 0);
 	verify(mem, &a, "after a failed fill");
 	free_ok(mem);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	works_then_destroy(p, &a);
 }
 
 /* An error while filling a neighbour of the faulting page costs the
@@ -1258,9 +1250,7 @@ Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
  * EFAULT instead of hanging. */
 Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1284,18 +1274,14 @@ Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 	close(pfd[0]);
 	close(pfd[1]);
 	free_ok(mem);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	works_then_destroy(p, &a);
 }
 
 /* EAGAIN and EEXIST are normal answers: the fill finishes correctly. */
 Test(faults, uffdio_copy_transient)
 {
 	const int errs[] = {-EAGAIN, -EEXIST};
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	struct mod a;
 	mod_make(p, &a, 256 * KIB, 1);
 	for (int k = 0; k < 2; k++) {
@@ -1450,9 +1436,7 @@ Test(faults, userfaultfd_transient_probe_error_not_cached)
  * (which means every slot is held by a live memory). */
 Test(faults, alloc_wait_kernel_eagain_does_not_spin, .timeout = 20)
 {
-	ufp_config c;
-	cfg_small(&c, 2);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, false);
 	ufp_memory *mem = NULL;
 	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -EAGAIN), 0);
 	uint64_t t0 = ufpi_now_ns();
