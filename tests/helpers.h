@@ -124,6 +124,25 @@ static inline uint64_t t_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* Shuffle v[0..n) (Fisher-Yates, drawing from *rng). */
+static inline void t_shuffle_u64(uint64_t *v, size_t n, uint64_t *rng)
+{
+	for (size_t i = n; i > 1; i--) {
+		size_t j = t_rand(rng) % i;
+		uint64_t t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+/* v[0..n) = 0, 1, ..., n - 1 in an order drawn from *rng. */
+static inline void t_permutation(uint64_t *v, size_t n, uint64_t *rng)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = i;
+	t_shuffle_u64(v, n, rng);
+}
+
 /*
  * Backends and reclaim engines that pool suites run over. Loop with
  *   for (size_t k = 0; k < T_NBACKENDS; k++) { ufp_backend b = t_backends[k]; ... }

@@ -288,16 +288,6 @@ static void read_all(ufp_memory *mem)
 	(void)sum;
 }
 
-static void shuffle_u64(uint64_t *v, size_t n, uint64_t *rng)
-{
-	for (size_t i = n; i > 1; i--) {
-		size_t j = t_rand(rng) % i;
-		uint64_t t = v[i - 1];
-		v[i - 1] = v[j];
-		v[j] = t;
-	}
-}
-
 /* ---- the correctness matrix --------------------------------------------- */
 
 enum next_kind {
@@ -671,10 +661,8 @@ static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 	ufp_memory *mem = fresh_alloc(p, &a, "round 1");
 	uint64_t *pg = malloc(w.npages * sizeof(*pg));
 	cr_assert_not_null(pg);
-	for (uint64_t k = 0; k < w.npages; k++)
-		pg[k] = k;
 	uint64_t rng = 0x3a3a + pct;
-	shuffle_u64(pg, w.npages, &rng);
+	t_permutation(pg, w.npages, &rng);
 	w.written = w.npages * pct / 100;
 	unsigned char *base = ufp_memory_base(mem);
 	for (uint64_t k = 0; k < w.written; k++) {
@@ -788,9 +776,7 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t rng = 99;
 	uint64_t pg[256];
-	for (uint64_t k = 0; k < len / page; k++)
-		pg[k] = k;
-	shuffle_u64(pg, len / page, &rng);
+	t_permutation(pg, len / page, &rng);
 	uint64_t nb = 0, nk = 0;
 	for (uint64_t k = 0; k < len / page && (nb < nbeyond || nk < nbelow);
 	     k++) {
@@ -1318,7 +1304,7 @@ static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 		((unsigned char *)ufp_memory_base(mem[k]))[k * page] ^= 1;
 		order[k] = k;
 	}
-	shuffle_u64(order, N, &rng);
+	t_shuffle_u64(order, N, &rng);
 	for (unsigned k = 0; k < N; k++)
 		mem_free(mem[order[k]]);
 	quiesce(p);

@@ -396,13 +396,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 77;
 	cr_assert_leq(nwin, 64);
-	for (uint64_t i = 0; i < nwin; i++)
-		order[i] = i;
-	for (uint64_t i = nwin; i > 1; i--) {
-		uint64_t j = t_rand(&seed) % i, t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	t_permutation(order, nwin, &seed);
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t r0, r1;
@@ -445,13 +439,7 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	const size_t page = t_page();
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 78;
-	for (uint64_t i = 0; i < nwin; i++)
-		order[i] = i;
-	for (uint64_t i = nwin; i > 1; i--) {
-		uint64_t j = t_rand(&seed) % i, t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	t_permutation(order, nwin, &seed);
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	ufp_stats s0 = t_stats(e.pool);
