@@ -295,6 +295,41 @@ static inline size_t t_common_cases(struct t_case *c, const unsigned char *pat,
 	return 4;
 }
 
+/* First differing offset of a and b over len bytes, or -1. */
+static inline int64_t t_first_diff(const unsigned char *a,
+				   const unsigned char *b, size_t len)
+{
+	if (len == 0 || memcmp(a, b, len) == 0)
+		return -1;
+	size_t i = 0;
+	while (a[i] == b[i])
+		i++;
+	return (int64_t)i;
+}
+
+/* got[0, len) equals want, else fail naming the first byte that differs
+ * (at offset base_off + i), prefixed "[ctx] " when ctx is not NULL. */
+static inline void t_assert_bytes_ctx(const char *ctx, const unsigned char *got,
+				      const unsigned char *want, size_t len,
+				      const char *what, uint64_t base_off)
+{
+	int64_t i = t_first_diff(got, want, len);
+	if (i < 0)
+		return;
+	cr_assert_fail("%s%s%s%s: byte at offset %llu is 0x%02x, expected "
+		       "0x%02x",
+		       ctx ? "[" : "", ctx ? ctx : "", ctx ? "] " : "", what,
+		       (unsigned long long)(base_off + (uint64_t)i), got[i],
+		       want[i]);
+}
+
+static inline void t_assert_bytes(const unsigned char *got,
+				  const unsigned char *want, size_t len,
+				  const char *what, uint64_t base_off)
+{
+	t_assert_bytes_ctx(NULL, got, want, len, what, base_off);
+}
+
 /* The system page size. */
 static inline size_t t_page(void)
 {

@@ -48,19 +48,6 @@ static uint64_t nonzero_pages(const unsigned char *exp, uint64_t bytes)
 	return n;
 }
 
-static void assert_bytes(const unsigned char *got, const unsigned char *want,
-			 size_t len, const char *what, uint64_t base_off)
-{
-	if (len == 0 || memcmp(got, want, len) == 0)
-		return;
-	size_t i = 0;
-	while (got[i] == want[i])
-		i++;
-	cr_assert_fail("%s: byte at offset %llu is 0x%02x, expected 0x%02x",
-		       what, (unsigned long long)(base_off + i), got[i],
-		       want[i]);
-}
-
 /*
  * Check an image against the expected memory: geometry, exactly the
  * non-zero pages stored (with their bytes), zero pages not stored, stored
@@ -90,7 +77,7 @@ static void check_image(const struct ufpi_image *img, const unsigned char *exp,
 		}
 		cr_assert_not_null(src, "%s: page %llu with data is missing",
 				   what, (unsigned long long)p);
-		assert_bytes(src, want, page, what, p * page);
+		t_assert_bytes(src, want, page, what, p * page);
 		cr_assert_gt((int64_t)img->map[p], last,
 			     "%s: page %llu stored out of page order", what,
 			     (unsigned long long)p);
@@ -377,11 +364,11 @@ static void check_fresh_memory(ufp_pool *pool, ufp_module *m,
 	cr_assert_eq(size, bytes ? bytes : explen, "%s: size", what);
 	const unsigned char *base = ufp_memory_base(mem);
 	cr_assert_not_null(base);
-	assert_bytes(base, exp, explen, what, 0);
+	t_assert_bytes(base, exp, explen, what, 0);
 	for (uint64_t off = explen; off < size; off += sizeof(zeros)) {
 		uint64_t n =
 			size - off < sizeof(zeros) ? size - off : sizeof(zeros);
-		assert_bytes(base + off, zeros, n, what, off);
+		t_assert_bytes(base + off, zeros, n, what, off);
 	}
 	err = ufp_memory_free(mem);
 	cr_assert_eq(err, 0, "%s: ufp_memory_free: %s", what,

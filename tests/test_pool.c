@@ -53,15 +53,7 @@ static char ctx[160];
 static void assert_bytes(const unsigned char *got, const unsigned char *want,
 			 size_t len, const char *what, uint64_t base_off)
 {
-	if (len == 0 || memcmp(got, want, len) == 0)
-		return;
-	size_t i = 0;
-	while (got[i] == want[i])
-		i++;
-	cr_assert_fail("[%s] %s: byte at offset %llu is 0x%02x, expected "
-		       "0x%02x",
-		       ctx, what, (unsigned long long)(base_off + i), got[i],
-		       want[i]);
+	t_assert_bytes_ctx(ctx, got, want, len, what, base_off);
 }
 
 static void assert_zero(const unsigned char *got, uint64_t len,
