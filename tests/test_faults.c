@@ -291,6 +291,16 @@ static void scribble(ufp_memory *mem)
 	memset(ufp_memory_base(mem), SECRET, ufp_memory_size(mem));
 }
 
+/* A memory of md (bytes; 0: the module's initial size) reads as md's
+ * image (verify), then is freed. */
+static void verify_once(ufp_pool *p, const struct mod *md, uint64_t bytes,
+			const char *what)
+{
+	ufp_memory *mem = alloc_ok(p, md, bytes);
+	verify(mem, md, what);
+	free_ok(mem);
+}
+
 /* Every slot back in the allocator and the invariants hold. */
 static void assert_intact(ufp_pool *p)
 {
@@ -559,9 +569,7 @@ Test(faults, mprotect_alloc)
 	cr_assert_eq(err, -ENOMEM, "alloc (no module): %s", ufp_strerror(err));
 	assert_intact(p);
 
-	mem = alloc_ok(p, NULL, 128 * KIB);
-	verify(mem, NULL, "no-module memory after failed allocs");
-	free_ok(mem);
+	verify_once(p, NULL, 128 * KIB, "no-module memory after failed allocs");
 	works_then_destroy(p, &md);
 }
 
@@ -732,9 +740,7 @@ Test(faults, madvise_reset_kept_range)
 	arm(UFPI_FI_MADVISE, 1, -EIO);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	ufpi_fi_reset();
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "other module after a failed kept-range reset");
-	free_ok(mem);
+	verify_once(p, &b, 0, "other module after a failed kept-range reset");
 	assert_works(p, &a);
 	mod_drop(&a);
 	mod_drop(&b);
@@ -770,9 +776,7 @@ Test(faults, madvise_wipe_for_other_module)
 		verify(mem, &b, "other module after a failed wipe");
 		scribble(mem);
 		free_ok(mem);
-		mem = alloc_ok(p, &a, 0);
-		verify(mem, &a, "first module again");
-		free_ok(mem);
+		verify_once(p, &a, 0, "first module again");
 		assert_works(p, &b);
 		mod_drop(&a);
 		mod_drop(&b);
@@ -813,9 +817,8 @@ Test(faults, madvise_wipe_failure_then_drop)
 		     "the dropped module's image buffer is still mapped after "
 		     "drop + quiesce");
 	/* the next alloc (the slot's new key) wipes it at last */
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "other module after the failed wipe and the drop");
-	free_ok(mem);
+	verify_once(p, &b, 0,
+		    "other module after the failed wipe and the drop");
 	mod_drop(&b);
 	destroy_ok(p);
 }
@@ -915,9 +918,7 @@ static void purge_fails_twice(const struct variant *var, ufp_reclaim engine,
 	       stale ? "another module after a failed reset and a failed purge"
 		     : "another module after a failed purge of kept pages");
 	free_ok(mem);
-	mem = alloc_ok(p, NULL, 256 * KIB);
-	verify(mem, NULL, "no module after a failed purge");
-	free_ok(mem);
+	verify_once(p, NULL, 256 * KIB, "no module after a failed purge");
 	mod_drop(&b);
 	assert_intact(p);
 	destroy_ok(p);
@@ -983,9 +984,7 @@ Test(faults, mmap_cow_wipe)
 	cr_assert_eq(err, -ENOMEM, "COW alloc with a failing wipe: %s",
 		     ufp_strerror(err));
 	assert_intact(p);
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "COW, other module after a failed wipe");
-	free_ok(mem);
+	verify_once(p, &b, 0, "COW, other module after a failed wipe");
 	assert_works(p, &a);
 	mod_drop(&a);
 	mod_drop(&b);
@@ -1007,9 +1006,7 @@ Test(faults, mmap_cow_purge)
 	verify(mem, &b, "COW, other module after a failed purge");
 	scribble(mem);
 	free_ok(mem);
-	mem = alloc_ok(p, NULL, 256 * KIB);
-	verify(mem, NULL, "COW, no module after a failed purge");
-	free_ok(mem);
+	verify_once(p, NULL, 256 * KIB, "COW, no module after a failed purge");
 	assert_works(p, &b);
 	mod_drop(&b);
 	destroy_clean(p, before);
@@ -1155,9 +1152,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	free_ok(mem);
 	assert_intact(p);
 	/* the poisoned page was zapped by the reset */
-	mem = alloc_ok(p, &a, 0);
-	verify(mem, &a, "after a failed fill");
-	free_ok(mem);
+	verify_once(p, &a, 0, "after a failed fill");
 	works_then_destroy(p, &a);
 }
 

@@ -178,6 +178,16 @@ static bool verify(ufp_memory *mem, const struct mod *md, const char *what)
 	return false;
 }
 
+/* A memory of md (bytes; 0: the module's initial size) reads as md's
+ * image (verify), then is freed. */
+static void verify_once(ufp_pool *p, const struct mod *md, uint64_t bytes,
+			const char *what)
+{
+	ufp_memory *mem = alloc_ok(p, md, bytes);
+	verify(mem, md, what);
+	free_ok(mem);
+}
+
 /* Every slot free again and the invariants hold: the pool is intact. */
 static void assert_intact(ufp_pool *p)
 {
@@ -297,9 +307,7 @@ Test(hostile, null_arguments)
 
 	/* an empty module (no segment) is valid */
 	cr_assert_eq(ufp_module_create(p, NULL, 0, 64 * KIB, &m), 0);
-	mem = alloc_ok(p, NULL, 64 * KIB);
-	verify(mem, NULL, "NULL module");
-	free_ok(mem);
+	verify_once(p, NULL, 64 * KIB, "NULL module");
 	cr_assert_eq(ufp_module_drop(m), 0);
 	new_module_works_then_destroy(p, 1);
 }
@@ -877,9 +885,7 @@ Test(hostile, kept_pages_read_as_image)
 		}
 		cr_expect_gt(readable, 0, "%sno kept page readable", ctx);
 		assert_intact(p);
-		mem = alloc_ok(p, &a, 0);
-		verify(mem, &a, "next memory after reading kept pages");
-		free_ok(mem);
+		verify_once(p, &a, 0, "next memory after reading kept pages");
 		works_then_destroy(p, &a);
 	}
 }
@@ -952,14 +958,12 @@ Test(hostile, zero_pages_read_then_written_by_next_tenant)
 			       SECRET, 100 * KIB);
 			free_ok(mem);
 			/* tenant 3: another module, then no module */
-			mem = alloc_ok(p, &b, 0);
-			verify(mem, &b,
-			       with_module ? "after zero pages of a module"
-					   : "after zero pages of no module");
-			free_ok(mem);
-			mem = alloc_ok(p, NULL, MOD_BYTES);
-			verify(mem, NULL, "no module after zero pages");
-			free_ok(mem);
+			verify_once(p, &b, 0,
+				    with_module
+					    ? "after zero pages of a module"
+					    : "after zero pages of no module");
+			verify_once(p, NULL, MOD_BYTES,
+				    "no module after zero pages");
 			mod_drop(&a);
 			mod_drop(&b);
 			assert_intact(p);
