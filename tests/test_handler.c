@@ -363,6 +363,21 @@ Test(handler, uffd_window_sequential_touch_grows_the_window, .timeout = 60)
 	window_env_done(&e);
 }
 
+/* Read one page inside each of the windows order[0, touches) of `around`
+ * bytes, never a window's first page (so no window's end is hit in
+ * sequence), each checked against the image exp. */
+static void touch_isolated(const unsigned char *base, const unsigned char *exp,
+			   const uint64_t *order, uint64_t touches,
+			   uint64_t around, uint64_t *seed)
+{
+	const size_t page = t_page();
+	for (uint64_t i = 0; i < touches; i++) {
+		uint64_t off = order[i] * around +
+			       (1 + t_rand(seed) % (around / page - 1)) * page;
+		t_assert_bytes(base + off, exp + off, page, "random", off);
+	}
+}
+
 Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
      .timeout = 60)
 {
@@ -381,11 +396,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	ufp_stats s0 = t_stats(e.pool);
 	/* one page inside each of `touches` distinct windows, never the
 	 * first page of a window: a window's end is never hit in sequence */
-	for (uint64_t i = 0; i < touches; i++) {
-		uint64_t off = order[i] * around +
-			       (1 + t_rand(&seed) % (around / page - 1)) * page;
-		t_assert_bytes(base + off, e.exp + off, page, "random", off);
-	}
+	touch_isolated(base, e.exp, order, touches, around, &seed);
 	ufp_stats s1 = t_stats(e.pool);
 	cr_assert_eq(ufp_pool_resident_bytes(e.pool, &r1), 0);
 	uint64_t faults = s1.faults - s0.faults, res = r1 - r0;
@@ -420,11 +431,7 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	ufp_stats s0 = t_stats(e.pool);
-	for (uint64_t i = 0; i < touches; i++) {
-		uint64_t off = order[i] * around +
-			       (1 + t_rand(&seed) % (around / page - 1)) * page;
-		t_assert_bytes(base + off, e.exp + off, page, "random", off);
-	}
+	touch_isolated(base, e.exp, order, touches, around, &seed);
 	ufp_stats s1 = t_stats(e.pool);
 	uint64_t copied = t_installed(&s1) - t_installed(&s0);
 	/* 64 KiB, 32 KiB, then 16 KiB for every further isolated fault */
