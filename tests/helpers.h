@@ -10,8 +10,11 @@
 #define UFP_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,20 @@ static inline int t_count_fds(void)
 	return n;
 }
 
+/* Open fds, from /proc/self/fd (t_count_fds probes 65536 numbers, which
+ * is slow under ASan). */
+static inline int t_count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return t_count_fds();
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own fd */
+}
+
 /* Number of lines of /proc/self/maps. */
 static inline int t_count_maps(void)
 {
@@ -84,6 +101,20 @@ static inline int t_is_mapped(const void *addr)
 	return found;
 }
 
+/* Append msg and a newline to the NUL-terminated log in buf (cap bytes,
+ * *len of them used); a line that does not fit is left out. */
+static inline void t_log_append(char *buf, size_t cap, size_t *len,
+				const char *msg)
+{
+	size_t n = strlen(msg);
+	if (*len + n + 2 < cap) {
+		memcpy(buf + *len, msg, n);
+		*len += n;
+		buf[(*len)++] = '\n';
+		buf[*len] = 0;
+	}
+}
+
 /* splitmix64: a seeded, reproducible PRNG for tests. */
 static inline uint64_t t_rand(uint64_t *s)
 {
@@ -91,6 +122,25 @@ static inline uint64_t t_rand(uint64_t *s)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+/* Shuffle v[0..n) (Fisher-Yates, drawing from *rng). */
+static inline void t_shuffle_u64(uint64_t *v, size_t n, uint64_t *rng)
+{
+	for (size_t i = n; i > 1; i--) {
+		size_t j = t_rand(rng) % i;
+		uint64_t t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+/* v[0..n) = 0, 1, ..., n - 1 in an order drawn from *rng. */
+static inline void t_permutation(uint64_t *v, size_t n, uint64_t *rng)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = i;
+	t_shuffle_u64(v, n, rng);
 }
 
 /*
@@ -194,6 +244,92 @@ static inline void t_fill(unsigned char *buf, size_t len, uint64_t seed)
 	}
 }
 
+/* A synthetic image: a name, its initial size and its segments. */
+struct t_case {
+	const char *name;
+	uint64_t initial;
+	size_t nsegs;
+	ufp_segment segs[6];
+};
+
+/*
+ * The synthetic cases test_image and test_pool both run, over the pattern
+ * bytes pat (90000 at least) and zeros (4096 at least): writes c[0..3] and
+ * returns 4.
+ */
+static inline size_t t_common_cases(struct t_case *c, const unsigned char *pat,
+				    const unsigned char *zeros)
+{
+	const uint64_t kib = 1024;
+	/* a few bytes far apart in 1 MiB */
+	c[0] = (struct t_case){"sparse",
+			       1024 * kib,
+			       3,
+			       {{0, pat, 10},
+				{300000, pat + 100, 50},
+				{15 * 64 * kib + 7, pat + 1000, 3}}};
+	/* segments straddling page boundaries, unaligned at both ends */
+	c[1] = (struct t_case){"unaligned",
+			       256 * kib,
+			       3,
+			       {{4095, pat + 1, 2},
+				{65535, pat + 7, 70000},
+				{3 * 4096 + 1, pat + 9, 4094}}};
+	/* later segments overwrite earlier ones; a zero segment turns a page
+	 * that had data back into a zero page */
+	c[2] = (struct t_case){"overlapping",
+			       128 * kib,
+			       5,
+			       {{1000, pat, 9000},
+				{5000, pat + 50000, 1000},
+				{8192, zeros, 4096},
+				{100, pat + 7777, 1},
+				{4000, pat + 3, 200}}};
+	/* segments whose last byte is the last byte of initial memory */
+	c[3] = (struct t_case){"ends_at_initial",
+			       128 * kib,
+			       3,
+			       {{128 * kib - 100, pat + 11, 100},
+				{64 * kib - 1, pat + 5, 1},
+				{64 * kib, pat + 20000, 64 * kib}}};
+	return 4;
+}
+
+/* First differing offset of a and b over len bytes, or -1. */
+static inline int64_t t_first_diff(const unsigned char *a,
+				   const unsigned char *b, size_t len)
+{
+	if (len == 0 || memcmp(a, b, len) == 0)
+		return -1;
+	size_t i = 0;
+	while (a[i] == b[i])
+		i++;
+	return (int64_t)i;
+}
+
+/* got[0, len) equals want, else fail naming the first byte that differs
+ * (at offset base_off + i), prefixed "[ctx] " when ctx is not NULL. */
+static inline void t_assert_bytes_ctx(const char *ctx, const unsigned char *got,
+				      const unsigned char *want, size_t len,
+				      const char *what, uint64_t base_off)
+{
+	int64_t i = t_first_diff(got, want, len);
+	if (i < 0)
+		return;
+	cr_assert_fail("%s%s%s%s: byte at offset %llu is 0x%02x, expected "
+		       "0x%02x",
+		       ctx ? "[" : "", ctx ? ctx : "", ctx ? "] " : "", what,
+		       (unsigned long long)(base_off + (uint64_t)i), got[i],
+		       want[i]);
+}
+
+static inline void t_assert_bytes(const unsigned char *got,
+				  const unsigned char *want, size_t len,
+				  const char *what, uint64_t base_off)
+{
+	t_assert_bytes_ctx(NULL, got, want, len, what, base_off);
+}
+
 /* The system page size. */
 static inline size_t t_page(void)
 {
@@ -224,6 +360,69 @@ static inline unsigned char *t_apply_segments(const ufp_segment *segs, size_t n,
 			memcpy(e + segs[i].offset, segs[i].bytes, segs[i].len);
 	}
 	return e;
+}
+
+/*
+ * One access with SIGBUS and SIGSEGV caught: 0 when it went through, else
+ * the signal it raised. The handlers in place before are put back.
+ */
+static inline sigjmp_buf *t_trap_jb(void)
+{
+	static sigjmp_buf jb;
+	return &jb;
+}
+
+static inline void t_trap_handler(int sig)
+{
+	siglongjmp(*t_trap_jb(), sig);
+}
+
+struct t_traps {
+	struct sigaction bus, segv;
+};
+
+static inline void t_traps_on(struct t_traps *old)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = t_trap_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old->bus);
+	sigaction(SIGSEGV, &sa, &old->segv);
+}
+
+static inline void t_traps_off(const struct t_traps *old)
+{
+	sigaction(SIGBUS, &old->bus, NULL);
+	sigaction(SIGSEGV, &old->segv, NULL);
+}
+
+/* Read *p (the byte in *out unless out is NULL). */
+static inline int t_read_trapping(const volatile unsigned char *p,
+				  unsigned char *out)
+{
+	struct t_traps old;
+	t_traps_on(&old);
+	int sig = sigsetjmp(*t_trap_jb(), 1);
+	if (!sig) {
+		unsigned char v = *p;
+		if (out)
+			*out = v;
+	}
+	t_traps_off(&old);
+	return sig;
+}
+
+/* Write v to *p. */
+static inline int t_write_trapping(volatile unsigned char *p, unsigned char v)
+{
+	struct t_traps old;
+	t_traps_on(&old);
+	int sig = sigsetjmp(*t_trap_jb(), 1);
+	if (!sig)
+		*p = v;
+	t_traps_off(&old);
+	return sig;
 }
 
 #endif

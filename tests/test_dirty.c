@@ -91,6 +91,15 @@ static ufp_pool *pool_new(const ufp_config *c)
 	return p;
 }
 
+/* pool_new of cfg_init(slots, max, b, dt, keep). */
+static ufp_pool *pool_of(uint32_t slots, uint64_t max, ufp_backend b,
+			 ufp_dirty_tracking dt, uint64_t keep)
+{
+	ufp_config c;
+	cfg_init(&c, slots, max, b, dt, keep);
+	return pool_new(&c);
+}
+
 static void pool_done(ufp_pool *p)
 {
 	int err = ufp_pool_destroy(p);
@@ -260,6 +269,15 @@ static void check_fresh(ufp_memory *mem, const struct mod *md, const char *what)
 	free(want);
 }
 
+/* A memory of md (its initial size), every byte checked fresh. */
+static ufp_memory *fresh_alloc(ufp_pool *p, const struct mod *md,
+			       const char *what)
+{
+	ufp_memory *mem = mem_alloc(p, md, 0);
+	check_fresh(mem, md, what);
+	return mem;
+}
+
 /* Read one byte of every page (fills them all). */
 static void read_all(ufp_memory *mem)
 {
@@ -268,16 +286,6 @@ static void read_all(ufp_memory *mem)
 	for (uint64_t o = 0; o < ufp_memory_size(mem); o += t_page())
 		sum += b[o];
 	(void)sum;
-}
-
-static void shuffle_u64(uint64_t *v, size_t n, uint64_t *rng)
-{
-	for (size_t i = n; i > 1; i--) {
-		size_t j = t_rand(rng) % i;
-		uint64_t t = v[i - 1];
-		v[i - 1] = v[j];
-		v[j] = t;
-	}
 }
 
 /* ---- the correctness matrix --------------------------------------------- */
@@ -436,9 +444,7 @@ static void run_matrix(ufp_backend be, ufp_dirty_tracking dt, uint64_t keep,
 		       enum next_kind kind)
 {
 	const size_t page = t_page();
-	ufp_config c;
-	cfg_init(&c, 1, MX_MAX, be, dt, keep);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, MX_MAX, be, dt, keep);
 	uint64_t rng = 0xd1e7ull * 1000003 + (uint64_t)be * 1009 +
 		       (uint64_t)dt * 101 + (uint64_t)kind * 11 + keep;
 	struct mod a, b;
@@ -535,9 +541,7 @@ MX_KINDS(copy, UFP_BACKEND_COPY, UFP_DIRTY_AUTO)
  */
 static void zero_pages_then_other(ufp_dirty_tracking dt, bool from_module)
 {
-	ufp_config c;
-	cfg_init(&c, 1, 256 * KIB, UFP_BACKEND_UFFD, dt, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, 256 * KIB, UFP_BACKEND_UFFD, dt, 0);
 	struct mod a, b;
 	/* a: data on its first page only, the rest reads as zero pages */
 	mod_full(p, 128 * KIB, t_page(), 7, &a);
@@ -580,9 +584,8 @@ Test(regression, zero_pages_of_module_leak_into_other_module)
 static void written_zero_page_outside_scan(bool with_module)
 {
 	const size_t page = t_page();
-	ufp_config c;
-	cfg_init(&c, 1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p =
+		pool_of(1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, 128 * KIB, t_page(), 9, &a);
 	const struct mod *md = with_module ? &a : &no_module;
@@ -655,14 +658,11 @@ static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 	w.npages = WARM_LEN / page;
 	w.datapages = WARM_DATA / page;
 
-	ufp_memory *mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "round 1");
+	ufp_memory *mem = fresh_alloc(p, &a, "round 1");
 	uint64_t *pg = malloc(w.npages * sizeof(*pg));
 	cr_assert_not_null(pg);
-	for (uint64_t k = 0; k < w.npages; k++)
-		pg[k] = k;
 	uint64_t rng = 0x3a3a + pct;
-	shuffle_u64(pg, w.npages, &rng);
+	t_permutation(pg, w.npages, &rng);
 	w.written = w.npages * pct / 100;
 	unsigned char *base = ufp_memory_base(mem);
 	for (uint64_t k = 0; k < w.written; k++) {
@@ -768,20 +768,15 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 	const size_t page = t_page();
 	const uint64_t len = 1 * MIB, keep = 256 * KIB;
 	const uint64_t nbeyond = 12, nbelow = 5;
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, dt, keep);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, dt, keep);
 	struct mod a;
 	mod_full(p, len, len, 5, &a);
 
-	ufp_memory *mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "first");
+	ufp_memory *mem = fresh_alloc(p, &a, "first");
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t rng = 99;
 	uint64_t pg[256];
-	for (uint64_t k = 0; k < len / page; k++)
-		pg[k] = k;
-	shuffle_u64(pg, len / page, &rng);
+	t_permutation(pg, len / page, &rng);
 	uint64_t nb = 0, nk = 0;
 	for (uint64_t k = 0; k < len / page && (nb < nbeyond || nk < nbelow);
 	     k++) {
@@ -821,8 +816,7 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 		"the index accounts %llu idle bytes, %llu are resident",
 		(unsigned long long)ufp_index_unused_bytes_resident(p->index),
 		(unsigned long long)r1);
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "after the reset");
+	mem = fresh_alloc(p, &a, "after the reset");
 	mem_free(mem);
 	mod_fini(&a);
 	pool_done(p);
@@ -885,9 +879,8 @@ static void temp_swap_off(const char *path)
 Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 {
 	const size_t page = t_page();
-	ufp_config c;
-	cfg_init(&c, 1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 256 * KIB);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, 256 * KIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO,
+			      256 * KIB);
 	struct mod a;
 	mod_full(p, 256 * KIB, 256 * KIB, 11, &a);
 	const char *swap = temp_swap_on();
@@ -914,8 +907,7 @@ Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 			     rc ? strerror(errno) : "left it resident");
 	}
 	mem_free(mem);
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "after a written page was swapped out");
+	mem = fresh_alloc(p, &a, "after a written page was swapped out");
 	mem_free(mem);
 	mod_fini(&a);
 	pool_done(p);
@@ -942,14 +934,11 @@ static void scan_whole_range(uint64_t keep)
 {
 	const size_t page = t_page();
 	const uint64_t len = 8 * MIB, np = len / page;
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, keep);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, keep);
 	struct mod a;
 	mod_full(p, len, len, 3, &a);
 
-	ufp_memory *mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "first");
+	ufp_memory *mem = fresh_alloc(p, &a, "first");
 	unsigned char *base = ufp_memory_base(mem);
 	for (uint64_t k = 0; k < np; k += 2)
 		base[k * page + k % page] ^= 0x81;
@@ -980,8 +969,7 @@ static void scan_whole_range(uint64_t keep)
 			     (unsigned long long)(np / 2));
 		cr_assert_eq(s1.pages_restored - s0.pages_restored, 0);
 	}
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "after 2048 separate runs");
+	mem = fresh_alloc(p, &a, "after 2048 separate runs");
 	mem_free(mem);
 	mod_fini(&a);
 	pool_done(p);
@@ -1047,15 +1035,12 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 {
 	const uint64_t len = 64 * t_page();
 	const uint64_t both = (UINT64_C(1) << 3) | (UINT64_C(1) << 7);
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, len);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, len);
 	struct mod a;
 	mod_full(p, len, len, 11, &a);
 
 	/* 1: pages 3 and 7 written */
-	ufp_memory *mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "first");
+	ufp_memory *mem = fresh_alloc(p, &a, "first");
 	bump(mem, 3, 1);
 	bump(mem, 7, 1);
 	ufp_stats s0 = t_stats(p);
@@ -1070,8 +1055,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 		     (unsigned long long)written_mask(p, len));
 
 	/* 2: the same pages written again, differently */
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "second (restored pages left writable)");
+	mem = fresh_alloc(p, &a, "second (restored pages left writable)");
 	bump(mem, 3, 2);
 	bump(mem, 7, 3);
 	mem_free(mem);
@@ -1081,8 +1065,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	cr_assert_eq(written_mask(p, len), both);
 
 	/* 3: only page 3 written: one changed, one unchanged (half) */
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "third");
+	mem = fresh_alloc(p, &a, "third");
 	bump(mem, 3, 5);
 	mem_free(mem);
 	ufp_stats s3 = t_stats(p);
@@ -1095,8 +1078,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 		     (unsigned long long)written_mask(p, len));
 
 	/* 4: nothing written: nothing to restore, and still the image */
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "fourth (span protected again)");
+	mem = fresh_alloc(p, &a, "fourth (span protected again)");
 	mem_free(mem);
 	ufp_stats s4 = t_stats(p);
 	cr_assert_eq(s4.pages_restored - s3.pages_restored, 0);
@@ -1133,9 +1115,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	const uint64_t len = 64 * page;
 	const uint64_t runs =
 		(UINT64_C(1) << 3) | (UINT64_C(1) << 4) | (UINT64_C(1) << 9);
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, len, len, 21, &a);
 
@@ -1198,9 +1178,7 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 	const uint64_t runs = UFPI_REFILL_MAX + 104, npages = 2 * runs;
 	const uint64_t len =
 		(npages * page + 64 * KIB - 1) / (64 * KIB) * (64 * KIB);
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, len, len, 24, &a);
 
@@ -1247,9 +1225,7 @@ Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 	 * releases its image, and with it anything to copy back */
 	const uint64_t len =
 		((npages + 16) * page + 64 * KIB - 1) / (64 * KIB) * (64 * KIB);
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, len, len, 25, &a);
 
@@ -1278,9 +1254,7 @@ Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 Test(refill, clipped_to_the_new_size)
 {
 	const uint64_t wasm_page = 64 * KIB, len = 4 * wasm_page;
-	ufp_config c;
-	cfg_init(&c, 1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, len, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, wasm_page, wasm_page, 23, &a);
 
@@ -1330,7 +1304,7 @@ static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 		((unsigned char *)ufp_memory_base(mem[k]))[k * page] ^= 1;
 		order[k] = k;
 	}
-	shuffle_u64(order, N, &rng);
+	t_shuffle_u64(order, N, &rng);
 	for (unsigned k = 0; k < N; k++)
 		mem_free(mem[order[k]]);
 	quiesce(p);
@@ -1454,10 +1428,8 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 {
 	const size_t page = t_page();
 	enum { N = 3 };
-	ufp_config c;
-	cfg_init(&c, N + 1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO,
-		 256 * KIB);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(N + 1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO,
+			      256 * KIB);
 	uint64_t baseline = resident(p);
 	struct mod a, b;
 	mod_full(p, 1 * MIB, 1 * MIB, 21, &a);
@@ -1494,8 +1466,7 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 
 	/* purged slots still track writes for the next module */
 	for (unsigned r = 0; r < 2 * N; r++) {
-		ufp_memory *m = mem_alloc(p, &b, 0);
-		check_fresh(m, &b, "b after the purge of a");
+		ufp_memory *m = fresh_alloc(p, &b, "b after the purge of a");
 		unsigned char *base = ufp_memory_base(m);
 		for (uint64_t o = r * page; o < 1 * MIB; o += 5 * page)
 			base[o] ^= 0x44;
@@ -1512,14 +1483,11 @@ static ufp_stats stats_cycles(ufp_backend be, ufp_dirty_tracking dt,
 			      unsigned cycles)
 {
 	const size_t page = t_page();
-	ufp_config c;
-	cfg_init(&c, 1, 1 * MIB, be, dt, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, 1 * MIB, be, dt, 0);
 	struct mod a;
 	mod_full(p, 1 * MIB, 512 * KIB, 31, &a);
 	for (unsigned r = 0; r < cycles; r++) {
-		ufp_memory *mem = mem_alloc(p, &a, 0);
-		check_fresh(mem, &a, "cycle");
+		ufp_memory *mem = fresh_alloc(p, &a, "cycle");
 		unsigned char *base = ufp_memory_base(mem);
 		for (uint64_t o = r * page; o < 1 * MIB; o += 16 * page)
 			base[o] ^= 0x10;
@@ -1562,9 +1530,7 @@ Test(stats, dirty_scans_move_only_with_tracking)
 Test(stats, faults_avoided_counts_kept_clean_pages)
 {
 	const size_t page = t_page();
-	ufp_config c;
-	cfg_init(&c, 1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
-	ufp_pool *p = pool_new(&c);
+	ufp_pool *p = pool_of(1, 1 * MIB, UFP_BACKEND_UFFD, UFP_DIRTY_AUTO, 0);
 	struct mod a;
 	mod_full(p, 1 * MIB, 1 * MIB, 32, &a);
 	ufp_memory *mem = mem_alloc(p, &a, 0);
@@ -1634,8 +1600,7 @@ static void fallback(bool no_wp_async, const char *needle)
 	read_all(mem);
 	memset(ufp_memory_base(mem), 0x77, 256 * KIB);
 	mem_free(mem);
-	mem = mem_alloc(p, &a, 0);
-	check_fresh(mem, &a, "fallback");
+	mem = fresh_alloc(p, &a, "fallback");
 	mem_free(mem);
 	mod_fini(&a);
 	cr_assert_eq(ufp_pool_destroy(p), 0);

@@ -72,36 +72,6 @@ static void cfg(ufp_config *c, ufp_backend be, ufp_reclaim rc, uint64_t keep)
 	c->log_level = UFP_LOG_DEBUG;
 }
 
-/* ---- traps ------------------------------------------------------------------ */
-
-static sigjmp_buf trap_jb;
-static volatile sig_atomic_t trap_sig;
-
-static void trap(int sig)
-{
-	trap_sig = sig;
-	siglongjmp(trap_jb, 1);
-}
-
-/* Read *p; 0 if it read, else the signal it raised. */
-static int read_trapping(const volatile unsigned char *p)
-{
-	struct sigaction sa, obus, osegv;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = trap;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &obus);
-	sigaction(SIGSEGV, &sa, &osegv);
-	trap_sig = 0;
-	if (sigsetjmp(trap_jb, 1) == 0) {
-		unsigned char v = *p;
-		(void)v;
-	}
-	sigaction(SIGBUS, &obus, NULL);
-	sigaction(SIGSEGV, &osegv, NULL);
-	return trap_sig;
-}
-
 /* ---- the correctness round --------------------------------------------------- */
 
 struct mod {
@@ -186,7 +156,7 @@ static void round_trip(ufp_pool *p, int trap_freed)
 	unsigned char *abase = ufp_memory_base(a);
 	free_ok(a);
 	if (trap_freed) {
-		int sig = read_trapping(abase + 4096);
+		int sig = t_read_trapping(abase + 4096, NULL);
 		cr_assert_eq(sig, trap_freed,
 			     "read of a freed page: signal %d, want %d", sig,
 			     trap_freed);
@@ -236,6 +206,21 @@ static void info(ufp_pool *p, ufp_backend *be, ufp_reclaim *rc, int *dirty)
 	cr_assert_eq(ufp_pool_info(p, be, rc, dirty), 0);
 }
 
+/* The round on p, then p destroyed. */
+static void round_trip_destroy(ufp_pool *p, int trap_freed)
+{
+	round_trip(p, trap_freed);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* A pool of c is refused with `want`, and none is made. */
+static void assert_refused(const ufp_config *c, int want)
+{
+	ufp_pool *p = NULL;
+	cr_assert_eq(ufp_pool_create(c, &p), want);
+	cr_assert_null(p);
+}
+
 static void require_uffd(void)
 {
 	if (probe()->uffd_err)
@@ -272,8 +257,7 @@ Test(fallback, with_uffdio_poison_for_contrast)
 	cfg(&c, UFP_BACKEND_UFFD, UFP_RECLAIM_AUTO, 0);
 	c.dirty_tracking = UFP_DIRTY_OFF;
 	ufp_pool *p = t_pool(&c);
-	round_trip(p, SIGBUS);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	round_trip_destroy(p, SIGBUS);
 }
 
 /* ---- no WP_ASYNC / no PAGEMAP_SCAN: plain reset ------------------------- */
@@ -334,14 +318,11 @@ Test(fallback, no_uring_madvise_sync_reclaim)
 		cr_assert(log_has("IORING_OP_MADVISE not supported"),
 			  "no log line says why: %s", log_buf);
 		cr_assert_eq(ufpi_reclaim_eventfd(p->reclaim), -1);
-		round_trip(p, 0);
-		cr_assert_eq(ufp_pool_destroy(p), 0);
+		round_trip_destroy(p, 0);
 
 		/* forcing the missing engine is refused */
 		c.reclaim = UFP_RECLAIM_URING;
-		p = NULL;
-		cr_assert_eq(ufp_pool_create(&c, &p), -ENOTSUP);
-		cr_assert_null(p);
+		assert_refused(&c, -ENOTSUP);
 	}
 	ufpi_features_reset();
 }
@@ -358,13 +339,10 @@ Test(fallback, no_process_madvise)
 		ufp_pool *p = t_pool(&c);
 		cr_assert_eq(p->pidfd, -1, "a pidfd for process_madvise");
 		cr_assert_eq(p->slots.pidfd, -1);
-		round_trip(p, 0);
-		cr_assert_eq(ufp_pool_destroy(p), 0);
+		round_trip_destroy(p, 0);
 
 		c.reclaim = UFP_RECLAIM_PROCESS_MADVISE;
-		p = NULL;
-		cr_assert_eq(ufp_pool_create(&c, &p), -ENOTSUP);
-		cr_assert_null(p);
+		assert_refused(&c, -ENOTSUP);
 	}
 	ufpi_features_reset();
 }
@@ -388,13 +366,10 @@ Test(fallback, userfaultfd_eperm_auto_uses_cow)
 			  "vm.unprivileged_userfaultfd=1"),
 		  "no WARN line says what to change: %s", log_buf);
 	cr_assert_eq(p->nuffd, 0);
-	round_trip(p, 0);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	round_trip_destroy(p, 0);
 
 	/* forcing UFFD is refused with the reason */
 	c.backend = UFP_BACKEND_UFFD;
-	p = NULL;
-	cr_assert_eq(ufp_pool_create(&c, &p), -EPERM);
-	cr_assert_null(p);
+	assert_refused(&c, -EPERM);
 	ufpi_features_reset();
 }

@@ -35,7 +35,6 @@
  * Criterion forks each Test, so injection state never crosses tests; each
  * still disarms everything when done.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -48,20 +47,6 @@
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
 #define SECRET 0xa5
-
-/* Open fds, from /proc/self/fd (t_count_fds probes 65536 numbers, which
- * is slow under ASan). */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return t_count_fds();
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the directory's own fd */
-}
 
 /* ---- log capture --------------------------------------------------------- */
 
@@ -82,13 +67,7 @@ static void log_cb(void *arg, ufp_log_level level, const char *msg)
 	(void)arg;
 	(void)level;
 	pthread_mutex_lock(&log_lock);
-	size_t n = strlen(msg);
-	if (log_len + n + 2 < sizeof(log_buf)) {
-		memcpy(log_buf + log_len, msg, n);
-		log_len += n;
-		log_buf[log_len++] = '\n';
-		log_buf[log_len] = 0;
-	}
+	t_log_append(log_buf, sizeof(log_buf), &log_len, msg);
 	if (rearm.trigger && rearm.times > 0 && strstr(msg, rearm.trigger)) {
 		rearm.times--;
 		UFPI_IGNORE(ufpi_fi_arm(rearm.op, 1, rearm.err));
@@ -312,6 +291,16 @@ static void scribble(ufp_memory *mem)
 	memset(ufp_memory_base(mem), SECRET, ufp_memory_size(mem));
 }
 
+/* A memory of md (bytes; 0: the module's initial size) reads as md's
+ * image (verify), then is freed. */
+static void verify_once(ufp_pool *p, const struct mod *md, uint64_t bytes,
+			const char *what)
+{
+	ufp_memory *mem = alloc_ok(p, md, bytes);
+	verify(mem, md, what);
+	free_ok(mem);
+}
+
 /* Every slot back in the allocator and the invariants hold. */
 static void assert_intact(ufp_pool *p)
 {
@@ -355,7 +344,7 @@ struct res {
 
 static struct res res_now(void)
 {
-	return (struct res){count_fds(), t_count_maps()};
+	return (struct res){t_count_open_fds(), t_count_maps()};
 }
 
 static void res_same(struct res before, const char *what)
@@ -394,42 +383,128 @@ static uint64_t resident(ufp_pool *p)
 	return r;
 }
 
+/* cfg_small with a variant's backend and dirty tracking. */
+static void cfg_variant(ufp_config *c, uint32_t slots, const struct variant *v)
+{
+	cfg_small(c, slots);
+	c->backend = v->backend;
+	c->dirty_tracking = v->dirty;
+}
+
+/* Modules a (seed 1) and b (seed 2), 256 KiB each. */
+static void mod_make_two(ufp_pool *p, struct mod *a, struct mod *b)
+{
+	mod_make(p, a, 256 * KIB, 1);
+	mod_make(p, b, 256 * KIB, 2);
+}
+
+/* A memory of md written all over and freed (kept pages hold md's
+ * image, or the writes when the reset fails). */
+static void write_and_free(ufp_pool *p, const struct mod *md)
+{
+	ufp_memory *mem = alloc_ok(p, md, 0);
+	scribble(mem);
+	free_ok(mem);
+}
+
+/* md still works on p (assert_works); then it is dropped and p
+ * destroyed. */
+static void works_then_destroy(ufp_pool *p, struct mod *md)
+{
+	assert_works(p, md);
+	mod_drop(md);
+	destroy_ok(p);
+}
+
+/* A pool of cfg_small(slots), after a warm_up of that config when
+ * `warm`. */
+static ufp_pool *small_pool(uint32_t slots, bool warm)
+{
+	ufp_config c;
+	cfg_small(&c, slots);
+	if (warm)
+		warm_up(&c);
+	return t_pool(&c);
+}
+
+/* A fresh module (seed 1) works on p (assert_works), then is dropped. */
+static void assert_works_module(ufp_pool *p)
+{
+	struct mod md;
+	mod_make(p, &md, 256 * KIB, 1);
+	assert_works(p, &md);
+	mod_drop(&md);
+}
+
+/* ufp_memory_alloc with `op` #1 failing with `inject`: what it returned. */
+static int alloc_failing(ufp_pool *p, const struct mod *md, uint64_t bytes,
+			 enum ufpi_fi_op op, int inject, ufp_memory **mem)
+{
+	arm(op, 1, inject);
+	int err = ufp_memory_alloc(p, md ? md->m : NULL, bytes, mem);
+	ufpi_fi_reset();
+	return err;
+}
+
+/* ufp_pool_create with `op` #nth failing with `inject` returns that error
+ * (`what` names the case), logs `logged` (unless NULL) and leaves no fd
+ * or mapping behind (against `before`). Returns the pool it left. */
+static ufp_pool *create_fails(const ufp_config *c, struct res before,
+			      enum ufpi_fi_op op, unsigned nth, int inject,
+			      const char *logged, const char *what)
+{
+	ufp_pool *p = NULL;
+	arm(op, nth, inject);
+	int err = ufp_pool_create(c, &p);
+	ufpi_fi_reset();
+	cr_assert_eq(err, inject, "%s: %s", what, ufp_strerror(err));
+	if (logged)
+		cr_assert(log_has(logged), "%s: log lacks \"%s\": %s", what,
+			  logged, log_buf);
+	res_same(before, "after the failed create");
+	return p;
+}
+
+/* After a failed create, a pool of the same config works and its
+ * destroy leaves no fd or mapping behind. */
+static void good_pool_after(const ufp_config *c, struct res before)
+{
+	ufp_pool *p = t_pool(c);
+	assert_works_module(p);
+	destroy_ok(p);
+	res_same(before, "after a good pool");
+}
+
+/* Nothing resident once the pool is intact, and its destroy leaves no
+ * fd or mapping behind. */
+static void destroy_clean(ufp_pool *p, struct res before)
+{
+	assert_intact(p);
+	cr_assert_eq(resident(p), 0);
+	destroy_ok(p);
+	res_same(before, "after destroy");
+}
+
 /* ---- mmap -------------------------------------------------------------------- */
 
 Test(faults, mmap_pool_reservation)
 {
 	ufp_config c;
-	ufp_pool *p = NULL;
 	cfg_small(&c, 4);
 	warm_up(&c);
 	struct res before = res_now();
 
-	arm(UFPI_FI_MMAP, 1, -ENOMEM);
-	int err = ufp_pool_create(&c, &p);
-	ufpi_fi_reset();
-	cr_assert_eq(err, -ENOMEM, "create with a failing reservation: %s",
-		     ufp_strerror(err));
-	cr_assert_null(p);
-	cr_assert(log_has("cannot reserve"), "no log line: %s", log_buf);
-	res_same(before, "after the failed create");
-
-	p = t_pool(&c);
-	struct mod md;
-	mod_make(p, &md, 256 * KIB, 1);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
-	res_same(before, "after a good pool");
+	cr_assert_null(create_fails(&c, before, UFPI_FI_MMAP, 1, -ENOMEM,
+				    "cannot reserve",
+				    "create with a failing reservation"));
+	good_pool_after(&c, before);
 }
 
 /* module_create maps a scratch area (MMAP #1), opens it (MPROTECT #1),
  * then maps the image buffer (MMAP #2). */
 static void module_create_fails(enum ufpi_fi_op op, unsigned nth)
 {
-	ufp_config c;
-	cfg_small(&c, 2);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1); /* allocator arenas warmed */
 	mod_drop(&md);
@@ -444,9 +519,7 @@ static void module_create_fails(enum ufpi_fi_op op, unsigned nth)
 	assert_intact(p);
 
 	mod_make(p, &md, 256 * KIB, 2);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	works_then_destroy(p, &md);
 }
 
 Test(faults, mmap_module_scratch)
@@ -468,18 +541,13 @@ Test(faults, mprotect_module_scratch)
 
 Test(faults, mprotect_alloc)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1);
 	ufp_memory *mem = NULL;
 
 	/* a fresh slot: the one mprotect opening [0, size) fails */
-	arm(fresh_prepare_op(p), 1, -ENOMEM);
-	int err = ufp_memory_alloc(p, md.m, 0, &mem);
-	ufpi_fi_reset();
+	int err = alloc_failing(p, &md, 0, fresh_prepare_op(p), -ENOMEM, &mem);
 	cr_assert_eq(err, -ENOMEM, "alloc: %s", ufp_strerror(err));
 	cr_assert_null(mem);
 	cr_assert(log_has("memory_alloc: slot 0"), "log: %s", log_buf);
@@ -491,39 +559,30 @@ Test(faults, mprotect_alloc)
 	scribble(mem);
 	free_ok(mem);
 	mem = NULL;
-	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
-	err = ufp_memory_alloc(p, md.m, 256 * KIB, &mem);
-	ufpi_fi_reset();
+	err = alloc_failing(p, &md, 256 * KIB, UFPI_FI_MPROTECT, -ENOMEM, &mem);
 	cr_assert_eq(err, -ENOMEM, "alloc (shrink): %s", ufp_strerror(err));
 	assert_intact(p);
 
 	/* and with no module */
-	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
-	err = ufp_memory_alloc(p, NULL, 128 * KIB, &mem);
-	ufpi_fi_reset();
+	err = alloc_failing(p, NULL, 128 * KIB, UFPI_FI_MPROTECT, -ENOMEM,
+			    &mem);
 	cr_assert_eq(err, -ENOMEM, "alloc (no module): %s", ufp_strerror(err));
 	assert_intact(p);
 
-	mem = alloc_ok(p, NULL, 128 * KIB);
-	verify(mem, NULL, "no-module memory after failed allocs");
-	free_ok(mem);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	verify_once(p, NULL, 128 * KIB, "no-module memory after failed allocs");
+	works_then_destroy(p, &md);
 }
 
 /* After a failed alloc the slot's protection is unknown; the next memory
  * must still trap right past its size. */
 Test(faults, mprotect_alloc_then_guard, FI_SIGNAL(SIGSEGV))
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	ufp_memory *mem = alloc_ok(p, NULL, 512 * KIB);
 	free_ok(mem);
-	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
-	cr_assert_eq(ufp_memory_alloc(p, NULL, 128 * KIB, &mem), -ENOMEM);
-	ufpi_fi_reset();
+	cr_assert_eq(alloc_failing(p, NULL, 128 * KIB, UFPI_FI_MPROTECT,
+				   -ENOMEM, &mem),
+		     -ENOMEM);
 	mem = alloc_ok(p, NULL, 128 * KIB);
 	volatile unsigned char *b = ufp_memory_base(mem);
 	b[128 * KIB - 1] = 1;
@@ -533,10 +592,7 @@ Test(faults, mprotect_alloc_then_guard, FI_SIGNAL(SIGSEGV))
 
 Test(faults, mprotect_grow)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	struct mod md;
 	mod_make(p, &md, 256 * KIB, 1);
 	ufp_memory *mem = alloc_ok(p, &md, 0);
@@ -558,16 +614,12 @@ Test(faults, mprotect_grow)
 	scribble(mem);
 	free_ok(mem);
 	assert_intact(p);
-	assert_works(p, &md);
-	mod_drop(&md);
-	destroy_ok(p);
+	works_then_destroy(p, &md);
 }
 
 Test(faults, mprotect_grow_then_guard, FI_SIGNAL(SIGSEGV))
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	ufp_memory *mem = alloc_ok(p, NULL, 128 * KIB);
 	arm(UFPI_FI_MPROTECT, 1, -ENOMEM);
 	cr_assert_eq(ufp_memory_grow(mem, 256 * KIB), -ENOMEM);
@@ -589,9 +641,7 @@ static void reset_fails(int next, uint64_t keep)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
 		ufp_config c;
-		cfg_small(&c, 1);
-		c.backend = variants[v].backend;
-		c.dirty_tracking = variants[v].dirty;
+		cfg_variant(&c, 1, &variants[v]);
 		c.keep_resident_bytes = keep;
 		snprintf(ctx, sizeof(ctx), "%s, keep %llu: ", variants[v].name,
 			 (unsigned long long)keep);
@@ -599,8 +649,7 @@ static void reset_fails(int next, uint64_t keep)
 		struct res before = res_now();
 		ufp_pool *p = t_pool(&c);
 		struct mod a, b;
-		mod_make(p, &a, 256 * KIB, 1);
-		mod_make(p, &b, 256 * KIB, 2);
+		mod_make_two(p, &a, &b);
 
 		ufp_memory *mem = alloc_ok(p, &a, 0);
 		verify(mem, &a, "first instance");
@@ -673,8 +722,7 @@ Test(faults, madvise_reset_kept_range)
 	c.fault_around_max_bytes = c.fault_around_bytes;
 	ufp_pool *p = t_pool(&c);
 	struct mod a, b;
-	mod_make(p, &a, 256 * KIB, 1);
-	mod_make(p, &b, 256 * KIB, 2);
+	mod_make_two(p, &a, &b);
 	ufp_memory *mem = alloc_ok(p, &a, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	base[0] = SECRET;	       /* window [0, 64K) */
@@ -692,9 +740,7 @@ Test(faults, madvise_reset_kept_range)
 	arm(UFPI_FI_MADVISE, 1, -EIO);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	ufpi_fi_reset();
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "other module after a failed kept-range reset");
-	free_ok(mem);
+	verify_once(p, &b, 0, "other module after a failed kept-range reset");
 	assert_works(p, &a);
 	mod_drop(&a);
 	mod_drop(&b);
@@ -709,24 +755,17 @@ Test(faults, madvise_wipe_for_other_module)
 		if (variants[v].backend == UFP_BACKEND_COW)
 			continue;
 		ufp_config c;
-		cfg_small(&c, 1);
-		c.backend = variants[v].backend;
-		c.dirty_tracking = variants[v].dirty;
+		cfg_variant(&c, 1, &variants[v]);
 		c.keep_resident_bytes = 64 * KIB;
 		snprintf(ctx, sizeof(ctx), "%s: ", variants[v].name);
 		warm_up(&c);
 		ufp_pool *p = t_pool(&c);
 		struct mod a, b;
-		mod_make(p, &a, 256 * KIB, 1);
-		mod_make(p, &b, 256 * KIB, 2);
-		ufp_memory *mem = alloc_ok(p, &a, 0);
-		scribble(mem);
-		free_ok(mem); /* keeps A's image pages in slot 0 */
-		mem = NULL;
+		mod_make_two(p, &a, &b);
+		write_and_free(p, &a); /* keeps A's image pages in slot 0 */
 
-		arm(wipe_op(p), 1, -EIO);
-		int err = ufp_memory_alloc(p, b.m, 0, &mem);
-		ufpi_fi_reset();
+		ufp_memory *mem = NULL;
+		int err = alloc_failing(p, &b, 0, wipe_op(p), -EIO, &mem);
 		cr_assert_eq(err, -EIO, "%salloc with a failing wipe: %s", ctx,
 			     ufp_strerror(err));
 		cr_assert_null(mem);
@@ -737,9 +776,7 @@ Test(faults, madvise_wipe_for_other_module)
 		verify(mem, &b, "other module after a failed wipe");
 		scribble(mem);
 		free_ok(mem);
-		mem = alloc_ok(p, &a, 0);
-		verify(mem, &a, "first module again");
-		free_ok(mem);
+		verify_once(p, &a, 0, "first module again");
 		assert_works(p, &b);
 		mod_drop(&a);
 		mod_drop(&b);
@@ -761,18 +798,13 @@ Test(faults, madvise_wipe_failure_then_drop)
 	c.keep_resident_bytes = 64 * KIB;
 	ufp_pool *p = t_pool(&c);
 	struct mod a, b;
-	mod_make(p, &a, 256 * KIB, 1);
-	mod_make(p, &b, 256 * KIB, 2);
-	ufp_memory *mem = alloc_ok(p, &a, 0);
-	scribble(mem);
-	free_ok(mem);
-	mem = NULL;
+	mod_make_two(p, &a, &b);
+	write_and_free(p, &a);
+	ufp_memory *mem = NULL;
 	cr_assert_gt(resident(p), 0, "nothing kept: test premise broken");
 
 	const void *image_data = a.m->image->data;
-	arm(wipe_op(p), 1, -EIO);
-	cr_assert_eq(ufp_memory_alloc(p, b.m, 0, &mem), -EIO);
-	ufpi_fi_reset();
+	cr_assert_eq(alloc_failing(p, &b, 0, wipe_op(p), -EIO, &mem), -EIO);
 	mod_drop(&a);
 	assert_intact(p);
 	uint64_t r = resident(p);
@@ -785,9 +817,8 @@ Test(faults, madvise_wipe_failure_then_drop)
 		     "the dropped module's image buffer is still mapped after "
 		     "drop + quiesce");
 	/* the next alloc (the slot's new key) wipes it at last */
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "other module after the failed wipe and the drop");
-	free_ok(mem);
+	verify_once(p, &b, 0,
+		    "other module after the failed wipe and the drop");
 	mod_drop(&b);
 	destroy_ok(p);
 }
@@ -814,11 +845,8 @@ Test(faults, madvise_purge_redone)
 		warm_up(&c);
 		ufp_pool *p = t_pool(&c);
 		struct mod a, b;
-		mod_make(p, &a, 256 * KIB, 1);
-		mod_make(p, &b, 256 * KIB, 2);
-		ufp_memory *mem = alloc_ok(p, &a, 0);
-		scribble(mem);
-		free_ok(mem);
+		mod_make_two(p, &a, &b);
+		write_and_free(p, &a);
 		cr_assert_gt(resident(p), 0, "%snothing kept", ctx);
 		ufp_stats st0 = t_stats(p);
 
@@ -852,17 +880,14 @@ static void purge_fails_twice(const struct variant *var, ufp_reclaim engine,
 			      bool stale)
 {
 	ufp_config c;
-	cfg_small(&c, 1);
-	c.backend = var->backend;
-	c.dirty_tracking = var->dirty;
+	cfg_variant(&c, 1, var);
 	c.reclaim = engine;
 	c.keep_resident_bytes = stale ? 0 : 64 * KIB;
 	snprintf(ctx, sizeof(ctx), "%s, %s: ", var->name,
 		 t_reclaim_name(engine));
 	ufp_pool *p = t_pool(&c);
 	struct mod a, b;
-	mod_make(p, &a, 256 * KIB, 1);
-	mod_make(p, &b, 256 * KIB, 2);
+	mod_make_two(p, &a, &b);
 	ufp_memory *mem = alloc_ok(p, &a, 0);
 	scribble(mem);
 	if (stale)
@@ -893,9 +918,7 @@ static void purge_fails_twice(const struct variant *var, ufp_reclaim engine,
 	       stale ? "another module after a failed reset and a failed purge"
 		     : "another module after a failed purge of kept pages");
 	free_ok(mem);
-	mem = alloc_ok(p, NULL, 256 * KIB);
-	verify(mem, NULL, "no module after a failed purge");
-	free_ok(mem);
+	verify_once(p, NULL, 256 * KIB, "no module after a failed purge");
 	mod_drop(&b);
 	assert_intact(p);
 	destroy_ok(p);
@@ -921,95 +944,72 @@ Test(faults, madvise_purge_fails_twice_stale)
 /* COW maps the image's memfd over the slot at alloc (MMAP #1 on a fresh
  * slot) and maps fresh anonymous memory over it to wipe (MMAP #1 when the
  * slot changes module) or purge. */
-Test(faults, mmap_cow_alloc)
+/* A warmed-up 1-slot COW pool; the process's fds and mappings before it
+ * in *before. */
+static ufp_pool *cow_pool(struct res *before)
 {
 	ufp_config c;
 	cfg_small(&c, 1);
 	c.backend = UFP_BACKEND_COW;
 	warm_up(&c);
-	struct res before = res_now();
-	ufp_pool *p = t_pool(&c);
+	*before = res_now();
+	return t_pool(&c);
+}
+
+Test(faults, mmap_cow_alloc)
+{
+	struct res before;
+	ufp_pool *p = cow_pool(&before);
 	struct mod a;
 	mod_make(p, &a, 256 * KIB, 1);
 	ufp_memory *mem = NULL;
-	arm(UFPI_FI_MMAP, 1, -ENOMEM);
-	int err = ufp_memory_alloc(p, a.m, 0, &mem);
-	ufpi_fi_reset();
+	int err = alloc_failing(p, &a, 0, UFPI_FI_MMAP, -ENOMEM, &mem);
 	cr_assert_eq(err, -ENOMEM, "COW alloc with a failing mmap: %s",
 		     ufp_strerror(err));
 	assert_intact(p);
 	assert_works(p, &a);
 	mod_drop(&a);
-	assert_intact(p);
-	cr_assert_eq(resident(p), 0);
-	destroy_ok(p);
-	res_same(before, "after destroy");
+	destroy_clean(p, before);
 }
 
 Test(faults, mmap_cow_wipe)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	c.backend = UFP_BACKEND_COW;
-	warm_up(&c);
-	struct res before = res_now();
-	ufp_pool *p = t_pool(&c);
+	struct res before;
+	ufp_pool *p = cow_pool(&before);
 	struct mod a, b;
-	mod_make(p, &a, 256 * KIB, 1);
-	mod_make(p, &b, 256 * KIB, 2);
-	ufp_memory *mem = alloc_ok(p, &a, 0);
-	scribble(mem);
-	free_ok(mem);
-	mem = NULL;
-	arm(UFPI_FI_MMAP, 1, -ENOMEM);
-	int err = ufp_memory_alloc(p, b.m, 0, &mem);
-	ufpi_fi_reset();
+	mod_make_two(p, &a, &b);
+	write_and_free(p, &a);
+	ufp_memory *mem = NULL;
+	int err = alloc_failing(p, &b, 0, UFPI_FI_MMAP, -ENOMEM, &mem);
 	cr_assert_eq(err, -ENOMEM, "COW alloc with a failing wipe: %s",
 		     ufp_strerror(err));
 	assert_intact(p);
-	mem = alloc_ok(p, &b, 0);
-	verify(mem, &b, "COW, other module after a failed wipe");
-	free_ok(mem);
+	verify_once(p, &b, 0, "COW, other module after a failed wipe");
 	assert_works(p, &a);
 	mod_drop(&a);
 	mod_drop(&b);
-	assert_intact(p);
-	cr_assert_eq(resident(p), 0);
-	destroy_ok(p);
-	res_same(before, "after destroy");
+	destroy_clean(p, before);
 }
 
 Test(faults, mmap_cow_purge)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	c.backend = UFP_BACKEND_COW;
-	warm_up(&c);
-	struct res before = res_now();
-	ufp_pool *p = t_pool(&c);
+	struct res before;
+	ufp_pool *p = cow_pool(&before);
 	struct mod a, b;
-	mod_make(p, &a, 256 * KIB, 1);
-	mod_make(p, &b, 256 * KIB, 2);
-	ufp_memory *mem = alloc_ok(p, &a, 0);
-	scribble(mem);
-	free_ok(mem);
+	mod_make_two(p, &a, &b);
+	write_and_free(p, &a);
 	arm(UFPI_FI_MMAP, 1, -ENOMEM);
 	mod_drop(&a);
 	assert_intact(p);
 	ufpi_fi_reset();
-	mem = alloc_ok(p, &b, 0);
+	ufp_memory *mem = alloc_ok(p, &b, 0);
 	verify(mem, &b, "COW, other module after a failed purge");
 	scribble(mem);
 	free_ok(mem);
-	mem = alloc_ok(p, NULL, 256 * KIB);
-	verify(mem, NULL, "COW, no module after a failed purge");
-	free_ok(mem);
+	verify_once(p, NULL, 256 * KIB, "COW, no module after a failed purge");
 	assert_works(p, &b);
 	mod_drop(&b);
-	assert_intact(p);
-	cr_assert_eq(resident(p), 0);
-	destroy_ok(p);
-	res_same(before, "after destroy");
+	destroy_clean(p, before);
 }
 
 /* ---- io_uring ----------------------------------------------------------------- */
@@ -1042,42 +1042,23 @@ Test(faults, uring_init_auto_falls_back)
 	cr_assert(log_has("io_uring setup failed"), "log: %s", log_buf);
 
 	/* purge works through the fallback engine */
-	struct mod a;
-	mod_make(p, &a, 256 * KIB, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	assert_intact(p);
-	cr_assert_eq(resident(p), 0);
-	destroy_ok(p);
-	res_same(before, "after destroy");
+	assert_works_module(p);
+	destroy_clean(p, before);
 }
 
 Test(faults, uring_init_forced_fails)
 {
 	ufp_config c;
-	ufp_pool *p = NULL;
 	cfg_small(&c, 2);
 	c.reclaim = UFP_RECLAIM_URING;
 	need_uring();
 	warm_up(&c);
 	struct res before = res_now();
 
-	arm(UFPI_FI_URING_INIT, 1, -ENOMEM);
-	int err = ufp_pool_create(&c, &p);
-	ufpi_fi_reset();
-	cr_assert_eq(err, -ENOMEM, "forced URING with a failing init: %s",
-		     ufp_strerror(err));
-	cr_assert_null(p);
-	cr_assert(log_has("reclaim engine"), "log: %s", log_buf);
-	res_same(before, "after the failed create");
-
-	p = t_pool(&c);
-	struct mod a;
-	mod_make(p, &a, 256 * KIB, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
-	res_same(before, "after a good pool");
+	cr_assert_null(create_fails(&c, before, UFPI_FI_URING_INIT, 1, -ENOMEM,
+				    "reclaim engine",
+				    "forced URING with a failing init"));
+	good_pool_after(&c, before);
 }
 
 Test(faults, uring_completion_redone)
@@ -1118,9 +1099,7 @@ Test(faults, uring_completion_redone)
 	cr_assert(log_has("redone with madvise"), "log: %s", log_buf);
 	cr_assert_eq(resident(p), 0, "pages left after the redo");
 	cr_assert_eq(ufp_index_num_affine(p->index, key), 0);
-	assert_works(p, &b);
-	mod_drop(&b);
-	destroy_ok(p);
+	works_then_destroy(p, &b);
 }
 
 /* ---- UFFDIO_COPY ---------------------------------------------------------------- */
@@ -1129,9 +1108,7 @@ Test(faults, uring_completion_redone)
  * UFFDIO_POISON it gets SIGBUS. */
 Test(faults, uffdio_copy_fails_sigbus, FI_SIGNAL(SIGBUS), .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1144,38 +1121,9 @@ Test(faults, uffdio_copy_fails_sigbus, FI_SIGNAL(SIGBUS), .timeout = 30)
 	cr_assert_fail("read a page whose fill failed without a trap");
 }
 
-static sigjmp_buf trap_jb;
-static volatile sig_atomic_t trap_sig;
-
-static void trap(int sig)
-{
-	trap_sig = sig;
-	siglongjmp(trap_jb, 1);
-}
-
-/* Read *p; returns 0 (value in *out) or the signal the read raised. */
-static int read_trapping(const volatile unsigned char *p, unsigned char *out)
-{
-	struct sigaction sa, obus, osegv;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = trap;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &obus);
-	sigaction(SIGSEGV, &sa, &osegv);
-	trap_sig = 0;
-	if (sigsetjmp(trap_jb, 1) == 0)
-		*out = *p;
-	sigaction(SIGBUS, &obus, NULL);
-	sigaction(SIGSEGV, &osegv, NULL);
-	return trap_sig;
-}
-
 Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	warm_up(&c);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, true);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1185,7 +1133,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 
 	arm(fill_op(p), 1, -ENOMEM);
 	unsigned char v = 0;
-	int sig = read_trapping(ufp_memory_base(mem), &v);
+	int sig = t_read_trapping(ufp_memory_base(mem), &v);
 	ufpi_fi_reset();
 	cr_assert_eq(sig, SIGBUS,
 		     "read of a page whose fill failed: signal "
@@ -1204,12 +1152,8 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	free_ok(mem);
 	assert_intact(p);
 	/* the poisoned page was zapped by the reset */
-	mem = alloc_ok(p, &a, 0);
-	verify(mem, &a, "after a failed fill");
-	free_ok(mem);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	verify_once(p, &a, 0, "after a failed fill");
+	works_then_destroy(p, &a);
 }
 
 /* An error while filling a neighbour of the faulting page costs the
@@ -1241,7 +1185,7 @@ Test(faults, neighbour_fill_error_spares_the_faulting_thread, .timeout = 30)
 	/* the second data ioctl is the run below the faulting page */
 	arm(fill_op(p), 2, -ENOMEM);
 	unsigned char v = 0;
-	int sig = read_trapping(b + 5 * page, &v);
+	int sig = t_read_trapping(b + 5 * page, &v);
 	ufpi_fi_reset();
 	cr_assert_eq(sig, 0,
 		     "the faulting thread got signal %d for an error "
@@ -1283,7 +1227,7 @@ Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
 
 	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -ENOMEM), 0);
 	unsigned char v = 0;
-	int sig = read_trapping(stale + 8 * KIB, &v);
+	int sig = t_read_trapping(stale + 8 * KIB, &v);
 	ufpi_fi_reset();
 	cr_assert_eq(sig, SIGBUS,
 		     "a fault that could not be poisoned: signal "
@@ -1301,9 +1245,7 @@ Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
  * EFAULT instead of hanging. */
 Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 {
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	if (!p->feat.poison)
 		t_skip("no UFFDIO_POISON (Linux 6.6)");
 	struct mod a;
@@ -1327,18 +1269,14 @@ Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 	close(pfd[0]);
 	close(pfd[1]);
 	free_ok(mem);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	works_then_destroy(p, &a);
 }
 
 /* EAGAIN and EEXIST are normal answers: the fill finishes correctly. */
 Test(faults, uffdio_copy_transient)
 {
 	const int errs[] = {-EAGAIN, -EEXIST};
-	ufp_config c;
-	cfg_small(&c, 1);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, false);
 	struct mod a;
 	mod_make(p, &a, 256 * KIB, 1);
 	for (int k = 0; k < 2; k++) {
@@ -1365,28 +1303,17 @@ Test(faults, uffdio_copy_transient)
 static void register_fails(unsigned threads, unsigned nth)
 {
 	ufp_config c;
-	ufp_pool *p = NULL;
+	char what[64];
 	cfg_small(&c, 4);
 	c.handler_threads = threads;
 	warm_up(&c);
 	struct res before = res_now();
 
-	arm(UFPI_FI_UFFDIO_REGISTER, nth, -ENOMEM);
-	int err = ufp_pool_create(&c, &p);
-	ufpi_fi_reset();
-	cr_assert_eq(err, -ENOMEM, "%u handlers, register #%u failing: %s",
-		     threads, nth, ufp_strerror(err));
-	cr_assert_null(p);
-	cr_assert(log_has("userfaultfd setup failed"), "log: %s", log_buf);
-	res_same(before, "after the failed create");
-
-	p = t_pool(&c);
-	struct mod a;
-	mod_make(p, &a, 256 * KIB, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
-	res_same(before, "after a good pool");
+	snprintf(what, sizeof(what), "%u handlers, register #%u failing",
+		 threads, nth);
+	cr_assert_null(create_fails(&c, before, UFPI_FI_UFFDIO_REGISTER, nth,
+				    -ENOMEM, "userfaultfd setup failed", what));
+	good_pool_after(&c, before);
 }
 
 Test(faults, uffdio_register)
@@ -1405,31 +1332,19 @@ Test(faults, uffdio_register_per_slot)
 static void userfaultfd_fails(int inject, const char *logged)
 {
 	ufp_config c;
-	ufp_pool *p = NULL;
+	char what[96];
 	cfg_small(&c, 2);
 	warm_up(&c);
 	struct res before = res_now();
 
 	ufpi_features_reset();
-	arm(UFPI_FI_USERFAULTFD, 1, inject);
-	int err = ufp_pool_create(&c, &p);
-	ufpi_fi_reset();
-	cr_assert_eq(err, inject, "create with userfaultfd failing %s: %s",
-		     strerror(-inject), ufp_strerror(err));
-	cr_assert_null(p);
-	if (logged)
-		cr_assert(log_has(logged), "log lacks \"%s\": %s", logged,
-			  log_buf);
-	res_same(before, "after the failed create");
+	snprintf(what, sizeof(what), "create with userfaultfd failing %s",
+		 strerror(-inject));
+	cr_assert_null(create_fails(&c, before, UFPI_FI_USERFAULTFD, 1, inject,
+				    logged, what));
 
 	ufpi_features_reset();
-	p = t_pool(&c);
-	struct mod a;
-	mod_make(p, &a, 256 * KIB, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
-	res_same(before, "after a good pool");
+	good_pool_after(&c, before);
 }
 
 Test(faults, userfaultfd_eperm)
@@ -1459,10 +1374,7 @@ Test(faults, userfaultfd_eperm_auto_falls_back_to_cow)
 	cr_assert_eq(b, UFP_BACKEND_COW, "AUTO resolved to %s",
 		     t_backend_name(b));
 	cr_assert(log_has("vm.unprivileged_userfaultfd"), "log: %s", log_buf);
-	struct mod a;
-	mod_make(p, &a, 256 * KIB, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
+	assert_works_module(p);
 	destroy_ok(p);
 	ufpi_features_reset();
 }
@@ -1473,25 +1385,17 @@ Test(faults, userfaultfd_pool_fd)
 {
 	for (unsigned threads = 1; threads <= 2; threads++) {
 		ufp_config c;
-		ufp_pool *p = NULL;
+		char what[32];
 		cfg_small(&c, 4);
 		c.handler_threads = threads;
 		warm_up(&c);
 		struct res before = res_now();
 
-		arm(UFPI_FI_USERFAULTFD, threads, -EMFILE);
-		int err = ufp_pool_create(&c, &p);
-		ufpi_fi_reset();
-		cr_assert_eq(err, -EMFILE, "%u handlers: %s", threads,
-			     ufp_strerror(err));
-		cr_assert(log_has("userfaultfd setup failed"), "log: %s",
-			  log_buf);
-		res_same(before, "after the failed create");
-		p = t_pool(&c);
-		struct mod a;
-		mod_make(p, &a, 256 * KIB, 1);
-		assert_works(p, &a);
-		mod_drop(&a);
+		snprintf(what, sizeof(what), "%u handlers", threads);
+		create_fails(&c, before, UFPI_FI_USERFAULTFD, threads, -EMFILE,
+			     "userfaultfd setup failed", what);
+		ufp_pool *p = t_pool(&c);
+		assert_works_module(p);
 		destroy_ok(p);
 		log_clear();
 	}
@@ -1527,9 +1431,7 @@ Test(faults, userfaultfd_transient_probe_error_not_cached)
  * (which means every slot is held by a live memory). */
 Test(faults, alloc_wait_kernel_eagain_does_not_spin, .timeout = 20)
 {
-	ufp_config c;
-	cfg_small(&c, 2);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, false);
 	ufp_memory *mem = NULL;
 	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -EAGAIN), 0);
 	uint64_t t0 = ufpi_now_ns();

@@ -29,29 +29,6 @@
 #define MiB (1024 * KiB)
 #define WPAGE (64 * KiB)
 
-/* First differing offset of a and b over len bytes, or -1. */
-static int64_t first_diff(const unsigned char *a, const unsigned char *b,
-			  size_t len)
-{
-	if (len == 0 || memcmp(a, b, len) == 0)
-		return -1;
-	size_t i = 0;
-	while (a[i] == b[i])
-		i++;
-	return (int64_t)i;
-}
-
-static void assert_bytes(const unsigned char *got, const unsigned char *want,
-			 size_t len, const char *what, uint64_t base_off)
-{
-	int64_t i = first_diff(got, want, len);
-	if (i < 0)
-		return;
-	cr_assert_fail("%s: byte at offset %llu is 0x%02x, expected 0x%02x",
-		       what, (unsigned long long)(base_off + (uint64_t)i),
-		       got[i], want[i]);
-}
-
 static ufp_memory *mk_memory(ufp_pool *p, ufp_module *m, uint64_t bytes)
 {
 	ufp_memory *mem = NULL;
@@ -146,7 +123,7 @@ static void *stress_worker(void *arg)
 				}
 			if (!seen)
 				memcpy(wp, exp + off[t], page);
-			int64_t d = first_diff(got, wp, page);
+			int64_t d = t_first_diff(got, wp, page);
 			if (d >= 0) {
 				WFAIL(w,
 				      "iteration %u, module %u, slot %u: byte "
@@ -173,8 +150,8 @@ static void *stress_worker(void *arg)
 			if (err)
 				WFAIL(w, "iteration %u: grow: %s", it,
 				      ufp_strerror(err));
-			else if (first_diff(base + bytes, exp + bytes, WPAGE) >=
-				 0)
+			else if (t_first_diff(base + bytes, exp + bytes,
+					      WPAGE) >= 0)
 				WFAIL(w,
 				      "iteration %u, module %u: grown page "
 				      "is not zero",
@@ -182,8 +159,8 @@ static void *stress_worker(void *arg)
 		}
 		/* everything written is still there, nothing else changed */
 		for (unsigned t = 0; t < n && !w->failed; t++) {
-			int64_t d = first_diff(base + off[t], want + t * page,
-					       page);
+			int64_t d = t_first_diff(base + off[t], want + t * page,
+						 page);
 			if (d >= 0)
 				WFAIL(w,
 				      "iteration %u, module %u: byte %llu is "
@@ -381,9 +358,24 @@ Test(handler, uffd_window_sequential_touch_grows_the_window, .timeout = 60)
 	cr_expect_eq(t_installed(&s1) - t_installed(&s0), pages,
 		     "every page of a dense image is copied exactly once");
 	cr_expect_eq(s1.pages_zeroed - s0.pages_zeroed, 0);
-	assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "sequential", 0);
+	t_assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "sequential", 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	window_env_done(&e);
+}
+
+/* Read one page inside each of the windows order[0, touches) of `around`
+ * bytes, never a window's first page (so no window's end is hit in
+ * sequence), each checked against the image exp. */
+static void touch_isolated(const unsigned char *base, const unsigned char *exp,
+			   const uint64_t *order, uint64_t touches,
+			   uint64_t around, uint64_t *seed)
+{
+	const size_t page = t_page();
+	for (uint64_t i = 0; i < touches; i++) {
+		uint64_t off = order[i] * around +
+			       (1 + t_rand(seed) % (around / page - 1)) * page;
+		t_assert_bytes(base + off, exp + off, page, "random", off);
+	}
 }
 
 Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
@@ -396,13 +388,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 77;
 	cr_assert_leq(nwin, 64);
-	for (uint64_t i = 0; i < nwin; i++)
-		order[i] = i;
-	for (uint64_t i = nwin; i > 1; i--) {
-		uint64_t j = t_rand(&seed) % i, t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	t_permutation(order, nwin, &seed);
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t r0, r1;
@@ -410,11 +396,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	ufp_stats s0 = t_stats(e.pool);
 	/* one page inside each of `touches` distinct windows, never the
 	 * first page of a window: a window's end is never hit in sequence */
-	for (uint64_t i = 0; i < touches; i++) {
-		uint64_t off = order[i] * around +
-			       (1 + t_rand(&seed) % (around / page - 1)) * page;
-		assert_bytes(base + off, e.exp + off, page, "random", off);
-	}
+	touch_isolated(base, e.exp, order, touches, around, &seed);
 	ufp_stats s1 = t_stats(e.pool);
 	cr_assert_eq(ufp_pool_resident_bytes(e.pool, &r1), 0);
 	uint64_t faults = s1.faults - s0.faults, res = r1 - r0;
@@ -445,21 +427,11 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	const size_t page = t_page();
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 78;
-	for (uint64_t i = 0; i < nwin; i++)
-		order[i] = i;
-	for (uint64_t i = nwin; i > 1; i--) {
-		uint64_t j = t_rand(&seed) % i, t = order[i - 1];
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	t_permutation(order, nwin, &seed);
 	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	ufp_stats s0 = t_stats(e.pool);
-	for (uint64_t i = 0; i < touches; i++) {
-		uint64_t off = order[i] * around +
-			       (1 + t_rand(&seed) % (around / page - 1)) * page;
-		assert_bytes(base + off, e.exp + off, page, "random", off);
-	}
+	touch_isolated(base, e.exp, order, touches, around, &seed);
 	ufp_stats s1 = t_stats(e.pool);
 	uint64_t copied = t_installed(&s1) - t_installed(&s0);
 	/* 64 KiB, 32 KiB, then 16 KiB for every further isolated fault */
@@ -500,7 +472,7 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 	cr_expect_leq(s1.faults - s0.faults, 10,
 		      "%llu faults for 2 MiB read in sequence",
 		      (unsigned long long)(s1.faults - s0.faults));
-	assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "after both", 0);
+	t_assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "after both", 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	window_env_done(&e);
 }
@@ -536,7 +508,7 @@ Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
 				     "config %zu, byte %llu", c,
 				     (unsigned long long)off);
 		}
-		assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "odd", 0);
+		t_assert_bytes(ufp_memory_base(mem), e.exp, 4 * MiB, "odd", 0);
 		cr_assert_eq(t_stats(e.pool).fault_errors, 0);
 		cr_assert_eq(ufp_memory_free(mem), 0);
 		window_env_done(&e);
@@ -568,8 +540,8 @@ Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 		cr_assert_eq(v[p * page], e.exp[p * page]);
 	ufp_stats s2 = t_stats(e.pool);
 	cr_expect_eq(s2.faults - s1.faults, pages);
-	assert_bytes(ufp_memory_base(mem), e.exp, 2 * MiB, "one-page window",
-		     0);
+	t_assert_bytes(ufp_memory_base(mem), e.exp, 2 * MiB, "one-page window",
+		       0);
 	/* touching populated pages again costs no fault */
 	for (uint64_t p = 0; p < 2 * pages; p++)
 		(void)v[p * page];
@@ -607,9 +579,9 @@ static void *race_main(void *arg)
 			continue;
 		}
 		/* byte 7 may be a writer's tag: check around it */
-		int64_t d = first_diff(got, want, 7);
+		int64_t d = t_first_diff(got, want, 7);
 		if (d < 0) {
-			d = first_diff(got + 8, want + 8, page - 8);
+			d = t_first_diff(got + 8, want + 8, page - 8);
 			if (d >= 0)
 				d += 8;
 		}
@@ -684,8 +656,8 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 			for (uint64_t off = 7; off < RACE_BYTES;
 			     off += t_page())
 				exp[off] = tag;
-		assert_bytes(ufp_memory_base(mem), exp, RACE_BYTES,
-			     "after the race", 0);
+		t_assert_bytes(ufp_memory_base(mem), exp, RACE_BYTES,
+			       "after the race", 0);
 		if (wrote) {
 			free(exp);
 			exp = t_apply_segments(segs, 4, RACE_BYTES);
@@ -701,31 +673,31 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 	free(pat);
 }
 
+/* race() on every backend, in 4 KiB and in 64 KiB windows. */
+static void race_every_backend(int *modes, int nthreads)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		race(t_backends[k], 4096, modes, nthreads);
+		race(t_backends[k], 64 * KiB, modes, nthreads);
+	}
+}
+
 Test(handler_race, two_readers_same_order, .timeout = 120)
 {
 	int modes[] = {0, 0, 0};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 2);
-		race(t_backends[k], 64 * KiB, modes, 2);
-	}
+	race_every_backend(modes, 2);
 }
 
 Test(handler_race, two_readers_opposite_orders, .timeout = 120)
 {
 	int modes[] = {0, 1, 0};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 2);
-		race(t_backends[k], 64 * KiB, modes, 2);
-	}
+	race_every_backend(modes, 2);
 }
 
 Test(handler_race, writer_and_readers_lose_no_write, .timeout = 120)
 {
 	int modes[] = {2, 0, 1};
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		race(t_backends[k], 4096, modes, 3);
-		race(t_backends[k], 64 * KiB, modes, 3);
-	}
+	race_every_backend(modes, 3);
 }
 
 /*

@@ -18,7 +18,6 @@
  * because it is undefined behaviour rather than misuse: handles used after
  * their pool was destroyed, or after the quarantine recycled them.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -31,20 +30,6 @@
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
 #define SECRET 0xa5
-
-/* Open fds, from /proc/self/fd (t_count_fds probes 65536 numbers, which
- * is slow under ASan). */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return t_count_fds();
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the directory's own fd */
-}
 
 TestSuite(hostile);
 
@@ -59,13 +44,7 @@ static void log_cb(void *arg, ufp_log_level level, const char *msg)
 	(void)arg;
 	(void)level;
 	pthread_mutex_lock(&log_lock);
-	size_t n = strlen(msg);
-	if (log_len + n + 2 < sizeof(log_buf)) {
-		memcpy(log_buf + log_len, msg, n);
-		log_len += n;
-		log_buf[log_len++] = '\n';
-		log_buf[log_len] = 0;
-	}
+	t_log_append(log_buf, sizeof(log_buf), &log_len, msg);
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -199,6 +178,16 @@ static bool verify(ufp_memory *mem, const struct mod *md, const char *what)
 	return false;
 }
 
+/* A memory of md (bytes; 0: the module's initial size) reads as md's
+ * image (verify), then is freed. */
+static void verify_once(ufp_pool *p, const struct mod *md, uint64_t bytes,
+			const char *what)
+{
+	ufp_memory *mem = alloc_ok(p, md, bytes);
+	verify(mem, md, what);
+	free_ok(mem);
+}
+
 /* Every slot free again and the invariants hold: the pool is intact. */
 static void assert_intact(ufp_pool *p)
 {
@@ -227,48 +216,6 @@ static void assert_works(ufp_pool *p, const struct mod *md)
 	assert_intact(p);
 }
 
-static sigjmp_buf trap_jb;
-static volatile sig_atomic_t trap_sig;
-
-static void trap(int sig)
-{
-	trap_sig = sig;
-	siglongjmp(trap_jb, 1);
-}
-
-/* Read *p: 0 with the byte in *out, or the signal the read raised. */
-static int read_trapping(const volatile unsigned char *p, unsigned char *out)
-{
-	struct sigaction sa, obus, osegv;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = trap;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &obus);
-	sigaction(SIGSEGV, &sa, &osegv);
-	trap_sig = 0;
-	if (sigsetjmp(trap_jb, 1) == 0)
-		*out = *p;
-	sigaction(SIGBUS, &obus, NULL);
-	sigaction(SIGSEGV, &osegv, NULL);
-	return trap_sig;
-}
-
-static int write_trapping(volatile unsigned char *p, unsigned char v)
-{
-	struct sigaction sa, obus, osegv;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = trap;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &obus);
-	sigaction(SIGSEGV, &sa, &osegv);
-	trap_sig = 0;
-	if (sigsetjmp(trap_jb, 1) == 0)
-		*p = v;
-	sigaction(SIGBUS, &obus, NULL);
-	sigaction(SIGSEGV, &osegv, NULL);
-	return trap_sig;
-}
-
 static uint64_t resident(ufp_pool *p)
 {
 	uint64_t r = 0;
@@ -280,6 +227,31 @@ static uint64_t resident(ufp_pool *p)
 static bool has_poison(ufp_pool *p)
 {
 	return p->feat.poison;
+}
+
+/* A pool of cfg_small(slots, v). */
+static ufp_pool *small_pool(uint32_t slots, const struct variant *v)
+{
+	ufp_config c;
+	cfg_small(&c, slots, v);
+	return t_pool(&c);
+}
+
+/* md still works on p (assert_works); then it is dropped and p
+ * destroyed. */
+static void works_then_destroy(ufp_pool *p, struct mod *md)
+{
+	assert_works(p, md);
+	mod_drop(md);
+	destroy_ok(p);
+}
+
+/* The same with a fresh module of `seed`. */
+static void new_module_works_then_destroy(ufp_pool *p, uint64_t seed)
+{
+	struct mod md;
+	mod_make(p, &md, seed);
+	works_then_destroy(p, &md);
 }
 
 /* ---- detectable misuse: errors ------------------------------------------------------ */
@@ -335,15 +307,9 @@ Test(hostile, null_arguments)
 
 	/* an empty module (no segment) is valid */
 	cr_assert_eq(ufp_module_create(p, NULL, 0, 64 * KIB, &m), 0);
-	mem = alloc_ok(p, NULL, 64 * KIB);
-	verify(mem, NULL, "NULL module");
-	free_ok(mem);
+	verify_once(p, NULL, 64 * KIB, "NULL module");
 	cr_assert_eq(ufp_module_drop(m), 0);
-	struct mod a;
-	mod_make(p, &a, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	new_module_works_then_destroy(p, 1);
 }
 
 /* One bad field at a time: the documented errno, nothing created, and a
@@ -434,7 +400,7 @@ static int bad_config(int k, ufp_config *c)
 Test(hostile, bad_configs)
 {
 	ufp_config c;
-	int fds = count_fds(), maps = t_count_maps();
+	int fds = t_count_open_fds(), maps = t_count_maps();
 	for (int k = 0;; k++) {
 		ufp_pool *p = NULL;
 		int want = bad_config(k, &c);
@@ -448,7 +414,7 @@ Test(hostile, bad_configs)
 		else
 			cr_expect_null(p, "bad config %d set *out", k);
 	}
-	cr_expect_eq(count_fds(), fds, "bad configs leaked an fd");
+	cr_expect_eq(t_count_open_fds(), fds, "bad configs leaked an fd");
 	cr_expect_eq(t_count_maps(), maps, "bad configs leaked a mapping");
 	/* a caller built against a newer, larger header is refused: only
 	 * the sizes of released versions are accepted (issue 12, item 7) */
@@ -464,19 +430,13 @@ Test(hostile, bad_configs)
 	cr_assert_null(p);
 	big.c.size = sizeof(big.c);
 	p = t_pool(&big.c);
-	struct mod a;
-	mod_make(p, &a, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	new_module_works_then_destroy(p, 1);
 }
 
 Test(hostile, double_free)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
-		ufp_config c;
-		cfg_small(&c, 2, &variants[v]);
-		ufp_pool *p = t_pool(&c);
+		ufp_pool *p = small_pool(2, &variants[v]);
 		struct mod a;
 		mod_make(p, &a, 1);
 		ufp_memory *mem = alloc_ok(p, &a, 0);
@@ -503,9 +463,7 @@ Test(hostile, double_free)
 		free_ok(m1);
 		free_ok(m2);
 		cr_assert_eq(ufp_memory_free(m1), -EINVAL);
-		assert_works(p, &a);
-		mod_drop(&a);
-		destroy_ok(p);
+		works_then_destroy(p, &a);
 	}
 }
 
@@ -529,9 +487,7 @@ static void *racer(void *arg)
  * exactly one wins, the other gets the double-use error. */
 Test(hostile, racing_double_free_and_drop)
 {
-	ufp_config c;
-	cfg_small(&c, 4, NULL);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(4, NULL);
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, 2);
 	for (int round = 0; round < 100; round++) {
@@ -561,18 +517,12 @@ Test(hostile, racing_double_free_and_drop)
 	}
 	pthread_barrier_destroy(&bar);
 	assert_intact(p);
-	struct mod b;
-	mod_make(p, &b, 1000);
-	assert_works(p, &b);
-	mod_drop(&b);
-	destroy_ok(p);
+	new_module_works_then_destroy(p, 1000);
 }
 
 Test(hostile, drop_twice)
 {
-	ufp_config c;
-	cfg_small(&c, 2, NULL);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, NULL);
 	struct mod a, b;
 	mod_make(p, &a, 1);
 	mod_make(p, &b, 2);
@@ -599,9 +549,7 @@ Test(hostile, drop_twice)
 Test(hostile, grow_misuse)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
-		ufp_config c;
-		cfg_small(&c, 1, &variants[v]);
-		ufp_pool *p = t_pool(&c);
+		ufp_pool *p = small_pool(1, &variants[v]);
 		struct mod a;
 		mod_make(p, &a, 1);
 		ufp_memory *mem = alloc_ok(p, &a, 512 * KIB);
@@ -624,9 +572,7 @@ Test(hostile, grow_misuse)
 			     ctx);
 		verify(mem, &a, "grown to max");
 		free_ok(mem);
-		assert_works(p, &a);
-		mod_drop(&a);
-		destroy_ok(p);
+		works_then_destroy(p, &a);
 	}
 }
 
@@ -684,9 +630,7 @@ Test(hostile, alloc_misuse)
 
 Test(hostile, module_create_misuse)
 {
-	ufp_config c;
-	cfg_small(&c, 1, NULL);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(1, NULL);
 	ufp_module *m = NULL;
 	unsigned char b[100];
 	memset(b, 1, sizeof(b));
@@ -723,19 +667,13 @@ Test(hostile, module_create_misuse)
 	ufp_segment empty = {64 * KIB, NULL, 0};
 	cr_assert_eq(ufp_module_create(p, &empty, 1, 64 * KIB, &m), 0);
 	cr_assert_eq(ufp_module_drop(m), 0);
-	struct mod a;
-	mod_make(p, &a, 1);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	new_module_works_then_destroy(p, 1);
 }
 
 Test(hostile, destroy_with_live_memory)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
-		ufp_config c;
-		cfg_small(&c, 2, &variants[v]);
-		ufp_pool *p = t_pool(&c);
+		ufp_pool *p = small_pool(2, &variants[v]);
 		struct mod a;
 		mod_make(p, &a, 1);
 		ufp_memory *mem = alloc_ok(p, &a, 0);
@@ -757,9 +695,7 @@ Test(hostile, destroy_with_live_memory)
  * is gone, a touch faults to the handler, which poisons it. */
 static ufp_memory *freed_memory(ufp_pool **pp, struct mod *a, bool touch)
 {
-	ufp_config c;
-	cfg_small(&c, 1, &variants[1]);
-	*pp = t_pool(&c);
+	*pp = small_pool(1, &variants[1]);
 	if (!has_poison(*pp))
 		t_skip("no UFFDIO_POISON (Linux 6.6): freed memory gives "
 		       "SIGSEGV, not SIGBUS");
@@ -806,9 +742,7 @@ Test(hostile, write_freed_page, .signal = SIGBUS)
 
 Test(hostile, past_accessible_size, .signal = SIGSEGV)
 {
-	ufp_config c;
-	cfg_small(&c, 2, NULL);
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = small_pool(2, NULL);
 	ufp_memory *mem = alloc_ok(p, NULL, 128 * KIB);
 	volatile unsigned char *b = ufp_memory_base(mem);
 	b[128 * KIB - 1] = 1;
@@ -824,9 +758,7 @@ Test(hostile, past_accessible_size, .signal = SIGSEGV)
 Test(hostile, traps_everywhere)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
-		ufp_config c;
-		cfg_small(&c, 2, &variants[v]);
-		ufp_pool *p = t_pool(&c);
+		ufp_pool *p = small_pool(2, &variants[v]);
 		struct mod a;
 		mod_make(p, &a, 1);
 		ufp_memory *mem = alloc_ok(p, &a, 0);
@@ -843,10 +775,10 @@ Test(hostile, traps_everywhere)
 			volatile unsigned char *q = b + offs[k];
 			if (offs[k] < 0 && ufp_memory_slot(mem) != 0)
 				continue; /* the other slot's guard is before */
-			cr_expect_eq(read_trapping(q, &x), SIGSEGV,
+			cr_expect_eq(t_read_trapping(q, &x), SIGSEGV,
 				     "%sread at offset %lld did not SIGSEGV",
 				     ctx, (long long)offs[k]);
-			cr_expect_eq(write_trapping(q, 1), SIGSEGV,
+			cr_expect_eq(t_write_trapping(q, 1), SIGSEGV,
 				     "%swrite at offset %lld did not SIGSEGV",
 				     ctx, (long long)offs[k]);
 		}
@@ -859,7 +791,7 @@ Test(hostile, traps_everywhere)
 		const size_t page = 4096;
 		unsigned trapped = 0;
 		for (uint64_t off = 0; off < MOD_BYTES; off += page) {
-			int sig = read_trapping(b + off, &x);
+			int sig = t_read_trapping(b + off, &x);
 			if (sig) {
 				cr_expect_eq(sig, SIGBUS,
 					     "%sfreed page %llu: signal %d",
@@ -921,7 +853,7 @@ Test(hostile, kept_pages_read_as_image)
 		unsigned char x;
 		unsigned readable = 0;
 		for (uint64_t off = 0; off < MOD_BYTES; off += 4096) {
-			int sig = read_trapping(b + off, &x);
+			int sig = t_read_trapping(b + off, &x);
 			if (sig) {
 				cr_expect_eq(sig, SIGBUS, "%ssignal %d", ctx,
 					     sig);
@@ -953,12 +885,8 @@ Test(hostile, kept_pages_read_as_image)
 		}
 		cr_expect_gt(readable, 0, "%sno kept page readable", ctx);
 		assert_intact(p);
-		mem = alloc_ok(p, &a, 0);
-		verify(mem, &a, "next memory after reading kept pages");
-		free_ok(mem);
-		assert_works(p, &a);
-		mod_drop(&a);
-		destroy_ok(p);
+		verify_once(p, &a, 0, "next memory after reading kept pages");
+		works_then_destroy(p, &a);
 	}
 }
 
@@ -992,9 +920,7 @@ Test(hostile, syscall_on_freed_memory, .timeout = 30)
 	close(pfd[0]);
 	close(pfd[1]);
 	assert_intact(p);
-	assert_works(p, &a);
-	mod_drop(&a);
-	destroy_ok(p);
+	works_then_destroy(p, &a);
 }
 
 /* ---- isolation between consecutive tenants -------------------------------------------- */
@@ -1010,9 +936,7 @@ Test(hostile, zero_pages_read_then_written_by_next_tenant)
 {
 	for (size_t v = 0; v < NVARIANTS; v++) {
 		for (int with_module = 0; with_module < 2; with_module++) {
-			ufp_config c;
-			cfg_small(&c, 1, &variants[v]);
-			ufp_pool *p = t_pool(&c);
+			ufp_pool *p = small_pool(1, &variants[v]);
 			struct mod a, b;
 			mod_make(p, &a, 1);
 			mod_make(p, &b, 2);
@@ -1034,14 +958,12 @@ Test(hostile, zero_pages_read_then_written_by_next_tenant)
 			       SECRET, 100 * KIB);
 			free_ok(mem);
 			/* tenant 3: another module, then no module */
-			mem = alloc_ok(p, &b, 0);
-			verify(mem, &b,
-			       with_module ? "after zero pages of a module"
-					   : "after zero pages of no module");
-			free_ok(mem);
-			mem = alloc_ok(p, NULL, MOD_BYTES);
-			verify(mem, NULL, "no module after zero pages");
-			free_ok(mem);
+			verify_once(p, &b, 0,
+				    with_module
+					    ? "after zero pages of a module"
+					    : "after zero pages of no module");
+			verify_once(p, NULL, MOD_BYTES,
+				    "no module after zero pages");
 			mod_drop(&a);
 			mod_drop(&b);
 			assert_intact(p);

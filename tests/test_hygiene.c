@@ -15,7 +15,6 @@
  * by the quarantine), so churn inside one pool is flat too.
  * Bounded to run well under a minute with ASan; not a benchmark.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -34,18 +33,6 @@
 TestSuite(hygiene);
 
 /* ---- measuring the process ------------------------------------------------------ */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	if (!d)
-		return t_count_fds();
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3; /* ".", ".." and the directory's own fd */
-}
 
 static long status_field(const char *name)
 {
@@ -85,12 +72,9 @@ struct snap {
 
 static struct snap snap_now(void)
 {
-	return (struct snap){count_fds(),
-			     t_count_maps(),
-			     count_maps_of("memfd:"),
-			     count_maps_of("io_uring"),
-			     status_field("Threads"),
-			     status_field("VmRSS")};
+	return (struct snap){t_count_open_fds(),      t_count_maps(),
+			     count_maps_of("memfd:"), count_maps_of("io_uring"),
+			     status_field("Threads"), status_field("VmRSS")};
 }
 
 /* A sanitizer runtime maps a page of its own now and then (stack depot,

@@ -48,19 +48,6 @@ static uint64_t nonzero_pages(const unsigned char *exp, uint64_t bytes)
 	return n;
 }
 
-static void assert_bytes(const unsigned char *got, const unsigned char *want,
-			 size_t len, const char *what, uint64_t base_off)
-{
-	if (len == 0 || memcmp(got, want, len) == 0)
-		return;
-	size_t i = 0;
-	while (got[i] == want[i])
-		i++;
-	cr_assert_fail("%s: byte at offset %llu is 0x%02x, expected 0x%02x",
-		       what, (unsigned long long)(base_off + i), got[i],
-		       want[i]);
-}
-
 /*
  * Check an image against the expected memory: geometry, exactly the
  * non-zero pages stored (with their bytes), zero pages not stored, stored
@@ -90,7 +77,7 @@ static void check_image(const struct ufpi_image *img, const unsigned char *exp,
 		}
 		cr_assert_not_null(src, "%s: page %llu with data is missing",
 				   what, (unsigned long long)p);
-		assert_bytes(src, want, page, what, p * page);
+		t_assert_bytes(src, want, page, what, p * page);
 		cr_assert_gt((int64_t)img->map[p], last,
 			     "%s: page %llu stored out of page order", what,
 			     (unsigned long long)p);
@@ -119,64 +106,25 @@ static void image_case(const ufp_segment *segs, size_t n, uint64_t bytes,
 static unsigned char pat[256 * 1024];
 static const unsigned char zeros[64 * 1024];
 
-struct tcase {
-	const char *name;
-	uint64_t initial;
-	size_t nsegs;
-	ufp_segment segs[6];
-};
-
-static size_t make_cases(struct tcase *c)
+static size_t make_cases(struct t_case *c)
 {
-	size_t n = 0;
-
 	t_fill(pat, sizeof(pat), 42);
-	/* a few bytes far apart in 1 MiB */
-	c[n++] = (struct tcase){"sparse",
-				1 * MiB,
-				3,
-				{{0, pat, 10},
-				 {300000, pat + 100, 50},
-				 {15 * 64 * KiB + 7, pat + 1000, 3}}};
-	/* segments straddling page boundaries, unaligned at both ends */
-	c[n++] = (struct tcase){"unaligned",
-				256 * KiB,
-				3,
-				{{4095, pat + 1, 2},
-				 {65535, pat + 7, 70000},
-				 {3 * 4096 + 1, pat + 9, 4094}}};
-	/* later segments overwrite earlier ones; a zero segment turns a page
-	 * that had data back into a zero page */
-	c[n++] = (struct tcase){"overlapping",
-				128 * KiB,
-				5,
-				{{1000, pat, 9000},
-				 {5000, pat + 50000, 1000},
-				 {8192, zeros, 4096},
-				 {100, pat + 7777, 1},
-				 {4000, pat + 3, 200}}};
-	/* segments whose last byte is the last byte of initial memory */
-	c[n++] = (struct tcase){"ends_at_initial",
-				128 * KiB,
-				3,
-				{{128 * KiB - 100, pat + 11, 100},
-				 {64 * KiB - 1, pat + 5, 1},
-				 {64 * KiB, pat + 20000, 64 * KiB}}};
+	size_t n = t_common_cases(c, pat, zeros);
 	/* a long run of consecutive data pages and a hole */
-	c[n++] = (struct tcase){
+	c[n++] = (struct t_case){
 		"dense_run",
 		256 * KiB,
 		2,
 		{{3 * 4096, pat, 37 * 4096}, {0, pat + 200000, 4096}}};
-	c[n++] = (struct tcase){
+	c[n++] = (struct t_case){
 		"all_zero_segment", 64 * KiB, 1, {{0, zeros, 64 * KiB}}};
-	c[n++] = (struct tcase){"no_segments", 64 * KiB, 0, {{0}}};
+	c[n++] = (struct t_case){"no_segments", 64 * KiB, 0, {{0}}};
 	return n;
 }
 
 Test(image, synthetic_cases_match_applied_segments)
 {
-	struct tcase c[16];
+	struct t_case c[16];
 	size_t n = make_cases(c);
 	for (size_t k = 0; k < n; k++)
 		image_case(c[k].segs, c[k].nsegs, c[k].initial, c[k].name);
@@ -416,11 +364,11 @@ static void check_fresh_memory(ufp_pool *pool, ufp_module *m,
 	cr_assert_eq(size, bytes ? bytes : explen, "%s: size", what);
 	const unsigned char *base = ufp_memory_base(mem);
 	cr_assert_not_null(base);
-	assert_bytes(base, exp, explen, what, 0);
+	t_assert_bytes(base, exp, explen, what, 0);
 	for (uint64_t off = explen; off < size; off += sizeof(zeros)) {
 		uint64_t n =
 			size - off < sizeof(zeros) ? size - off : sizeof(zeros);
-		assert_bytes(base + off, zeros, n, what, off);
+		t_assert_bytes(base + off, zeros, n, what, off);
 	}
 	err = ufp_memory_free(mem);
 	cr_assert_eq(err, 0, "%s: ufp_memory_free: %s", what,
@@ -429,7 +377,7 @@ static void check_fresh_memory(ufp_pool *pool, ufp_module *m,
 
 Test(image_api, fresh_memory_is_segment_data_or_zero)
 {
-	struct tcase c[16];
+	struct t_case c[16];
 	size_t n = make_cases(c);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 2 * MiB);

@@ -53,12 +53,18 @@ static void mod_drop(struct mod *md)
 	md->ref = NULL;
 }
 
+/* A UFFD config asking for minor mode. */
+static void minor_config(ufp_config *c, uint32_t slots, uint64_t max)
+{
+	t_config(c, slots, max);
+	c->backend = UFP_BACKEND_UFFD;
+	c->fill_mode = UFP_FILL_MINOR;
+}
+
 static ufp_pool *minor_pool(uint32_t slots, uint64_t max, uint64_t keep)
 {
 	ufp_config c;
-	t_config(&c, slots, max);
-	c.backend = UFP_BACKEND_UFFD;
-	c.fill_mode = UFP_FILL_MINOR;
+	minor_config(&c, slots, max);
 	c.keep_resident_bytes = keep;
 	ufp_pool *p = t_pool(&c);
 	ufp_fill_mode mode = UFP_FILL_AUTO;
@@ -81,6 +87,21 @@ static ufp_memory *alloc_sized(ufp_pool *p, const struct mod *md,
 static ufp_memory *alloc_ok(ufp_pool *p, const struct mod *md)
 {
 	return alloc_sized(p, md, 0);
+}
+
+/* A memory of md, freed untouched. */
+static void alloc_free(ufp_pool *p, const struct mod *md)
+{
+	ufp_memory *mem = alloc_ok(p, md);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+}
+
+/* Both modules dropped, then the pool destroyed. */
+static void drop_both_destroy(ufp_pool *p, struct mod *a, struct mod *b)
+{
+	mod_drop(a);
+	mod_drop(b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
 
 static void read_all(const ufp_memory *mem)
@@ -280,12 +301,6 @@ Test(minor, keep_counts_private_bytes)
 
 /* Drop + quiesce: no mapping of the memfd, no shared page, the fd closed;
  * a stale pointer into the purged slot still traps. */
-static sigjmp_buf jb;
-static void on_trap(int sig)
-{
-	siglongjmp(jb, sig);
-}
-
 Test(minor, drop_releases_the_memfd_and_its_page_cache)
 {
 	ufp_pool *p = minor_pool(4, 4 * MIB, 64 * KIB);
@@ -318,14 +333,7 @@ Test(minor, drop_releases_the_memfd_and_its_page_cache)
 		      (unsigned long long)status_bytes("RssShmem"),
 		      (unsigned long long)shmem0);
 
-	struct sigaction sa = {.sa_handler = on_trap}, o1, o2;
-	sigaction(SIGSEGV, &sa, &o1);
-	sigaction(SIGBUS, &sa, &o2);
-	int sig = sigsetjmp(jb, 1);
-	if (!sig)
-		(void)stale[0];
-	sigaction(SIGSEGV, &o1, NULL);
-	sigaction(SIGBUS, &o2, NULL);
+	int sig = t_read_trapping(stale, NULL);
 	cr_assert_neq(sig, 0, "a read through a stale pointer did not trap");
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }
@@ -351,9 +359,7 @@ Test(minor, image_switch_in_one_slot)
 		memset(base, 0x99, ufp_memory_size(mem));
 		cr_assert_eq(ufp_memory_free(mem), 0);
 	}
-	mod_drop(&a);
-	mod_drop(&b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	drop_both_destroy(p, &a, &b);
 }
 
 /* ---- fallback: no UFFD_FEATURE_MINOR_SHMEM ------------------------------- */
@@ -377,9 +383,7 @@ Test(minor_fallback, auto_without_minor_shmem_copies_and_says_why)
 	f->minor_shmem = false;
 
 	ufp_config c;
-	t_config(&c, 2, 1 * MIB);
-	c.backend = UFP_BACKEND_UFFD;
-	c.fill_mode = UFP_FILL_MINOR;
+	minor_config(&c, 2, 1 * MIB);
 	ufp_pool *p = NULL;
 	cr_assert_eq(ufp_pool_create(&c, &p), -ENOTSUP);
 	cr_assert_null(p);
@@ -466,9 +470,7 @@ Test(prefetch, prefetched_pages_hold_the_image)
 	cr_assert_eq(st.prefetch_learns, 2);
 	cr_assert_eq(st.prefetch_starts, 4);
 	cr_assert_gt(st.pages_prefetched, 0);
-	mod_drop(&a);
-	mod_drop(&b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	drop_both_destroy(p, &a, &b);
 }
 
 /* The default keep (UFP_KEEP_AUTO): a slot keeps, privately, exactly the
@@ -479,9 +481,7 @@ Test(minor, default_keep_holds_what_the_last_memory_wrote)
 {
 	const size_t page = t_page();
 	ufp_config c;
-	t_config(&c, 1, 1 * MIB);
-	c.backend = UFP_BACKEND_UFFD;
-	c.fill_mode = UFP_FILL_MINOR;
+	minor_config(&c, 1, 1 * MIB);
 	cr_assert_eq(c.keep_resident_bytes, UFP_KEEP_AUTO);
 	ufp_pool *p = t_pool(&c);
 	struct mod md;
@@ -536,8 +536,7 @@ static void learn_then_switch(ufp_pool *p, struct mod *a, struct mod *b)
 	ufp_memory *mem = alloc_ok(p, a);
 	read_all(mem);
 	cr_assert_eq(ufp_memory_free(mem), 0);
-	mem = alloc_ok(p, b);
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	alloc_free(p, b);
 }
 
 /* A page the memory wrote before the prefetch reached it keeps the
@@ -580,12 +579,9 @@ Test(prefetch, never_overwrites_what_the_memory_wrote_first)
 		}
 		cr_assert_eq(memcmp(base, a.ref, a.bytes), 0);
 		cr_assert_eq(ufp_memory_free(mem), 0);
-		mem = alloc_ok(p, &b); /* the next a is cold again */
-		cr_assert_eq(ufp_memory_free(mem), 0);
+		alloc_free(p, &b); /* the next a is cold again */
 	}
-	mod_drop(&a);
-	mod_drop(&b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	drop_both_destroy(p, &a, &b);
 }
 
 /* Prefetch of a memory freed (and of a module dropped) right away stops:
@@ -615,11 +611,10 @@ Test(prefetch, stops_when_the_slot_changes_hands)
 		cr_assert_eq(ufp_memory_free(mem), 0);
 	}
 	/* a drop mid-prefetch: the purge, then another module */
-	ufp_memory *mem = alloc_ok(p, &a);
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	alloc_free(p, &a);
 	mod_drop(&a);
 	cr_assert_eq(ufp_pool_quiesce(p), 0);
-	mem = alloc_ok(p, &b);
+	ufp_memory *mem = alloc_ok(p, &b);
 	prefetch_settle(p, ufp_memory_slot(mem));
 	cr_assert_eq(memcmp(ufp_memory_base(mem), b.ref, b.bytes), 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
@@ -656,9 +651,7 @@ static ufp_stats scattered_cold_starts(ufp_prefetch pf)
 {
 	const size_t page = t_page();
 	ufp_config c;
-	t_config(&c, 1, 2 * MIB);
-	c.backend = UFP_BACKEND_UFFD;
-	c.fill_mode = UFP_FILL_MINOR;
+	minor_config(&c, 1, 2 * MIB);
 	c.prefetch = pf;
 	ufp_pool *p = t_pool(&c);
 	struct mod a, b;
@@ -672,9 +665,7 @@ static ufp_stats scattered_cold_starts(ufp_prefetch pf)
 		cr_assert_eq(ufp_memory_free(mem), 0);
 	}
 	ufp_stats st = t_stats(p);
-	mod_drop(&a);
-	mod_drop(&b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	drop_both_destroy(p, &a, &b);
 	return st;
 }
 
@@ -702,9 +693,7 @@ Test(minor, default_keep_is_bounded)
 {
 	const size_t page = t_page();
 	ufp_config c;
-	t_config(&c, 1, 8 * MIB);
-	c.backend = UFP_BACKEND_UFFD;
-	c.fill_mode = UFP_FILL_MINOR;
+	minor_config(&c, 1, 8 * MIB);
 	ufp_pool *p = t_pool(&c);
 	if (p->pagemap_fd < 0)
 		t_skip("no PAGEMAP_SCAN (Linux 6.7)");

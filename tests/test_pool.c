@@ -53,15 +53,7 @@ static char ctx[160];
 static void assert_bytes(const unsigned char *got, const unsigned char *want,
 			 size_t len, const char *what, uint64_t base_off)
 {
-	if (len == 0 || memcmp(got, want, len) == 0)
-		return;
-	size_t i = 0;
-	while (got[i] == want[i])
-		i++;
-	cr_assert_fail("[%s] %s: byte at offset %llu is 0x%02x, expected "
-		       "0x%02x",
-		       ctx, what, (unsigned long long)(base_off + i), got[i],
-		       want[i]);
+	t_assert_bytes_ctx(ctx, got, want, len, what, base_off);
 }
 
 static void assert_zero(const unsigned char *got, uint64_t len,
@@ -239,54 +231,21 @@ static void assert_pool_works(ufp_pool *pool, ufp_module *m,
 
 /* ---- fresh memories: image or zero -------------------------------------- */
 
-struct tcase {
-	const char *name;
-	uint64_t initial;
-	size_t nsegs;
-	ufp_segment segs[6];
-};
-
-static size_t make_cases(struct tcase *c)
+static size_t make_cases(struct t_case *c)
 {
-	size_t n = 0;
 	patterns();
-	c[n++] = (struct tcase){"sparse",
-				1 * MiB,
-				3,
-				{{0, pat, 10},
-				 {300000, pat + 100, 50},
-				 {15 * 64 * KiB + 7, pat + 1000, 3}}};
-	c[n++] = (struct tcase){"unaligned",
-				256 * KiB,
-				3,
-				{{4095, pat + 1, 2},
-				 {65535, pat + 7, 70000},
-				 {3 * 4096 + 1, pat + 9, 4094}}};
-	c[n++] = (struct tcase){"overlapping",
-				128 * KiB,
-				5,
-				{{1000, pat, 9000},
-				 {5000, pat + 50000, 1000},
-				 {8192, zeros, 4096},
-				 {100, pat + 7777, 1},
-				 {4000, pat + 3, 200}}};
-	c[n++] = (struct tcase){"ends_at_initial",
-				128 * KiB,
-				3,
-				{{128 * KiB - 100, pat + 11, 100},
-				 {64 * KiB - 1, pat + 5, 1},
-				 {64 * KiB, pat + 20000, 64 * KiB}}};
-	c[n++] = (struct tcase){"dense",
-				512 * KiB,
-				2,
-				{{0, pat, 512 * KiB}, {3 * 4096, pat2, 4096}}};
-	c[n++] = (struct tcase){"no_segments", 64 * KiB, 0, {{0}}};
+	size_t n = t_common_cases(c, pat, zeros);
+	c[n++] = (struct t_case){"dense",
+				 512 * KiB,
+				 2,
+				 {{0, pat, 512 * KiB}, {3 * 4096, pat2, 4096}}};
+	c[n++] = (struct t_case){"no_segments", 64 * KiB, 0, {{0}}};
 	return n;
 }
 
 Test(pool_image, fresh_memory_equals_image_or_zero)
 {
-	struct tcase c[16];
+	struct t_case c[16];
 	size_t n = make_cases(c);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		ufp_pool *pool = mk_pool(t_backends[k], 2, 1 * MiB, 0);
@@ -397,95 +356,148 @@ Test(pool_private, two_memories_do_not_see_each_others_writes)
 static const uint64_t keeps[] = {0, 64 * KiB, 256 * KiB, 1 * MiB};
 #define NKEEPS (sizeof(keeps) / sizeof(keeps[0]))
 
-Test(pool_private, same_module_same_slot_shows_the_image_again)
+/* One round of a privacy test on a 1-slot pool of backend b with
+ * keep_resident_bytes `keep`; arg is the test's data. */
+typedef void pool_round(ufp_pool *pool, ufp_backend b, uint64_t keep,
+			const void *arg);
+
+/* Run `round` on a fresh 1 MiB, 1-slot pool of every backend, every
+ * keep_resident_bytes and both dirty trackings; destroy each after. */
+static void each_private_pool(pool_round *round, const void *arg)
 {
-	ufp_segment s[8];
-	size_t ns = std_segs(s);
-	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
 	for (size_t k = 0; k < T_NBACKENDS; k++) {
 		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
 			size_t kk = kd % NKEEPS;
 			cur_dirty = dirties[kd / NKEEPS];
 			ufp_pool *pool =
 				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-			uint64_t seed = 17;
-			for (int round = 0; round < 6; round++) {
-				char what[96];
-				snprintf(what, sizeof(what),
-					 "%s keep %llu round %d",
-					 t_backend_name(t_backends[k]),
-					 (unsigned long long)keeps[kk], round);
-				/* alternate sizes: the image, then zeros */
-				uint64_t bytes =
-					round % 2 ? 1 * MiB : STD_INITIAL;
-				ufp_memory *mem = mk_memory(pool, m, bytes);
-				cr_assert_eq(ufp_memory_slot(mem), 0);
-				if (round % 3 == 0)
-					check_memory_random(mem, exp,
-							    STD_INITIAL, seed,
-							    what);
-				else
-					check_memory(mem, exp, STD_INITIAL,
-						     what);
-				if (round % 3 == 2) {
-					/* touch only a few pages */
-					unsigned char *b = ufp_memory_base(mem);
-					for (int i = 0; i < 8; i++)
-						b[t_rand(&seed) % bytes] = 0xcc;
-				} else {
-					scribble(mem, seed + (uint64_t)round);
-				}
-				free_memory(mem);
-			}
-			drop_module(m);
+			round(pool, t_backends[k], keeps[kk], arg);
 			destroy_pool(pool);
 		}
 	}
+}
+
+/* A round given the module made on its pool and the image's bytes. */
+typedef void module_round(ufp_pool *pool, ufp_module *m,
+			  const unsigned char *exp, ufp_backend b,
+			  uint64_t keep);
+
+struct private_module {
+	const ufp_segment *s;
+	size_t ns;
+	uint64_t initial;
+	const unsigned char *exp;
+	module_round *round;
+};
+
+static void with_module(ufp_pool *pool, ufp_backend b, uint64_t keep,
+			const void *arg)
+{
+	const struct private_module *pm = arg;
+	ufp_module *m = mk_module(pool, pm->s, pm->ns, pm->initial);
+	pm->round(pool, m, pm->exp, b, keep);
+	drop_module(m);
+}
+
+/* each_private_pool with a module of segments s made on every pool
+ * (dropped after the round). */
+static void each_private_module(const ufp_segment *s, size_t ns,
+				uint64_t initial, module_round *round)
+{
+	unsigned char *exp = t_apply_segments(s, ns, initial);
+	const struct private_module pm = {s, ns, initial, exp, round};
+	each_private_pool(with_module, &pm);
 	free(exp);
+}
+
+/* each_private_module with the standard image. */
+static void each_std_module(module_round *round)
+{
+	ufp_segment s[8];
+	size_t ns = std_segs(s);
+	each_private_module(s, ns, STD_INITIAL, round);
+}
+
+static void same_module_rounds(ufp_pool *pool, ufp_module *m,
+			       const unsigned char *exp, ufp_backend bk,
+			       uint64_t keep)
+{
+	uint64_t seed = 17;
+	for (int round = 0; round < 6; round++) {
+		char what[96];
+		snprintf(what, sizeof(what), "%s keep %llu round %d",
+			 t_backend_name(bk), (unsigned long long)keep, round);
+		/* alternate sizes: the image, then zeros */
+		uint64_t bytes = round % 2 ? 1 * MiB : STD_INITIAL;
+		ufp_memory *mem = mk_memory(pool, m, bytes);
+		cr_assert_eq(ufp_memory_slot(mem), 0);
+		if (round % 3 == 0)
+			check_memory_random(mem, exp, STD_INITIAL, seed, what);
+		else
+			check_memory(mem, exp, STD_INITIAL, what);
+		if (round % 3 == 2) {
+			/* touch only a few pages */
+			unsigned char *b = ufp_memory_base(mem);
+			for (int i = 0; i < 8; i++)
+				b[t_rand(&seed) % bytes] = 0xcc;
+		} else {
+			scribble(mem, seed + (uint64_t)round);
+		}
+		free_memory(mem);
+	}
+}
+
+Test(pool_private, same_module_same_slot_shows_the_image_again)
+{
+	each_std_module(same_module_rounds);
+}
+
+struct two_images {
+	ufp_segment s1[8], s2[8];
+	size_t n1, n2;
+	unsigned char *e1, *e2;
+};
+
+static void other_module_rounds(ufp_pool *pool, ufp_backend b, uint64_t keep,
+				const void *arg)
+{
+	const struct two_images *im = arg;
+	(void)b;
+	(void)keep;
+	ufp_module *m1 = mk_module(pool, im->s1, im->n1, STD_INITIAL);
+	ufp_module *m2 = mk_module(pool, im->s2, im->n2, STD_INITIAL);
+	for (int round = 0; round < 4; round++) {
+		ufp_memory *a = mk_memory(pool, m1, 0);
+		check_memory(a, im->e1, STD_INITIAL, "module 1");
+		scribble(a, 10 + (uint64_t)round);
+		free_memory(a);
+		ufp_memory *bm = mk_memory(pool, m2, 0);
+		cr_assert_eq(ufp_memory_slot(bm), 0);
+		check_memory_random(bm, im->e2, STD_INITIAL, (uint64_t)round,
+				    "module 2 after module 1");
+		/* leave some pages untouched, others dirty */
+		unsigned char *bb = ufp_memory_base(bm);
+		memset(bb + 64 * KiB, 0x5e, 64 * KiB);
+		free_memory(bm);
+		ufp_memory *c = mk_memory(pool, NULL, 1 * MiB);
+		check_memory(c, NULL, 0, "no module after module 2");
+		scribble(c, 20 + (uint64_t)round);
+		free_memory(c);
+	}
+	drop_module(m1);
+	drop_module(m2);
 }
 
 Test(pool_private, other_module_same_slot_sees_only_its_image)
 {
-	ufp_segment s1[8], s2[8];
-	size_t n1 = std_segs(s1), n2 = other_segs(s2);
-	unsigned char *e1 = t_apply_segments(s1, n1, STD_INITIAL);
-	unsigned char *e2 = t_apply_segments(s2, n2, STD_INITIAL);
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
-			size_t kk = kd % NKEEPS;
-			cur_dirty = dirties[kd / NKEEPS];
-			ufp_pool *pool =
-				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m1 = mk_module(pool, s1, n1, STD_INITIAL);
-			ufp_module *m2 = mk_module(pool, s2, n2, STD_INITIAL);
-			for (int round = 0; round < 4; round++) {
-				ufp_memory *a = mk_memory(pool, m1, 0);
-				check_memory(a, e1, STD_INITIAL, "module 1");
-				scribble(a, 10 + (uint64_t)round);
-				free_memory(a);
-				ufp_memory *b = mk_memory(pool, m2, 0);
-				cr_assert_eq(ufp_memory_slot(b), 0);
-				check_memory_random(b, e2, STD_INITIAL,
-						    (uint64_t)round,
-						    "module 2 after module 1");
-				/* leave some pages untouched, others dirty */
-				unsigned char *bb = ufp_memory_base(b);
-				memset(bb + 64 * KiB, 0x5e, 64 * KiB);
-				free_memory(b);
-				ufp_memory *c = mk_memory(pool, NULL, 1 * MiB);
-				check_memory(c, NULL, 0,
-					     "no module after module 2");
-				scribble(c, 20 + (uint64_t)round);
-				free_memory(c);
-			}
-			drop_module(m1);
-			drop_module(m2);
-			destroy_pool(pool);
-		}
-	}
-	free(e1);
-	free(e2);
+	struct two_images im;
+	im.n1 = std_segs(im.s1);
+	im.n2 = other_segs(im.s2);
+	im.e1 = t_apply_segments(im.s1, im.n1, STD_INITIAL);
+	im.e2 = t_apply_segments(im.s2, im.n2, STD_INITIAL);
+	each_private_pool(other_module_rounds, &im);
+	free(im.e1);
+	free(im.e2);
 }
 
 /*
@@ -496,45 +508,41 @@ Test(pool_private, other_module_same_slot_sees_only_its_image)
  * (no fault: the page is present) were never seen by the next reset, so
  * the memory after that read them.
  */
+static void zero_pages_round(ufp_pool *pool, ufp_module *m,
+			     const unsigned char *exp, ufp_backend bk,
+			     uint64_t keep)
+{
+	(void)bk;
+	(void)keep;
+	/* a reader of zeros everywhere */
+	ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
+	check_memory(a, NULL, 0, "reader of zeros");
+	free_memory(a);
+	/* the module's image must show through */
+	ufp_memory *b = mk_memory(pool, m, 0);
+	check_memory(b, exp, 1 * MiB, "image after a reader");
+	free_memory(b);
+	/* a reader again, then a writer over its pages */
+	a = mk_memory(pool, NULL, 1 * MiB);
+	check_memory(a, NULL, 0, "reader of zeros");
+	free_memory(a);
+	a = mk_memory(pool, NULL, 1 * MiB);
+	memset(ufp_memory_base(a), 0x93, 1 * MiB);
+	free_memory(a);
+	a = mk_memory(pool, NULL, 1 * MiB);
+	check_memory(a, NULL, 0, "after a writer");
+	free_memory(a);
+	b = mk_memory(pool, m, 0);
+	check_memory(b, exp, 1 * MiB, "image after a writer");
+	free_memory(b);
+}
+
 Test(pool_private, zero_pages_left_by_a_reader_hide_nothing)
 {
 	const unsigned char d4[4096] = {[0] = 0xd4, [4095] = 0xd4};
 	const ufp_segment seg[] = {{0, d4, sizeof(d4)},
 				   {512 * KiB, d4, sizeof(d4)}};
-	unsigned char *exp = t_apply_segments(seg, 2, 1 * MiB);
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
-			size_t kk = kd % NKEEPS;
-			cur_dirty = dirties[kd / NKEEPS];
-			ufp_pool *pool =
-				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m = mk_module(pool, seg, 2, 1 * MiB);
-			/* a reader of zeros everywhere */
-			ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
-			check_memory(a, NULL, 0, "reader of zeros");
-			free_memory(a);
-			/* the module's image must show through */
-			ufp_memory *b = mk_memory(pool, m, 0);
-			check_memory(b, exp, 1 * MiB, "image after a reader");
-			free_memory(b);
-			/* a reader again, then a writer over its pages */
-			a = mk_memory(pool, NULL, 1 * MiB);
-			check_memory(a, NULL, 0, "reader of zeros");
-			free_memory(a);
-			a = mk_memory(pool, NULL, 1 * MiB);
-			memset(ufp_memory_base(a), 0x93, 1 * MiB);
-			free_memory(a);
-			a = mk_memory(pool, NULL, 1 * MiB);
-			check_memory(a, NULL, 0, "after a writer");
-			free_memory(a);
-			b = mk_memory(pool, m, 0);
-			check_memory(b, exp, 1 * MiB, "image after a writer");
-			free_memory(b);
-			drop_module(m);
-			destroy_pool(pool);
-		}
-	}
-	free(exp);
+	each_private_module(seg, 2, 1 * MiB, zero_pages_round);
 }
 
 /* ---- Wasmtime CVE-2022-39393 -------------------------------------------- */
@@ -545,112 +553,91 @@ Test(pool_private, zero_pages_left_by_a_reader_hide_nothing)
  * with and without kept-resident bytes.
  */
 
+static void image_then_no_image_round(ufp_pool *pool, ufp_module *m,
+				      const unsigned char *exp, ufp_backend bk,
+				      uint64_t keep)
+{
+	(void)bk;
+	(void)keep;
+	/* read only: the image's own pages stay clean */
+	ufp_memory *a = mk_memory(pool, m, 0);
+	check_memory(a, exp, STD_INITIAL, "image");
+	free_memory(a);
+	ufp_memory *b = mk_memory(pool, NULL, STD_INITIAL);
+	cr_assert_eq(ufp_memory_slot(b), 0);
+	check_memory(b, NULL, 0, "no image after clean image");
+	free_memory(b);
+	/* read and write */
+	a = mk_memory(pool, m, 1 * MiB);
+	check_memory(a, exp, STD_INITIAL, "image");
+	scribble(a, 31);
+	free_memory(a);
+	b = mk_memory(pool, NULL, 1 * MiB);
+	check_memory_random(b, NULL, 0, 4, "no image after dirty image");
+	free_memory(b);
+}
+
 Test(pool_cve_2022_39393, image_then_no_image_reads_only_zeros)
 {
-	ufp_segment s[8];
-	size_t ns = std_segs(s);
-	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
-			size_t kk = kd % NKEEPS;
-			cur_dirty = dirties[kd / NKEEPS];
-			ufp_pool *pool =
-				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-			/* read only: the image's own pages stay clean */
-			ufp_memory *a = mk_memory(pool, m, 0);
-			check_memory(a, exp, STD_INITIAL, "image");
-			free_memory(a);
-			ufp_memory *b = mk_memory(pool, NULL, STD_INITIAL);
-			cr_assert_eq(ufp_memory_slot(b), 0);
-			check_memory(b, NULL, 0, "no image after clean image");
-			free_memory(b);
-			/* read and write */
-			a = mk_memory(pool, m, 1 * MiB);
-			check_memory(a, exp, STD_INITIAL, "image");
-			scribble(a, 31);
-			free_memory(a);
-			b = mk_memory(pool, NULL, 1 * MiB);
-			check_memory_random(b, NULL, 0, 4,
-					    "no image after dirty image");
-			free_memory(b);
-			drop_module(m);
-			destroy_pool(pool);
-		}
-	}
-	free(exp);
+	each_std_module(image_then_no_image_round);
+}
+
+static void no_image_then_image_round(ufp_pool *pool, ufp_module *m,
+				      const unsigned char *exp, ufp_backend bk,
+				      uint64_t keep)
+{
+	(void)bk;
+	(void)keep;
+	ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
+	scribble(a, 41);
+	free_memory(a);
+	ufp_memory *b = mk_memory(pool, m, 0);
+	cr_assert_eq(ufp_memory_slot(b), 0);
+	check_memory(b, exp, STD_INITIAL, "image after dirty no-image");
+	free_memory(b);
+	a = mk_memory(pool, NULL, STD_INITIAL);
+	scribble(a, 42);
+	free_memory(a);
+	b = mk_memory(pool, m, 1 * MiB);
+	check_memory_random(b, exp, STD_INITIAL, 8,
+			    "image after dirty no-image");
+	free_memory(b);
 }
 
 Test(pool_cve_2022_39393, no_image_then_image_reads_only_the_image)
 {
-	ufp_segment s[8];
-	size_t ns = std_segs(s);
-	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
-			size_t kk = kd % NKEEPS;
-			cur_dirty = dirties[kd / NKEEPS];
-			ufp_pool *pool =
-				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-			ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
-			scribble(a, 41);
-			free_memory(a);
-			ufp_memory *b = mk_memory(pool, m, 0);
-			cr_assert_eq(ufp_memory_slot(b), 0);
-			check_memory(b, exp, STD_INITIAL,
-				     "image after dirty no-image");
-			free_memory(b);
-			a = mk_memory(pool, NULL, STD_INITIAL);
-			scribble(a, 42);
-			free_memory(a);
-			b = mk_memory(pool, m, 1 * MiB);
-			check_memory_random(b, exp, STD_INITIAL, 8,
-					    "image after dirty no-image");
-			free_memory(b);
-			drop_module(m);
-			destroy_pool(pool);
-		}
-	}
-	free(exp);
+	each_std_module(no_image_then_image_round);
 }
 
 /* A smaller memory grown over bytes a larger one wrote in the same slot. */
+static void grown_pages_round(ufp_pool *pool, ufp_module *m,
+			      const unsigned char *exp, ufp_backend bk,
+			      uint64_t keep)
+{
+	(void)bk;
+	(void)keep;
+	for (int who = 0; who < 2; who++) {
+		/* the writer: same module, or no module */
+		ufp_memory *a = mk_memory(pool, who ? NULL : m, 1 * MiB);
+		scribble(a, 51 + (uint64_t)who);
+		free_memory(a);
+		ufp_memory *b = mk_memory(pool, m, 0);
+		cr_assert_eq(ufp_memory_size(b), STD_INITIAL);
+		cr_assert_eq(ufp_memory_grow(b, 1 * MiB), 0);
+		cr_assert_eq(ufp_memory_size(b), 1 * MiB);
+		check_memory_random(b, exp, STD_INITIAL, 9,
+				    "grown after a writer");
+		free_memory(b);
+		ufp_memory *c = mk_memory(pool, NULL, WPAGE);
+		cr_assert_eq(ufp_memory_grow(c, 1 * MiB), 0);
+		check_memory(c, NULL, 0, "grown, no module");
+		free_memory(c);
+	}
+}
+
 Test(pool_cve_2022_39393, grown_pages_of_a_reused_slot_read_zero)
 {
-	ufp_segment s[8];
-	size_t ns = std_segs(s);
-	unsigned char *exp = t_apply_segments(s, ns, STD_INITIAL);
-	for (size_t k = 0; k < T_NBACKENDS; k++) {
-		for (size_t kd = 0; kd < NKEEPS * NDIRTIES; kd++) {
-			size_t kk = kd % NKEEPS;
-			cur_dirty = dirties[kd / NKEEPS];
-			ufp_pool *pool =
-				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
-			ufp_module *m = mk_module(pool, s, ns, STD_INITIAL);
-			for (int who = 0; who < 2; who++) {
-				/* the writer: same module, or no module */
-				ufp_memory *a = mk_memory(pool, who ? NULL : m,
-							  1 * MiB);
-				scribble(a, 51 + (uint64_t)who);
-				free_memory(a);
-				ufp_memory *b = mk_memory(pool, m, 0);
-				cr_assert_eq(ufp_memory_size(b), STD_INITIAL);
-				cr_assert_eq(ufp_memory_grow(b, 1 * MiB), 0);
-				cr_assert_eq(ufp_memory_size(b), 1 * MiB);
-				check_memory_random(b, exp, STD_INITIAL, 9,
-						    "grown after a writer");
-				free_memory(b);
-				ufp_memory *c = mk_memory(pool, NULL, WPAGE);
-				cr_assert_eq(ufp_memory_grow(c, 1 * MiB), 0);
-				check_memory(c, NULL, 0, "grown, no module");
-				free_memory(c);
-			}
-			drop_module(m);
-			destroy_pool(pool);
-		}
-	}
-	free(exp);
+	each_std_module(grown_pages_round);
 }
 
 /* ---- bounds ---------------------------------------------------------------- */

@@ -322,6 +322,33 @@ static void destroy(ufp_pool *p)
 	cr_assert_eq(err, 0, "pool_destroy: %s", ufp_strerror(err));
 }
 
+/* Drop md, wait for its purge, and nothing of it is left. */
+static void drop_gone(ufp_pool *p, struct mod *md, uint64_t baseline,
+		      const char *what)
+{
+	mod_drop(md);
+	quiesce(p);
+	assert_gone(p, md, baseline, what);
+}
+
+/* "backend/strategy/engine", prefixed to a combination's failures. */
+static void combo_name(char *what, size_t cap, ufp_backend be, ufp_strategy st,
+		       ufp_reclaim rc)
+{
+	snprintf(what, cap, "%s/%s/%s", t_backend_name(be), t_strategy_name(st),
+		 t_reclaim_name(rc));
+}
+
+/* f for every backend and strategy with engine rc. */
+static void each_backend_strategy(void (*f)(ufp_backend, ufp_strategy,
+					    ufp_reclaim),
+				  ufp_reclaim rc)
+{
+	for (size_t k = 0; k < T_NBACKENDS; k++)
+		for (size_t s = 0; s < T_NSTRATEGIES; s++)
+			f(t_backends[k], t_strategies[s], rc);
+}
+
 /* ---- end state per strategy x engine x backend -------------------------- */
 
 /*
@@ -351,8 +378,7 @@ static void end_state(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	const uint32_t slots = END_SLOTS;
 	const uint64_t len = END_LEN;
 	char what[96];
-	snprintf(what, sizeof(what), "%s/%s/%s", t_backend_name(be),
-		 t_strategy_name(st), t_reclaim_name(rc));
+	combo_name(what, sizeof(what), be, st, rc);
 	uint64_t rng = 0x1234 + (uint64_t)st * 7 + (uint64_t)rc;
 	ufp_pool *p = mk_pool(be, st, rc, slots, len, len);
 	uint64_t base = resident(p);
@@ -374,9 +400,7 @@ static void end_state(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	check_pool(p);
 
 	ufp_stats s0 = t_stats(p);
-	mod_drop(&a);
-	quiesce(p);
-	assert_gone(p, &a, base, what);
+	drop_gone(p, &a, base, what);
 
 	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.purges - s0.purges, 1, "%s", what);
@@ -405,34 +429,25 @@ static void end_state(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	struct mod b;
 	mod_create(p, len, rng + 1, &b);
 	cycle(p, &b, slots / 4, &rng);
-	mod_drop(&b);
-	quiesce(p);
-	assert_gone(p, &b, base, what);
+	drop_gone(p, &b, base, what);
 	mod_fini(&a);
 	mod_fini(&b);
 	destroy(p);
 }
 
-static void end_state_all(ufp_reclaim rc)
-{
-	for (size_t k = 0; k < T_NBACKENDS; k++)
-		for (size_t s = 0; s < T_NSTRATEGIES; s++)
-			end_state(t_backends[k], t_strategies[s], rc);
-}
-
 Test(purge, end_state_uring, .timeout = 240)
 {
-	end_state_all(UFP_RECLAIM_URING);
+	each_backend_strategy(end_state, UFP_RECLAIM_URING);
 }
 
 Test(purge, end_state_sync, .timeout = 240)
 {
-	end_state_all(UFP_RECLAIM_SYNC);
+	each_backend_strategy(end_state, UFP_RECLAIM_SYNC);
 }
 
 Test(purge, end_state_process_madvise, .timeout = 240)
 {
-	end_state_all(UFP_RECLAIM_PROCESS_MADVISE);
+	each_backend_strategy(end_state, UFP_RECLAIM_PROCESS_MADVISE);
 }
 
 /* ---- other modules are untouched ---------------------------------------- */
@@ -442,8 +457,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	const uint32_t slots = 32;
 	const uint64_t len = 256 * KIB;
 	char what[96];
-	snprintf(what, sizeof(what), "%s/%s/%s", t_backend_name(be),
-		 t_strategy_name(st), t_reclaim_name(rc));
+	combo_name(what, sizeof(what), be, st, rc);
 	uint64_t rng = 0xb0b + (uint64_t)st * 13 + (uint64_t)rc;
 	ufp_pool *p = mk_pool(be, st, rc, slots, len, len);
 	uint64_t base = resident(p);
@@ -542,34 +556,25 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	for (uint32_t k = 0; k < slots; k++)
 		mem_free(v[k]);
 
-	mod_drop(&b);
-	quiesce(p);
-	assert_gone(p, &b, base, what);
+	drop_gone(p, &b, base, what);
 	mod_fini(&a);
 	mod_fini(&b);
 	destroy(p);
 }
 
-static void others_untouched_all(ufp_reclaim rc)
-{
-	for (size_t k = 0; k < T_NBACKENDS; k++)
-		for (size_t s = 0; s < T_NSTRATEGIES; s++)
-			others_untouched(t_backends[k], t_strategies[s], rc);
-}
-
 Test(purge, others_untouched_uring, .timeout = 240)
 {
-	others_untouched_all(UFP_RECLAIM_URING);
+	each_backend_strategy(others_untouched, UFP_RECLAIM_URING);
 }
 
 Test(purge, others_untouched_sync, .timeout = 240)
 {
-	others_untouched_all(UFP_RECLAIM_SYNC);
+	each_backend_strategy(others_untouched, UFP_RECLAIM_SYNC);
 }
 
 Test(purge, others_untouched_process_madvise, .timeout = 240)
 {
-	others_untouched_all(UFP_RECLAIM_PROCESS_MADVISE);
+	each_backend_strategy(others_untouched, UFP_RECLAIM_PROCESS_MADVISE);
 }
 
 /* ---- drop while memories are live -------------------------------------- */
@@ -579,8 +584,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	const uint32_t slots = 32, nmem = 16;
 	const uint64_t len = 256 * KIB;
 	char what[96];
-	snprintf(what, sizeof(what), "%s/%s/%s", t_backend_name(be),
-		 t_strategy_name(st), t_reclaim_name(rc));
+	combo_name(what, sizeof(what), be, st, rc);
 	uint64_t rng = 0x11fe + (uint64_t)st * 3 + (uint64_t)rc;
 	ufp_pool *p = mk_pool(be, st, rc, slots, len, len);
 	uint64_t base = resident(p);
@@ -648,26 +652,19 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	destroy(p);
 }
 
-static void drop_live_all(ufp_reclaim rc)
-{
-	for (size_t k = 0; k < T_NBACKENDS; k++)
-		for (size_t s = 0; s < T_NSTRATEGIES; s++)
-			drop_live(t_backends[k], t_strategies[s], rc);
-}
-
 Test(purge, drop_with_live_memories_uring)
 {
-	drop_live_all(UFP_RECLAIM_URING);
+	each_backend_strategy(drop_live, UFP_RECLAIM_URING);
 }
 
 Test(purge, drop_with_live_memories_sync)
 {
-	drop_live_all(UFP_RECLAIM_SYNC);
+	each_backend_strategy(drop_live, UFP_RECLAIM_SYNC);
 }
 
 Test(purge, drop_with_live_memories_process_madvise)
 {
-	drop_live_all(UFP_RECLAIM_PROCESS_MADVISE);
+	each_backend_strategy(drop_live, UFP_RECLAIM_PROCESS_MADVISE);
 }
 
 /* ---- the dropping thread only submits ------------------------------------ */
@@ -788,9 +785,7 @@ static void purge_roundtrip(ufp_pool *p, const char *what)
 	mod_create(p, MIB, 9, &a);
 	populate_cheap(p, &a, 64);
 	cr_assert_gt(resident(p), base, "%s", what);
-	mod_drop(&a);
-	quiesce(p);
-	assert_gone(p, &a, base, what);
+	drop_gone(p, &a, base, what);
 	mod_fini(&a);
 }
 
