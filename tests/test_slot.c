@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_slot.c - the slot lifecycle (lib/slot.c, docs/design.md §5): the
+ * state a slot is in after each step of a memory's life (CLEAN, KEPT,
+ * LIVE, STALE), the invariant walk catching a slot that contradicts its
+ * state, and the transitions refusing (assert) to start from a state they
+ * do not belong to.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "internal.h"
+
+#define KIB ((uint64_t)1 << 10)
+#define MEM (256 * KIB)
+
+static enum ufpi_slot_state state_of(ufp_pool *p, uint32_t i)
+{
+	struct ufpi_slot *slot = &p->slots.slot[i];
+	pthread_mutex_lock(&slot->lock);
+	enum ufpi_slot_state st = slot->state;
+	pthread_mutex_unlock(&slot->lock);
+	return st;
+}
+
+static const char *state_name(enum ufpi_slot_state st)
+{
+	static const char *const names[] = {"CLEAN", "KEPT", "LIVE", "PURGING",
+					    "STALE"};
+	return (unsigned)st < 5 ? names[st] : "?";
+}
+
+#define expect_state(p, i, want, what)                                      \
+	do {                                                                \
+		enum ufpi_slot_state got_ = state_of(p, i);                 \
+		cr_assert_eq(got_, want, "%s: slot %u is %s, not %s", what, \
+			     (unsigned)(i), state_name(got_),               \
+			     state_name(want));                             \
+	} while (0)
+
+/* A one-slot pool (backend b, keep bytes kept at free, SYNC reclaim so a
+ * drop's purge is done when it returns). */
+static ufp_pool *one_slot(ufp_backend b, uint64_t keep)
+{
+	ufp_config c;
+	t_config(&c, 1, 1 << 20);
+	c.backend = b;
+	c.keep_resident_bytes = keep;
+	c.reclaim = UFP_RECLAIM_SYNC;
+	return t_pool(&c);
+}
+
+static ufp_module *module(ufp_pool *p, unsigned char *buf, uint64_t seed)
+{
+	t_fill(buf, MEM / 2, seed);
+	ufp_segment seg = {0, buf, MEM / 2};
+	ufp_module *m = NULL;
+	int err = ufp_module_create(p, &seg, 1, MEM, &m);
+	cr_assert_eq(err, 0, "ufp_module_create: %s", ufp_strerror(err));
+	return m;
+}
+
+static ufp_memory *alloc_touch(ufp_pool *p, ufp_module *m)
+{
+	ufp_memory *mem = NULL;
+	int err = ufp_memory_alloc(p, m, MEM, &mem);
+	cr_assert_eq(err, 0, "ufp_memory_alloc: %s", ufp_strerror(err));
+	unsigned char *base = ufp_memory_base(mem);
+	for (uint64_t off = 0; off < MEM; off += t_page())
+		base[off] ^= 1; /* every page written */
+	return mem;
+}
+
+static void drop(ufp_pool *p, ufp_module *m)
+{
+	cr_assert_eq(ufp_module_drop(m), 0);
+	cr_assert_eq(ufp_pool_quiesce(p), 0);
+}
+
+/* Written everywhere and freed with keep = 0: with the COPY backend nothing
+ * is left (no memfd mapping, every page dropped), so the slot is CLEAN. A
+ * drop finds nothing to purge and leaves it CLEAN. */
+Test(slot, copy_backend_keep_0_frees_to_clean)
+{
+	static unsigned char img[MEM / 2];
+	ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
+	expect_state(p, 0, UFPI_SLOT_CLEAN, "a new pool");
+	ufp_module *m = module(p, img, 1);
+	ufp_memory *mem = alloc_touch(p, m);
+	expect_state(p, 0, UFPI_SLOT_LIVE, "a memory");
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	expect_state(p, 0, UFPI_SLOT_CLEAN, "freed, nothing kept");
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	drop(p, m);
+	expect_state(p, 0, UFPI_SLOT_CLEAN, "dropped");
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* Freed with pages kept, the slot is KEPT; the module's drop purges it
+ * back to CLEAN (every backend: COPY keeps restored pages, COW and UFFD
+ * keep the memfd mapping or the written pages too). */
+Test(slot, kept_pages_make_kept_and_drop_makes_clean)
+{
+	static unsigned char img[MEM / 2];
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		ufp_pool *p = one_slot(t_backends[k], MEM);
+		ufp_module *m = module(p, img, 2);
+		ufp_memory *mem = alloc_touch(p, m);
+		expect_state(p, 0, UFPI_SLOT_LIVE,
+			     t_backend_name(t_backends[k]));
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		expect_state(p, 0, UFPI_SLOT_KEPT,
+			     t_backend_name(t_backends[k]));
+		cr_assert_eq(ufpi_pool_check(p), 0);
+		/* the same module again: the kept slot becomes LIVE */
+		mem = alloc_touch(p, m);
+		expect_state(p, 0, UFPI_SLOT_LIVE, "reused");
+		cr_assert_eq(ufp_memory_free(mem), 0);
+		drop(p, m);
+		expect_state(p, 0, UFPI_SLOT_CLEAN,
+			     t_backend_name(t_backends[k]));
+		cr_assert_eq(ufpi_pool_check(p), 0);
+		cr_assert_eq(ufp_pool_destroy(p), 0);
+	}
+}
+
+/* A reset that fails leaves the slot STALE (it may hold the old bytes);
+ * the next memory, of another module, wipes it and sees only its image. */
+Test(slot, failed_reset_makes_stale_and_prepare_wipes)
+{
+#ifndef UFP_FAULT_INJECTION
+	cr_skip_test("fault injection is compiled only in debug and tsan "
+		     "builds (UFP_FAULT_INJECTION)");
+#else
+	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
+	ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
+	ufp_module *a = module(p, a_img, 3), *b = module(p, b_img, 4);
+	ufp_memory *mem = alloc_touch(p, a);
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_MADVISE, 1, -EIO), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0); /* the error is the slot's */
+	ufpi_fi_reset();
+	expect_state(p, 0, UFPI_SLOT_STALE, "after a failed reset");
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	uint64_t wiped = t_stats(p).slots_wiped;
+	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
+	expect_state(p, 0, UFPI_SLOT_LIVE, "the next memory");
+	cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "not wiped");
+	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
+		       "the next memory after a failed reset", 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	drop(p, a);
+	drop(p, b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+#endif
+}
+
+/* The invariant walk is not blind: a CLEAN slot claiming a populated
+ * page, or a LIVE one the index does not hold, is reported. */
+Test(slot, invariant_walk_catches_a_contradiction)
+{
+	static unsigned char img[MEM / 2];
+	ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
+	struct ufpi_slot *slot = &p->slots.slot[0];
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	pthread_mutex_lock(&slot->lock);
+	slot->populated_hi = t_page(); /* CLEAN holds no page */
+	pthread_mutex_unlock(&slot->lock);
+	cr_assert_eq(ufpi_pool_check(p), -EUCLEAN);
+	pthread_mutex_lock(&slot->lock);
+	slot->populated_hi = 0;
+	slot->state = UFPI_SLOT_LIVE; /* LIVE, but the index has it free */
+	pthread_mutex_unlock(&slot->lock);
+	cr_assert_eq(ufpi_pool_check(p), -EUCLEAN);
+	pthread_mutex_lock(&slot->lock);
+	slot->state = UFPI_SLOT_CLEAN;
+	pthread_mutex_unlock(&slot->lock);
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	ufp_module *m = module(p, img, 5);
+	ufp_memory *mem = alloc_touch(p, m);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	drop(p, m);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* ---- transitions refuse a wrong start state --------------------------- */
+
+enum wrong {
+	GROW_FREE,
+	RESET_FREE,
+	PREPARE_LIVE,
+	PURGE_LIVE,
+	STALE_LIVE,
+	PURGED_CLEAN
+};
+
+/* In a child: put slot 0 in the state the call must refuse and make the
+ * call; it must abort (assert). Returns how the child ended. */
+static int child_status(enum wrong w)
+{
+	static unsigned char img[MEM / 2];
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		signal(SIGABRT, SIG_DFL);
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 2); /* the assertion's message */
+		ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
+		struct ufpi_slots *s = &p->slots;
+		ufp_module *m = module(p, img, 6);
+		uint64_t len, kept;
+		bool wiped;
+		if (w == GROW_FREE)
+			(void)ufpi_slot_grow(s, 0, MEM);
+		else if (w == RESET_FREE)
+			(void)ufpi_slot_reset(s, 0, &kept);
+		else if (w == PURGED_CLEAN)
+			ufpi_slot_purged(s, 0);
+		else {
+			ufp_memory *mem = alloc_touch(p, m);
+			(void)mem;
+			if (w == PREPARE_LIVE)
+				(void)ufpi_slot_prepare(s, 0, NULL, MEM,
+							&wiped);
+			else if (w == PURGE_LIVE)
+				(void)ufpi_slot_purge_begin(s, 0, SIZE_MAX,
+							    &len);
+			else
+				(void)ufpi_slot_mark_stale(s, 0);
+		}
+		_exit(0); /* not refused */
+	}
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+Test(slot, transitions_assert_their_start_state)
+{
+#ifdef NDEBUG
+	cr_skip_test("assertions are compiled out (NDEBUG)");
+#else
+	static const char *const what[] = {
+		"grow of a free slot",	     "reset of a free slot",
+		"prepare of a live slot",    "purge_begin of a live slot",
+		"mark_stale of a live slot", "purged of a clean slot"};
+	for (int w = GROW_FREE; w <= PURGED_CLEAN; w++) {
+		int status = child_status((enum wrong)w);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+			  "%s was not refused (status %#x)", what[w], status);
+	}
+#endif
+}
