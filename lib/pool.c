@@ -318,12 +318,7 @@ static void pool_free(ufp_pool *pool)
 	ufpi_handler_stop(pool->handler);
 	ufpi_reclaim_destroy(pool->reclaim);
 	ufpi_log_flush(&pool->log); /* what the handler said last */
-	if (pool->slots.slot) {
-		for (uint32_t i = 0; i < pool->slots.n; i++)
-			ufpi_slot_fini(&pool->slots.slot[i]);
-		free(pool->slots.slot);
-	}
-	ufpi_prefetch_destroy(&pool->slots);
+	ufpi_slots_destroy(&pool->slots);
 	ufp_index_destroy(pool->index);
 	if (pool->slots.zero_page)
 		ufpi_os_unmap((void *)pool->slots.zero_page,
@@ -484,16 +479,7 @@ static int build_slots(ufp_pool *pool, size_t slot_bytes, size_t total)
 		err = ufpi_os_map_anon(s->zero_len, (void **)&s->zero_page);
 	if (err)
 		return err;
-	s->slot = calloc(c->slots, sizeof(*s->slot));
-	if (!s->slot)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < c->slots; i++) {
-		err = ufpi_slot_init(&s->slot[i]);
-		if (err)
-			return err;
-		s->n = i + 1;
-	}
-	err = ufpi_prefetch_create(s);
+	err = ufpi_slots_create(s, c->slots);
 	if (err)
 		return err;
 	return ufp_index_create(c->slots, c->strategy, c->max_unused_warm_slots,

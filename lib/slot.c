@@ -30,22 +30,55 @@
 #include <sys/mman.h>
 
 #include "fill.h"
-#include "slot.h"
+#include "slot_impl.h"
 #include "uffd.h"
 
-int ufpi_slot_init(struct ufpi_slot *slot)
+static int slot_init(struct ufpi_slot *slot)
 {
 	memset(slot, 0, sizeof(*slot));
 	return -pthread_mutex_init(&slot->lock, NULL);
 }
 
-void ufpi_slot_fini(struct ufpi_slot *slot)
+static void slot_fini(struct ufpi_slot *slot)
 {
 	ufpi_image_unref(slot->image);
 	slot->image = NULL;
 	free(slot->refill);
 	slot->refill = NULL;
 	pthread_mutex_destroy(&slot->lock);
+}
+
+int ufpi_slots_create(struct ufpi_slots *s, uint32_t n)
+{
+	s->slot = calloc(n, sizeof(*s->slot));
+	if (!s->slot)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		int err = slot_init(&s->slot[i]);
+		if (err)
+			return err;
+		s->n = i + 1;
+	}
+	return ufpi_prefetch_create(s);
+}
+
+void ufpi_slots_destroy(struct ufpi_slots *s)
+{
+	ufpi_prefetch_destroy(s);
+	for (uint32_t i = 0; s->slot && i < s->n; i++)
+		slot_fini(&s->slot[i]);
+	free(s->slot);
+	s->slot = NULL;
+}
+
+void ufpi_slot_lock(struct ufpi_slots *s, uint32_t i)
+{
+	pthread_mutex_lock(&s->slot[i].lock);
+}
+
+void ufpi_slot_unlock(struct ufpi_slots *s, uint32_t i)
+{
+	pthread_mutex_unlock(&s->slot[i].lock);
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -56,6 +89,14 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
+}
+
+/* Pages below hi (bytes from the base) are installed, lock held: no page
+ * at or above populated_hi may be present, so it rises to hi. */
+static void populated_locked(struct ufpi_slot *slot, uint64_t hi)
+{
+	if (hi > slot->populated_hi)
+		slot->populated_hi = hi;
 }
 
 /* A slot that loses its image loses its refill record too, and gives the
@@ -425,7 +466,7 @@ static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
 	uint64_t hi;
 	ufpi_slot_source_locked(s, i, &src);
 	bool wake = ufpi_prefetch_begin_locked(s, i, &src, &hi);
-	ufpi_slot_populated_locked(slot, hi);
+	populated_locked(slot, hi);
 	return wake;
 }
 
@@ -509,7 +550,7 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 	if (*end > slot->accessible)
 		*end = slot->accessible;
 	slot->seq_next = *end;
-	ufpi_slot_populated_locked(slot, *end);
+	populated_locked(slot, *end);
 	ufpi_prefetch_note_locked(s, i, slot->image, *start / page,
 				  *end / page);
 	return true;
@@ -544,7 +585,7 @@ bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 		bool more = ufpi_prefetch_chunk_locked(s, i, &src, &hi);
 		/* the reset scans [0, populated_hi): a mapped page the
 		 * memory writes must lie below it */
-		ufpi_slot_populated_locked(slot, hi);
+		populated_locked(slot, hi);
 		pthread_mutex_unlock(&slot->lock);
 		*cursor = (uint32_t)((*cursor + t + (more ? 0 : 1)) % nmine);
 		return true; /* look again: this or another slot */
@@ -552,14 +593,9 @@ bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 	return false;
 }
 
-void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi)
+void ufpi_slot_poisoned_locked(struct ufpi_slots *s, uint32_t i, bool prot_none)
 {
-	if (hi > slot->populated_hi)
-		slot->populated_hi = hi;
-}
-
-void ufpi_slot_poisoned_locked(struct ufpi_slot *slot, bool prot_none)
-{
+	struct ufpi_slot *slot = &s->slot[i];
 	slot->poisoned = true;
 	if (prot_none)
 		slot->prot_dirty = true;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * slot.h - floor 3: the slot state machine (slot.c): every slot field,
- * the transitions, the geometry the handler reads.
+ * slot.h - floor 3: the slot state machine (slot.c): its states, the
+ * transitions, what the handler and prefetch ask and tell, the geometry
+ * of the pool's slots. A slot's fields are not here (slot_impl.h).
  */
 #ifndef UFPI_SLOT_H
 #define UFPI_SLOT_H
@@ -25,37 +26,9 @@ enum ufpi_slot_state {
 				or release failed): wiped before reuse */
 };
 
-/*
- * One slot. `lock` is taken by the handler while it serves a fault and by
- * every state change, so a fill from module A can never land after the slot
- * was handed to module B. Nobody holds it while touching pool memory.
- */
-struct ufpi_slot {
-	pthread_mutex_t lock;
-	enum ufpi_slot_state state;
-	uint32_t gen;		  /* bumped on every state change */
-	struct ufpi_image *image; /* referenced while LIVE or populated */
-	uint64_t accessible;	  /* LIVE: bytes read-write for the memory */
-	uint64_t prot_bytes;	  /* bytes currently PROT_READ|WRITE */
-	uint64_t populated_hi;	  /* no page at or above this is present */
-	bool poisoned;		  /* a fault was poisoned without a memory */
-	bool prot_dirty;	  /* protection unknown: reapply all */
-	/* fault-around window state (handler only, under lock) */
-	uint64_t seq_next;
-	uint64_t win;
-	uint32_t purge_pending; /* PURGING: reclaim ranges in flight */
-	bool purge_failed;	/* one of them could not be released */
-	uint64_t kept_bytes;	/* resident bytes kept by the last reset */
-	/* runs of written pages the last dirty reset dropped (beyond
-	 * keep_resident_bytes): copied back when the slot is next allocated
-	 * for the same image, instead of faulting back one by one. Written
-	 * by the freeing thread, read by the allocating one: never both at
-	 * once; nrefill changes under lock. */
-	struct ufpi_run *refill; /* refill_cap entries, malloc'd */
-	uint32_t nrefill, refill_cap;
-	uint64_t file_len; /* COW, minor mode: [0, file_len) is a private
-			      mapping of image->memfd */
-};
+/* One slot: its fields are lib/slot.c's alone (lib/slot_impl.h, which
+ * only slot.c and the white-box tests include). */
+struct ufpi_slot;
 
 /* Geometry and shared context the slot and handler layers work with. */
 struct ufpi_slots {
@@ -126,8 +99,14 @@ static inline unsigned char *ufpi_slot_base(const struct ufpi_slots *s,
 	return ufpi_slot_start(s, i) + s->prefix;
 }
 
-int ufpi_slot_init(struct ufpi_slot *slot);
-void ufpi_slot_fini(struct ufpi_slot *slot);
+/* The n slots of s (s->slot, s->n) and their prefetch state; destroy
+ * undoes whatever part of create was done. */
+int ufpi_slots_create(struct ufpi_slots *s, uint32_t n);
+void ufpi_slots_destroy(struct ufpi_slots *s);
+/* Slot i's lock: the handler holds it while it serves a fault of the slot
+ * (the *_locked calls below); every transition takes it. */
+void ufpi_slot_lock(struct ufpi_slots *s, uint32_t i);
+void ufpi_slot_unlock(struct ufpi_slots *s, uint32_t i);
 /* CLEAN, KEPT or STALE -> LIVE: make slot i ready for a memory of `bytes`
  * backed by img (NULL: zeros), wiping it first if it is STALE, was
  * poisoned, or holds another image. On error it stays as it was (the
@@ -150,14 +129,11 @@ void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
  * work remains. */
 bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k,
 			     uint32_t *cursor);
-/* The handler tells the slot, lock held, that it installs pages below
- * `hi` (bytes from the slot base): no page at or above populated_hi may be
- * present, so it rises to hi. */
-void ufpi_slot_populated_locked(struct ufpi_slot *slot, uint64_t hi);
 /* The handler tells the slot, lock held, that it poisons a page of it: a
  * marker (UFFDIO_POISON) or, with prot_none, an mprotect(PROT_NONE). The
  * next prepare zaps the marker, or re-applies the protection from scratch. */
-void ufpi_slot_poisoned_locked(struct ufpi_slot *slot, bool prot_none);
+void ufpi_slot_poisoned_locked(struct ufpi_slots *s, uint32_t i,
+			       bool prot_none);
 /* LIVE -> LIVE: grow the memory's accessible size. */
 int ufpi_slot_grow(struct ufpi_slots *s, uint32_t i, uint64_t new_bytes);
 /* LIVE -> KEPT (or CLEAN when nothing is left mapped; STALE on error):

@@ -4,7 +4,8 @@
 # compiled objects (ctest: layering):
 #  1. no circle of calls between files of lib/ and uffd/ (from the objects'
 #     symbols: what each file defines, what it calls; tsort finds a loop);
-#  2. only lib/slot.c writes a field of a slot (struct ufpi_slot);
+#  2. only lib/slot.c sees the fields of a slot (struct ufpi_slot, in
+#     slot_impl.h) and writes them;
 #  3. no function in lib/ or uffd/ over 60 lines.
 # Usage: layering.sh SOURCE_DIR OBJECT_DIR (the ufp_objects directory).
 set -euo pipefail
@@ -44,8 +45,20 @@ if ! sort -u "$edges" | tsort >/dev/null 2>"$edges.loop"; then
 fi
 rm -f "$edges.loop"
 
-# 2. writes to slot fields outside lib/slot.c (a pointer or element named
-#    slot: the code's one name for a struct ufpi_slot)
+# 2. a slot's fields: only lib/slot.c includes their header (the compiler
+#    then stops any other file), no library file includes internal.h (the
+#    tests' header of everything); and, as a second net, no write to a
+#    pointer or element named slot (the code's one name for a struct
+#    ufpi_slot) outside lib/slot.c
+if grep -lE '#include "(slot_impl|internal)\.h"' "$src"/lib/*.c "$src"/uffd/*.c \
+	"$src"/lib/*.h "$src"/uffd/*.h | grep -vE '/lib/(slot\.c|internal\.h)$'; then
+	echo "layering: slot_impl.h or internal.h included above (slot.c alone may)" >&2
+	fail=1
+fi
+if grep -l '#include "internal\.h"' "$src"/lib/slot.c; then
+	echo "layering: slot.c includes internal.h" >&2
+	fail=1
+fi
 if grep -nE '\bslot(\[[^]]*\])?(->|\.)[a-z_]+ *(=[^=]|\+\+|--|[-+|&^]=)' \
 	"$src"/lib/*.c "$src"/uffd/*.c | grep -v '^[^:]*/lib/slot\.c:'; then
 	echo "layering: slot fields written outside lib/slot.c (above)" >&2

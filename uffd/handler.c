@@ -54,13 +54,13 @@ struct ufpi_handler {
 	struct handler_thread th[UFPI_MAX_HANDLERS];
 };
 
-static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+static void poison_locked(struct ufpi_slots *s, uint32_t i, int fd,
 			  unsigned char *page_addr, uint32_t tid);
 
 /* The runtime's header before a memory's base holds no image: a zero page,
  * or for a write a private page of zeros, whatever the slot's state (each
  * prepare zeroes the header, so nothing of an earlier memory is there). */
-static void prefix_fault(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+static void prefix_fault(struct ufpi_slots *s, uint32_t i, int fd,
 			 unsigned char *fault, uint32_t tid, bool write)
 {
 	const size_t page = ufpi_page_size();
@@ -70,7 +70,7 @@ static void prefix_fault(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
 			: ufpi_uffd_zeropage(fd, fault, page, &done);
 	if (err && err != -EEXIST) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
-		poison_locked(s, slot, fd, fault, tid);
+		poison_locked(s, i, fd, fault, tid);
 		return;
 	}
 	UFPI_ADD(s->ctr, pages_zeroed, 1);
@@ -129,18 +129,17 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	}
 	uint32_t i = (uint32_t)(off / s->slot_bytes);
 	uint64_t in = off % s->slot_bytes;
-	struct ufpi_slot *slot = &s->slot[i];
 
-	pthread_mutex_lock(&slot->lock);
+	ufpi_slot_lock(s, i);
 	if (unlikely(in < s->prefix)) {
-		prefix_fault(s, slot, fd, fault, tid, write);
+		prefix_fault(s, i, fd, fault, tid, write);
 		goto out;
 	}
 	in -= s->prefix;
 	uint64_t start, end;
 	if (unlikely(!ufpi_slot_fault_window_locked(s, i, in, &start, &end))) {
 		UFPI_ADD(s->ctr, poisoned_faults, 1);
-		poison_locked(s, slot, fd, fault, tid);
+		poison_locked(s, i, fd, fault, tid);
 		goto out;
 	}
 	UFPI_ADD(s->ctr, windows, 1);
@@ -155,7 +154,7 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		/* never leave the faulting thread hanging, nor faulting
 		 * again forever: it gets SIGBUS (poison) or SIGSEGV
 		 * (PROT_NONE) instead */
-		poison_locked(s, slot, fd, fault, tid);
+		poison_locked(s, i, fd, fault, tid);
 	}
 	if (unlikely(ufpi_uffd_wake(fd, src.base + start, end - start))) {
 		/* never leave the faulting thread asleep */
@@ -163,7 +162,7 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 		ufpi_uffd_wake(fd, fault, page);
 	}
 out:
-	pthread_mutex_unlock(&slot->lock);
+	ufpi_slot_unlock(s, i);
 }
 
 /*
@@ -173,20 +172,20 @@ out:
  * UFFD_FEATURE_THREAD_ID): woken on an empty page it would only fault
  * again, for ever.
  */
-static void poison_locked(struct ufpi_slots *s, struct ufpi_slot *slot, int fd,
+static void poison_locked(struct ufpi_slots *s, uint32_t i, int fd,
 			  unsigned char *page_addr, uint32_t tid)
 {
 	const size_t page = ufpi_page_size();
 	int err;
 
-	ufpi_slot_poisoned_locked(slot, false);
+	ufpi_slot_poisoned_locked(s, i, false);
 	if (s->uffd_poison) {
 		/* wakes the faulting thread, which then gets SIGBUS */
 		err = ufpi_uffd_poison(fd, page_addr, page);
 		if (!err || err == -EEXIST)
 			return;
 	}
-	ufpi_slot_poisoned_locked(slot, true);
+	ufpi_slot_poisoned_locked(s, i, true);
 	err = ufpi_os_protect(page_addr, page, PROT_NONE);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
