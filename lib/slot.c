@@ -315,40 +315,22 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
  * any written page). A copy that fails is left to the handler: the page
  * is simply not there yet.
  */
-static void refill_locked(struct ufpi_slots *s, uint32_t i,
-			  const struct ufpi_image *img, uint64_t bytes)
+static void refill_locked(struct ufpi_slots *s, uint32_t i, uint64_t bytes)
 {
-	const size_t page = ufpi_page_size();
 	struct ufpi_slot *slot = &s->slot[i];
-	unsigned char *base = ufpi_slot_base(s, i);
-	int fd = s->uffd[i % s->nuffd];
-	uint64_t limit = bytes / page, n = 0;
+	const uint64_t limit = bytes / ufpi_page_size();
+	struct ufpi_page_src src;
+	unsigned char *stop;
 
+	ufpi_slot_source_locked(s, i, &src);
 	for (uint32_t k = 0; k < slot->nrefill; k++) {
 		uint64_t p = slot->refill[k].page;
-		uint64_t end = p + slot->refill[k].n;
-		if (end > limit)
-			end = limit;
-		while (p < end) {
-			/* pages without data: one real page of zeros each,
-			 * writable like the rest (a zero-page mapping would
-			 * fault again on the first write) */
-			const unsigned char *src = ufpi_image_page(img, p);
-			uint64_t q =
-				src ? ufpi_image_run_end(img, p, end) : p + 1;
-			if (!src && !s->zero_page)
-				break;
-			size_t done = 0;
-			int err = ufpi_uffd_copy(fd, base + p * page,
-						 src ? src : s->zero_page,
-						 (q - p) * page, false, &done);
-			n += done / page;
-			if (err)
-				break;
-			p = q;
-		}
+		uint64_t end = min_u64(p + slot->refill[k].n, limit);
+		if (p < end)
+			UFPI_IGNORE(ufpi_fill_pages(s, &src, p, end,
+						    UFPI_FILL_REFILL, &stop,
+						    NULL));
 	}
-	UFPI_ADD(s->ctr, pages_refilled, n);
 }
 
 /* A run of the header's pages: one a memory wrote is zeroed in place (it
@@ -458,7 +440,7 @@ static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
 	slot->seq_next = UINT64_MAX;
 	slot->win = s->window_min;
 	if (slot->nrefill && img)
-		refill_locked(s, i, img, bytes);
+		refill_locked(s, i, bytes);
 	slot->nrefill = 0;
 	if (!cold)
 		return false;

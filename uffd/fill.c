@@ -24,23 +24,38 @@ enum fill_kind {
 	FILL_CONTINUE,	/* UFFDIO_CONTINUE: map the memfd's page-cache pages */
 };
 
+/* Pages a fill of `kind` installed: counted as refilled for a refill,
+ * else by how they were installed. */
+static void count(struct ufpi_slots *s, enum fill_kind kind, unsigned flags,
+		  size_t pages)
+{
+	if (flags & UFPI_FILL_REFILL)
+		UFPI_ADD(s->ctr, pages_refilled, pages);
+	else if (kind == FILL_COPY)
+		UFPI_ADD(s->ctr, pages_copied, pages);
+	else if (kind == FILL_CONTINUE)
+		UFPI_ADD(s->ctr, pages_continued, pages);
+	else
+		UFPI_ADD(s->ctr, pages_zeroed, pages);
+}
+
 /* One fill ioctl of `kind` over [dst, dst+len); *done: bytes filled. */
 static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
-		     unsigned char *dst, const unsigned char *src, size_t len,
-		     size_t *done)
+		     unsigned flags, unsigned char *dst,
+		     const unsigned char *src, size_t len, size_t *done)
 {
-	const size_t page = ufpi_page_size();
 	int err;
 
 	switch (kind) {
 	case FILL_COPY:
-		err = ufpi_uffd_copy(fd, dst, src, len, s->dirty, done);
-		UFPI_ADD(s->ctr, pages_copied, *done / page);
-		return err;
+		/* a refill's pages are written next: no write protection */
+		err = ufpi_uffd_copy(fd, dst, src, len,
+				     s->dirty && !(flags & UFPI_FILL_REFILL),
+				     done);
+		break;
 	case FILL_CONTINUE:
 		err = ufpi_uffd_continue(fd, dst, len, done);
-		UFPI_ADD(s->ctr, pages_continued, *done / page);
-		return err;
+		break;
 	case FILL_ZERO_COPY:
 		/* a private page of zeros, writable: the write that faulted
 		 * does not fault again to copy the zero page */
@@ -49,14 +64,16 @@ static int fill_once(struct ufpi_slots *s, int fd, enum fill_kind kind,
 		err = ufpi_uffd_copy(fd, dst, s->zero_page,
 				     len < s->zero_len ? len : s->zero_len,
 				     false, done);
-		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
 		/* longer than the zero source: fill_run goes on after it */
-		return !err && *done < len ? -EAGAIN : err;
+		if (!err && *done < len)
+			err = -EAGAIN;
+		break;
 	default:
 		err = ufpi_uffd_zeropage(fd, dst, len, done);
-		UFPI_ADD(s->ctr, pages_zeroed, *done / page);
-		return err;
+		break;
 	}
+	count(s, kind, flags, *done / ufpi_page_size());
+	return err;
 }
 
 /*
@@ -96,7 +113,7 @@ static int fill_run(struct ufpi_slots *s, int fd, enum fill_kind kind,
 
 	while (len) {
 		size_t done = 0;
-		int err = fill_once(s, fd, kind, dst, src, len, &done);
+		int err = fill_once(s, fd, kind, flags, dst, src, len, &done);
 		if (done) {
 			*filled += done / page;
 			dst += done;
@@ -172,7 +189,8 @@ int ufpi_fill_pages(struct ufpi_slots *s, const struct ufpi_page_src *src,
 		enum fill_kind kind;
 		unsigned char *at = NULL;
 		uint64_t r = run_at(src, p, q, &kind);
-		if (kind == FILL_ZERO && (flags & UFPI_FILL_WRITE))
+		if (kind == FILL_ZERO &&
+		    (flags & (UFPI_FILL_WRITE | UFPI_FILL_REFILL)))
 			kind = FILL_ZERO_COPY;
 		int err = fill_run(s, src->fd, kind, src->base + p * page,
 				   ufpi_image_page(src->img, p), (r - p) * page,

@@ -22,6 +22,11 @@
 	2u /* for a write: pages without data become
 				private zero pages at once (UFFDIO_COPY),
 				not the zero page a write copies again */
+#define UFPI_FILL_REFILL \
+	4u /* pages the memory is expected to write
+				(slot.c's refill): private and writable,
+				data and zeros alike; counted as
+				pages_refilled */
 int ufpi_fill_pages(struct ufpi_slots *s, const struct ufpi_page_src *src,
 		    uint64_t p, uint64_t q, unsigned flags,
 		    unsigned char **stop, uint64_t *filled);
