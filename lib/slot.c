@@ -551,6 +551,15 @@ void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
 	src->live = slot->state == UFPI_SLOT_LIVE;
 }
 
+void ufpi_slot_header_source_locked(const struct ufpi_slots *s, uint32_t i,
+				    struct ufpi_page_src *src)
+{
+	ufpi_slot_source_locked(s, i, src);
+	src->base = ufpi_slot_start(s, i);
+	src->img = NULL;
+	src->file_pages = 0;
+}
+
 bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 {
 	const uint32_t nmine = (s->n - k + s->nuffd - 1) / s->nuffd;

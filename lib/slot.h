@@ -123,6 +123,10 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 /* Slot lock held: what slot i's pages come from, now. */
 void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
 			     struct ufpi_page_src *src);
+/* The same for the runtime's header before the base (prefix_bytes): zeros,
+ * page 0 at the slot's start, whatever the slot's state. */
+void ufpi_slot_header_source_locked(const struct ufpi_slots *s, uint32_t i,
+				    struct ufpi_page_src *src);
 /* Handler thread k, between rounds of faults: one prefetch step for one
  * of its slots (uffd/prefetch.c maps it, the slot counts it populated).
  * *cursor (the thread's, starts at 0) rotates over its slots. True while

@@ -64,16 +64,18 @@ static void prefix_fault(struct ufpi_slots *s, uint32_t i, int fd,
 			 unsigned char *fault, uint32_t tid, bool write)
 {
 	const size_t page = ufpi_page_size();
-	size_t done;
-	int err = write ? ufpi_uffd_copy(fd, fault, s->zero_page, page, false,
-					 &done)
-			: ufpi_uffd_zeropage(fd, fault, page, &done);
-	if (err && err != -EEXIST) {
+	struct ufpi_page_src src;
+	unsigned char *stop;
+
+	ufpi_slot_header_source_locked(s, i, &src);
+	uint64_t p = (uint64_t)(fault - src.base) / page;
+	int err = ufpi_fill_pages(s, &src, p, p + 1,
+				  write ? UFPI_FILL_WRITE : 0, &stop, NULL);
+	if (err) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		poison_locked(s, i, fd, fault, tid);
 		return;
 	}
-	UFPI_ADD(s->ctr, pages_zeroed, 1);
 	ufpi_uffd_wake(fd, fault, page);
 }
 
