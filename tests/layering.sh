@@ -4,6 +4,7 @@
 # compiled objects (ctest: layering):
 #  1. no circle of calls between files of lib/ and uffd/ (from the objects'
 #     symbols: what each file defines, what it calls; tsort finds a loop);
+#     and only uffd/fill.c installs pages (UFFDIO_COPY, CONTINUE, ZEROPAGE);
 #  2. only lib/slot.c sees the fields of a slot (struct ufpi_slot, in
 #     slot_impl.h) and writes them;
 #  3. no function in lib/ or uffd/ over 60 lines.
@@ -45,6 +46,15 @@ if ! sort -u "$edges" | tsort >/dev/null 2>"$edges.loop"; then
 fi
 rm -f "$edges.loop"
 
+# 1b. one page-source seam: only uffd/fill.c installs pages
+for o in "$obj"/lib/*.c.o "$obj"/uffd/*.c.o; do
+	case $o in */uffd/fill.c.o) continue ;; esac
+	if nm -u "$o" | grep -qE ' ufpi_uffd_(copy|continue|zeropage)$'; then
+		echo "layering: ${o#"$obj"/} installs pages itself (uffd/fill.c is the one place)" >&2
+		fail=1
+	fi
+done
+
 # 2. a slot's fields: only lib/slot.c includes their header (the compiler
 #    then stops any other file), no library file includes internal.h (the
 #    tests' header of everything); and, as a second net, no write to a
@@ -78,5 +88,5 @@ if [ -n "$long" ]; then
 	echo "$long" >&2
 	fail=1
 fi
-[ $fail = 0 ] && echo "layering: no circle, slot fields written by slot.c alone, no function over 60 lines"
+[ $fail = 0 ] && echo "layering: no circle, pages installed by fill.c alone, slot fields seen by slot.c alone, no function over 60 lines"
 exit $fail
