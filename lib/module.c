@@ -59,27 +59,27 @@ static void quarantine_put(struct ufpi_quarantine *q, void *h, size_t next_off)
 }
 
 /* A dead handle from q once it has served its quarantine, else a new
- * zeroed one of `size` bytes, pushed on the list of every handle at *all
- * through its link `all_off` bytes in. NULL when out of memory. */
+ * zeroed one of `size` bytes (*fresh: the caller links it on the list of
+ * every handle). NULL when out of memory. */
 static void *handle_new(struct ufpi_quarantine *q, size_t next_off, size_t size,
-			void **all, size_t all_off)
+			bool *fresh)
 {
 	void *h = quarantine_take(q, next_off);
-	if (!h) {
-		h = calloc(1, size);
-		if (!h)
-			return NULL;
-		*(void **)((char *)h + all_off) = *all;
-		*all = h;
-	}
-	return h;
+	*fresh = !h;
+	return h ? h : calloc(1, size);
 }
 
 ufp_memory *ufpi_memory_handle_new(ufp_pool *pool)
 {
-	return handle_new(&pool->dead_memories, offsetof(ufp_memory, next),
-			  sizeof(ufp_memory), (void **)&pool->memories,
-			  offsetof(ufp_memory, all_next));
+	bool fresh;
+	ufp_memory *mem =
+		handle_new(&pool->dead_memories, offsetof(ufp_memory, next),
+			   sizeof(*mem), &fresh);
+	if (mem && fresh) {
+		mem->all_next = pool->memories;
+		pool->memories = mem;
+	}
+	return mem;
 }
 
 void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem)
@@ -139,12 +139,16 @@ static bool module_needs_memfd(const ufp_pool *pool,
 static ufp_module *module_new_locked(ufp_pool *pool, struct ufpi_image *img,
 				     uint64_t initial_bytes)
 {
+	bool fresh;
 	ufp_module *m =
 		handle_new(&pool->dead_modules, offsetof(ufp_module, next),
-			   sizeof(ufp_module), (void **)&pool->modules,
-			   offsetof(ufp_module, all_next));
+			   sizeof(*m), &fresh);
 	if (!m)
 		return NULL;
+	if (fresh) {
+		m->all_next = pool->modules;
+		pool->modules = m;
+	}
 	m->pool = pool;
 	m->key = pool->next_key++;
 	m->image = img;

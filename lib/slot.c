@@ -427,9 +427,11 @@ static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
 		struct ufpi_image *old = slot->image;
 		ufpi_image_ref(img);
 		slot->image = img;
-		pthread_mutex_unlock(&slot->lock);
-		ufpi_image_unref(old);
-		pthread_mutex_lock(&slot->lock);
+		if (old) {
+			pthread_mutex_unlock(&slot->lock);
+			ufpi_image_unref(old);
+			pthread_mutex_lock(&slot->lock);
+		}
 	}
 	if (slot->populated_hi && slot->image == img)
 		UFPI_ADD(s->ctr, faults_avoided,
@@ -1191,7 +1193,9 @@ bool ufpi_slot_check(struct ufpi_slots *s, uint32_t i, const ufp_index *index)
 	bool ok = (!live || used) &&
 		  (!live || slot->prot_bytes == slot->accessible) &&
 		  (slot->state != UFPI_SLOT_PURGING || used) &&
-		  (slot->state != UFPI_SLOT_CLEAN ||
+		  /* a prepare fills a CLEAN slot before it publishes LIVE:
+		   * only one the index has free must hold nothing */
+		  (slot->state != UFPI_SLOT_CLEAN || used ||
 		   (!slot->image && !slot->populated_hi)) &&
 		  slot->populated_hi <= s->max_memory_bytes;
 	pthread_mutex_unlock(&s->slot[i].lock);

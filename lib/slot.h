@@ -109,8 +109,9 @@ void ufpi_slot_lock(struct ufpi_slots *s, uint32_t i);
 void ufpi_slot_unlock(struct ufpi_slots *s, uint32_t i);
 /* CLEAN, KEPT or STALE -> LIVE: make slot i ready for a memory of `bytes`
  * backed by img (NULL: zeros), wiping it first if it is STALE, was
- * poisoned, or holds another image. On error it stays as it was (the
- * caller marks it STALE). */
+ * poisoned, or holds another image. On error it is not LIVE and may hold
+ * anything (a wipe may have run, the next image be half mapped): the
+ * caller marks it STALE. */
 int ufpi_slot_prepare(struct ufpi_slots *s, uint32_t i, struct ufpi_image *img,
 		      uint64_t bytes, bool *wiped);
 /* The handler's question, slot lock held: a fault at offset `in` of slot
@@ -164,8 +165,10 @@ void ufpi_slot_purged(struct ufpi_slots *s, uint32_t i);
  * the slot goes back to). */
 uint64_t ufpi_slot_mark_stale(struct ufpi_slots *s, uint32_t i);
 /* Tests' invariant walk: false when slot i contradicts itself or the
- * index's view of it (read under the slot's lock: no transition of the
- * slot can come between the two). */
+ * index's view of it (read under the slot's lock). A slot the index has
+ * allocated may be mid-transition (a prepare fills a CLEAN slot before it
+ * publishes LIVE): only what holds whatever a transition is doing is
+ * checked for it. */
 bool ufpi_slot_check(struct ufpi_slots *s, uint32_t i, const ufp_index *index);
 
 #endif /* UFPI_SLOT_H */

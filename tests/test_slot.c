@@ -7,7 +7,9 @@
  * do not belong to.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +185,55 @@ Test(slot, invariant_walk_catches_a_contradiction)
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	drop(p, m);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
+
+/* The walk checks a slot against the index under the slot's lock, so a
+ * slot mid-prepare (CLEAN, already holding its image or the image's pages
+ * before it is published LIVE) is not a contradiction: checked from
+ * another thread throughout allocations, the pool is always sound. */
+struct churn {
+	ufp_pool *p;
+	ufp_module *m;
+	atomic_bool stop;
+	bool failed; /* an alloc or free failed (read after the join) */
+};
+
+static void *churn(void *arg)
+{
+	struct churn *c = arg;
+	for (int k = 0; k < 4000 && !c->failed; k++) {
+		ufp_memory *mem = NULL;
+		c->failed = ufp_memory_alloc(c->p, c->m, MEM, &mem) ||
+			    ufp_memory_free(mem);
+	}
+	atomic_store(&c->stop, true);
+	return NULL;
+}
+
+Test(slot, invariant_walk_during_allocations)
+{
+	static unsigned char img[MEM / 2];
+	for (size_t k = 0; k < T_NBACKENDS; k++) {
+		struct churn c = {one_slot(t_backends[k], 0), NULL, false,
+				  false};
+		c.m = module(c.p, img, 7);
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, churn, &c), 0);
+		uint64_t checks = 0, bad = 0;
+		while (!atomic_load(&c.stop)) {
+			bad += ufpi_pool_check(c.p) != 0;
+			checks++;
+		}
+		pthread_join(th, NULL);
+		cr_assert_not(c.failed, "[%s] alloc or free failed",
+			      t_backend_name(t_backends[k]));
+		cr_assert_eq(bad, 0, "[%s] %llu of %llu walks failed",
+			     t_backend_name(t_backends[k]),
+			     (unsigned long long)bad,
+			     (unsigned long long)checks);
+		drop(c.p, c.m);
+		cr_assert_eq(ufp_pool_destroy(c.p), 0);
+	}
 }
 
 /* ---- transitions refuse a wrong start state --------------------------- */

@@ -11,6 +11,7 @@
  * Runs of pages of one source are filled with one ioctl each, without
  * waking anyone (the caller wakes what it must).
  */
+#include <assert.h>
 #include <errno.h>
 
 #include "fill.h"
@@ -184,6 +185,11 @@ int ufpi_fill_pages(struct ufpi_slots *s, const struct ufpi_page_src *src,
 	uint64_t ignored = 0;
 	const size_t page = ufpi_page_size();
 	int first = 0;
+
+	/* a refill's pages are private copies: where the slot maps the
+	 * memfd a page comes from the page cache (there is no refill in
+	 * minor mode, and must not be) */
+	assert(!(flags & UFPI_FILL_REFILL) || !src->file_pages);
 
 	while (p < q) {
 		enum fill_kind kind;
