@@ -26,8 +26,11 @@ enum ufpi_fi_op {
 	UFPI_FI_URING_SUBMIT,	    /* io_uring_submit fails, nothing sent */
 	UFPI_FI_URING_SUBMIT_SHORT, /* the kernel takes one SQE only (the
 				       armed errno is not used) */
-	UFPI_FI_URING_PROBE, /* io_uring_get_probe returns NULL (the armed
+	UFPI_FI_URING_PROBE,   /* io_uring_get_probe returns NULL (the armed
 				errno is left in errno, stale) */
+	UFPI_FI_RESET_SCANNED, /* not a call: the point of a reset after its
+				  scan, before the slot leaves LIVE, where
+				  a test's hook runs (the result is unused) */
 	UFPI_FI_NOPS
 };
 

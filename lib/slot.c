@@ -530,6 +530,7 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 		}
 		*start = in - in % slot->win;
 	}
+	slot->windows++;
 	*end = *start + slot->win;
 	if (*end > slot->accessible)
 		*end = slot->accessible;
@@ -1012,7 +1013,7 @@ static int reset_dirty(struct ufpi_slots *s, uint32_t i, uint64_t keep,
 /* What a reset covers (slot lock taken here): *keep bytes from the base
  * that may stay, *pop the populated end, *readable what is read-write. */
 static void reset_bounds(struct ufpi_slots *s, uint32_t i, uint64_t *keep,
-			 uint64_t *pop, uint64_t *readable)
+			 uint64_t *pop, uint64_t *readable, uint64_t *windows)
 {
 	const size_t page = ufpi_page_size();
 	struct ufpi_slot *slot = &s->slot[i];
@@ -1029,11 +1030,13 @@ static void reset_bounds(struct ufpi_slots *s, uint32_t i, uint64_t *keep,
 	*keep = min_u64(min_u64(s->keep_resident_bytes, slot->accessible),
 			*pop);
 	*keep -= *keep % page;
+	*windows = slot->windows;
 	pthread_mutex_unlock(&slot->lock);
 }
 
 /* The old instance's bytes may still be there: never let the next memory
- * see them. */
+ * see them. -EBUSY: the reset raced a use of the memory (a fault was
+ * served while it scanned, and what that fault mapped was not scanned). */
 static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
 {
 	struct ufpi_slot *slot = &s->slot[i];
@@ -1041,7 +1044,10 @@ static int reset_failed(struct ufpi_slots *s, uint32_t i, int err)
 	slot->state = UFPI_SLOT_STALE;
 	slot->kept_bytes = 0;
 	pthread_mutex_unlock(&slot->lock);
-	log_wipe(s, i, UFP_LOG_ERROR, "reset failed", err);
+	log_wipe(s, i, UFP_LOG_ERROR,
+		 err == -EBUSY ? "memory touched while being freed"
+			       : "reset failed",
+		 err);
 	return err;
 }
 
@@ -1076,7 +1082,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 {
 	const size_t page = ufpi_page_size();
 	struct ufpi_slot *slot = &s->slot[i];
-	uint64_t keep, pop, readable;
+	uint64_t keep, pop, readable, windows;
 	/* a scan tells written pages from clean ones (else every populated
 	 * page beyond keep is dropped) */
 	const bool tracked = s->dirty || s->anon_scan;
@@ -1084,7 +1090,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	uint32_t nrefill = 0; /* runs recorded in slot->refill */
 	int err;
 
-	reset_bounds(s, i, &keep, &pop, &readable);
+	reset_bounds(s, i, &keep, &pop, &readable, &windows);
 	/* Still LIVE while restoring: a page we touch is present (the scan
 	 * said so), and were it not, the handler would serve it normally. */
 	*kept = 0;
@@ -1094,15 +1100,22 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	else
 		err = keep ? restore_kept(s, i, slot->image, keep, kept) : 0;
 	mapped |= *kept != 0;
+	UFPI_IGNORE(ufpi_fi_hit(UFPI_FI_RESET_SCANNED)); /* tests' hook */
 
 	pthread_mutex_lock(&slot->lock);
 	assert(slot->state == UFPI_SLOT_LIVE);
 	slot->state = UFPI_SLOT_KEPT; /* until reset_done or reset_failed */
 	slot->gen++;
 	slot->accessible = 0;
+	/* a scan sees only what was mapped when it ran: a fault served
+	 * since (the memory touched while being freed) mapped a page it may
+	 * have missed. (Without a scan the restore itself may fault, and
+	 * everything up to the populated_hi read below is dropped.) */
+	if (!err && tracked && slot->windows != windows)
+		err = -EBUSY;
 	slot->nrefill = err ? 0 : nrefill;
-	if (!tracked)
-		pop = slot->populated_hi;
+	if (!tracked || err)
+		pop = max_u64(pop, slot->populated_hi);
 	pthread_mutex_unlock(&slot->lock);
 
 	if (!err && !tracked) {

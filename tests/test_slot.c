@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* ufp-test: fill=copy */
 /*
  * test_slot.c - the slot lifecycle (lib/slot.c, docs/design.md §5): the
  * state a slot is in after each step of a memory's life (CLEAN, KEPT,
@@ -152,6 +153,67 @@ Test(slot, failed_reset_makes_stale_and_prepare_wipes)
 	cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "not wiped");
 	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
 		       "the next memory after a failed reset", 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	drop(p, a);
+	drop(p, b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+#endif
+}
+
+#ifdef UFP_FAULT_INJECTION
+/* The hook runs inside the reset, after its scan: another thread reads a
+ * page of the memory being freed that was never touched, and the handler
+ * (the slot still LIVE) serves it. */
+static void *read_page(void *addr)
+{
+	return (void *)(uintptr_t) * (volatile unsigned char *)addr;
+}
+
+static void touch_in_reset(enum ufpi_fi_op op, void *addr)
+{
+	pthread_t th;
+	if (op != UFPI_FI_RESET_SCANNED ||
+	    pthread_create(&th, NULL, read_page, addr))
+		return;
+	pthread_join(th, NULL);
+}
+#endif
+
+/* A memory touched while its free runs (a use after free racing the free,
+ * from another thread): what the fault mapped was never scanned, so the
+ * slot is STALE and wiped before any reuse, whatever the reset would have
+ * kept; the next memory, of another module, sees only its own image. */
+Test(slot, touched_while_freed_makes_stale)
+{
+#ifndef UFP_FAULT_INJECTION
+	cr_skip_test("the hook inside the reset needs fault injection "
+		     "(debug and tsan builds, UFP_FAULT_INJECTION)");
+#else
+	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
+	ufp_config c;
+	t_config(&c, 1, 1 << 20);
+	c.keep_resident_bytes = 0;
+	c.fault_around_bytes = c.fault_around_min_bytes = t_page();
+	ufp_pool *p = t_pool(&c);
+	ufp_module *a = module(p, a_img, 8), *b = module(p, b_img, 9);
+	ufp_memory *mem = NULL;
+	cr_assert_eq(ufp_memory_alloc(p, a, MEM, &mem), 0);
+	unsigned char *base = ufp_memory_base(mem);
+	base[0] = 1; /* one page written, the rest never touched */
+	ufpi_fi_set_hook(touch_in_reset, base + MEM / 4);
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_RESET_SCANNED, 1, -EIO), 0);
+	uint64_t faults = t_stats(p).faults;
+	cr_assert_eq(ufp_memory_free(mem), 0); /* the misuse is logged */
+	ufpi_fi_reset();
+	cr_assert_gt(t_stats(p).faults, faults,
+		     "the hook's read took no fault");
+	expect_state(p, 0, UFPI_SLOT_STALE, "touched while being freed");
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	uint64_t wiped = t_stats(p).slots_wiped;
+	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
+	cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "not wiped");
+	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
+		       "the next memory after a racing use", 0);
 	cr_assert_eq(ufp_memory_free(mem), 0);
 	drop(p, a);
 	drop(p, b);
