@@ -530,7 +530,6 @@ bool ufpi_slot_fault_window_locked(struct ufpi_slots *s, uint32_t i,
 		}
 		*start = in - in % slot->win;
 	}
-	slot->windows++;
 	*end = *start + slot->win;
 	if (*end > slot->accessible)
 		*end = slot->accessible;
@@ -585,6 +584,12 @@ bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k, uint32_t *cursor)
 		return true; /* look again: this or another slot */
 	}
 	return false;
+}
+
+void ufpi_slot_filled_locked(struct ufpi_slots *s, uint32_t i, uint64_t pages)
+{
+	if (pages)
+		s->slot[i].windows++;
 }
 
 void ufpi_slot_poisoned_locked(struct ufpi_slots *s, uint32_t i, bool prot_none)
@@ -1064,6 +1069,14 @@ static void reset_done(struct ufpi_slots *s, uint32_t i, bool tracked,
 	if (!tracked)
 		slot->populated_hi = keep;
 	slot->kept_bytes = kept;
+	if (s->backend != UFP_BACKEND_UFFD) {
+		/* no handler sees a use after free: whatever is read-write
+		 * may be written from now on, and must be wiped before
+		 * another image's memory */
+		slot->populated_hi =
+			max_u64(slot->populated_hi, slot->prot_bytes);
+		mapped = true;
+	}
 	/* a slot with any page still mapped must be wiped before another
 	 * image uses it: a zero page left there would hide that image's
 	 * data from its next memory */
@@ -1076,6 +1089,36 @@ static void reset_done(struct ufpi_slots *s, uint32_t i, bool tracked,
 	}
 	pthread_mutex_unlock(&slot->lock);
 	ufpi_image_unref(old);
+}
+
+/*
+ * The reset's step out of LIVE (KEPT until reset_done or reset_failed says
+ * more). A scan sees only what was mapped when it ran: pages a fault
+ * installed since (the memory touched while being freed) may have been
+ * missed, so a tracked reset fails with -EBUSY (the slot is wiped before
+ * reuse). Untracked, everything up to the populated_hi read here is
+ * dropped, but a page below keep may have been mapped after the restore
+ * looked at it: true then, the slot keeps its image (another image's
+ * memory wipes it). *pop rises to populated_hi where it is dropped.
+ */
+static bool leave_live(struct ufpi_slots *s, uint32_t i, bool tracked,
+		       uint64_t windows, uint32_t nrefill, int *err,
+		       uint64_t *pop)
+{
+	struct ufpi_slot *slot = &s->slot[i];
+	pthread_mutex_lock(&slot->lock);
+	assert(slot->state == UFPI_SLOT_LIVE);
+	slot->state = UFPI_SLOT_KEPT;
+	slot->gen++;
+	slot->accessible = 0;
+	bool raced = slot->windows != windows;
+	if (!*err && tracked && raced)
+		*err = -EBUSY;
+	slot->nrefill = *err ? 0 : nrefill;
+	if (!tracked || *err)
+		*pop = max_u64(*pop, slot->populated_hi);
+	pthread_mutex_unlock(&slot->lock);
+	return raced;
 }
 
 int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
@@ -1102,22 +1145,7 @@ int ufpi_slot_reset(struct ufpi_slots *s, uint32_t i, uint64_t *kept)
 	mapped |= *kept != 0;
 	UFPI_IGNORE(ufpi_fi_hit(UFPI_FI_RESET_SCANNED)); /* tests' hook */
 
-	pthread_mutex_lock(&slot->lock);
-	assert(slot->state == UFPI_SLOT_LIVE);
-	slot->state = UFPI_SLOT_KEPT; /* until reset_done or reset_failed */
-	slot->gen++;
-	slot->accessible = 0;
-	/* a scan sees only what was mapped when it ran: a fault served
-	 * since (the memory touched while being freed) mapped a page it may
-	 * have missed. (Without a scan the restore itself may fault, and
-	 * everything up to the populated_hi read below is dropped.) */
-	if (!err && tracked && slot->windows != windows)
-		err = -EBUSY;
-	slot->nrefill = err ? 0 : nrefill;
-	if (!tracked || err)
-		pop = max_u64(pop, slot->populated_hi);
-	pthread_mutex_unlock(&slot->lock);
-
+	mapped |= leave_live(s, i, tracked, windows, nrefill, &err, &pop);
 	if (!err && !tracked) {
 		err = ufpi_os_dontneed(ufpi_slot_base(s, i) + keep, pop - keep);
 		if (!err) {

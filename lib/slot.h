@@ -134,6 +134,11 @@ void ufpi_slot_header_source_locked(const struct ufpi_slots *s, uint32_t i,
  * work remains. */
 bool ufpi_slot_prefetch_step(struct ufpi_slots *s, unsigned k,
 			     uint32_t *cursor);
+/* The handler tells the slot, lock held, that it installed `pages` pages
+ * for a fault (0: the window was there already, e.g. a second message for
+ * a fault the first one served). A reset that sees pages installed while
+ * it ran knows its scan may have missed them. */
+void ufpi_slot_filled_locked(struct ufpi_slots *s, uint32_t i, uint64_t pages);
 /* The handler tells the slot, lock held, that it poisons a page of it: a
  * marker (UFFDIO_POISON) or, with prot_none, an mprotect(PROT_NONE). The
  * next prepare zaps the marker, or re-applies the protection from scratch. */

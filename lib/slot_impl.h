@@ -25,8 +25,9 @@ struct ufpi_slot {
 	uint64_t populated_hi;	  /* no page at or above this is present */
 	bool poisoned;		  /* a fault was poisoned without a memory */
 	bool prot_dirty;	  /* protection unknown: reapply all */
-	uint64_t windows; /* fault windows served: a reset that sees this
-			     change raced a use of the memory */
+	uint64_t windows;	  /* fault windows that installed pages: a reset
+			     that sees this change raced a use of the
+			     memory */
 	/* fault-around window state (handler only, under lock) */
 	uint64_t seq_next;
 	uint64_t win;

@@ -87,7 +87,8 @@ static void prefix_fault(struct ufpi_slots *s, uint32_t i, int fd,
  */
 static int fill_window(struct ufpi_slots *s, uint32_t i,
 		       const struct ufpi_page_src *src, uint64_t in,
-		       uint64_t start, uint64_t end, bool write)
+		       uint64_t start, uint64_t end, bool write,
+		       uint64_t *filled)
 {
 	const size_t page = ufpi_page_size();
 	unsigned char *fault = src->base + in - in % page;
@@ -95,9 +96,9 @@ static int fill_window(struct ufpi_slots *s, uint32_t i,
 	unsigned char *stop = NULL, *rstop;
 	uint64_t fq = ufpi_fill_run_end(src, fp, endp);
 	int err = ufpi_fill_pages(s, src, fp, fq, write ? UFPI_FILL_WRITE : 0,
-				  &stop, NULL);
-	int rest = ufpi_fill_pages(s, src, startp, fp, 0, &rstop, NULL);
-	int rest2 = ufpi_fill_pages(s, src, fq, endp, 0, &rstop, NULL);
+				  &stop, filled);
+	int rest = ufpi_fill_pages(s, src, startp, fp, 0, &rstop, filled);
+	int rest2 = ufpi_fill_pages(s, src, fq, endp, 0, &rstop, filled);
 	rest = rest ? rest : rest2;
 	if (unlikely(err && stop != fault)) {
 		rest = err; /* the faulting page itself was filled */
@@ -147,7 +148,9 @@ void ufpi_handler_fault(struct ufpi_slots *s, int fd, uint64_t addr,
 	UFPI_ADD(s->ctr, windows, 1);
 	struct ufpi_page_src src;
 	ufpi_slot_source_locked(s, i, &src);
-	int err = fill_window(s, i, &src, in, start, end, write);
+	uint64_t filled = 0;
+	int err = fill_window(s, i, &src, in, start, end, write, &filled);
+	ufpi_slot_filled_locked(s, i, filled);
 	if (unlikely(err)) {
 		UFPI_ADD(s->ctr, fault_errors, 1);
 		ufpi_logf(s->log, UFP_LOG_ERROR,
