@@ -44,15 +44,20 @@ static const char *state_name(enum ufpi_slot_state st)
 			     state_name(want));                             \
 	} while (0)
 
-/* A one-slot pool (backend b, keep bytes kept at free, SYNC reclaim so a
- * drop's purge is done when it returns). */
+/* A one-slot pool's config (backend b, keep bytes kept at free, SYNC
+ * reclaim so a drop's purge is done when it returns), and the pool. */
+static void one_slot_config(ufp_config *c, ufp_backend b, uint64_t keep)
+{
+	t_config(c, 1, 1 << 20);
+	c->backend = b;
+	c->keep_resident_bytes = keep;
+	c->reclaim = UFP_RECLAIM_SYNC;
+}
+
 static ufp_pool *one_slot(ufp_backend b, uint64_t keep)
 {
 	ufp_config c;
-	t_config(&c, 1, 1 << 20);
-	c.backend = b;
-	c.keep_resident_bytes = keep;
-	c.reclaim = UFP_RECLAIM_SYNC;
+	one_slot_config(&c, b, keep);
 	return t_pool(&c);
 }
 
@@ -90,11 +95,8 @@ Test(slot, keep_0_copy_fill_frees_to_clean)
 {
 	static unsigned char img[MEM / 2];
 	ufp_config c;
-	t_config(&c, 1, 1 << 20);
-	c.backend = UFP_BACKEND_UFFD;
+	one_slot_config(&c, UFP_BACKEND_UFFD, 0);
 	c.fill_mode = UFP_FILL_COPY;
-	c.keep_resident_bytes = 0;
-	c.reclaim = UFP_RECLAIM_SYNC;
 	ufp_pool *p = t_pool(&c);
 	expect_state(p, 0, UFPI_SLOT_CLEAN, "a new pool");
 	ufp_module *m = module(p, img, 1);
@@ -167,36 +169,6 @@ Test(slot, kept_pages_make_kept_and_drop_makes_clean)
 	}
 }
 
-/* A reset that fails leaves the slot STALE (it may hold the old bytes);
- * the next memory, of another module, wipes it and sees only its image. */
-Test(slot, failed_reset_makes_stale_and_prepare_wipes)
-{
-#ifndef UFP_FAULT_INJECTION
-	cr_skip_test("fault injection is compiled only in debug and tsan "
-		     "builds (UFP_FAULT_INJECTION)");
-#else
-	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
-	ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
-	ufp_module *a = module(p, a_img, 3), *b = module(p, b_img, 4);
-	ufp_memory *mem = alloc_touch(p, a);
-	cr_assert_eq(ufpi_fi_arm(UFPI_FI_MADVISE, 1, -EIO), 0);
-	cr_assert_eq(ufp_memory_free(mem), 0); /* the error is the slot's */
-	ufpi_fi_reset();
-	expect_state(p, 0, UFPI_SLOT_STALE, "after a failed reset");
-	cr_assert_eq(ufpi_pool_check(p), 0);
-	uint64_t wiped = t_stats(p).slots_wiped;
-	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
-	expect_state(p, 0, UFPI_SLOT_LIVE, "the next memory");
-	cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "not wiped");
-	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
-		       "the next memory after a failed reset", 0);
-	cr_assert_eq(ufp_memory_free(mem), 0);
-	drop(p, a);
-	drop(p, b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
-#endif
-}
-
 #ifdef UFP_FAULT_INJECTION
 /* The hook runs inside the reset, after its scan: another thread reads a
  * page of the memory being freed that was never touched, and the handler
@@ -214,7 +186,60 @@ static void touch_in_reset(enum ufpi_fi_op op, void *addr)
 		return;
 	pthread_join(th, NULL);
 }
+
+/* Free mem while another thread reads `touch` (a page of it) from inside
+ * the reset, after its scan. */
+static void free_touched(ufp_memory *mem, unsigned char *touch)
+{
+	ufpi_fi_set_hook(touch_in_reset, touch);
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_RESET_SCANNED, 1, -EIO), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0); /* the misuse is logged */
+	ufpi_fi_reset();
+}
+
+/* Module b's memory in the slot a failed or raced reset of a's memory
+ * left: only b's image (and, if `wipe`, the slot wiped for it); then the
+ * pool's end. */
+static void other_module_sees_its_own(ufp_pool *p, ufp_module *a, ufp_module *b,
+				      const unsigned char *img, bool wipe,
+				      const char *what)
+{
+	ufp_memory *mem = NULL;
+	uint64_t wiped = t_stats(p).slots_wiped;
+	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
+	expect_state(p, 0, UFPI_SLOT_LIVE, what);
+	if (wipe)
+		cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "%s: not wiped",
+			     what);
+	t_assert_bytes(ufp_memory_base(mem), img, MEM / 2, what, 0);
+	cr_assert_eq(ufp_memory_free(mem), 0);
+	drop(p, a);
+	drop(p, b);
+	cr_assert_eq(ufp_pool_destroy(p), 0);
+}
 #endif
+
+/* A reset that fails leaves the slot STALE (it may hold the old bytes);
+ * the next memory, of another module, wipes it and sees only its image. */
+Test(slot, failed_reset_makes_stale_and_prepare_wipes)
+{
+#ifndef UFP_FAULT_INJECTION
+	cr_skip_test("fault injection is compiled only in debug and tsan "
+		     "builds (UFP_FAULT_INJECTION)");
+#else
+	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
+	ufp_pool *p = one_slot(UFP_BACKEND_COPY, 0);
+	ufp_module *a = module(p, a_img, 3), *b = module(p, b_img, 4);
+	ufp_memory *mem = alloc_touch(p, a);
+	cr_assert_eq(ufpi_fi_arm(UFPI_FI_MADVISE, 1, -EIO), 0);
+	cr_assert_eq(ufp_memory_free(mem), 0); /* the error is the slot's */
+	ufpi_fi_reset();
+	expect_state(p, 0, UFPI_SLOT_STALE, "after a failed reset");
+	cr_assert_eq(ufpi_pool_check(p), 0);
+	other_module_sees_its_own(p, a, b, b_img, true,
+				  "the next memory after a failed reset");
+#endif
+}
 
 /* A memory touched while its free runs (a use after free racing the free,
  * from another thread): what the fault mapped was never scanned, so the
@@ -228,9 +253,7 @@ Test(slot, touched_while_freed_makes_stale)
 #else
 	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
 	ufp_config c;
-	t_config(&c, 1, 1 << 20);
-	c.backend = UFP_BACKEND_UFFD;
-	c.keep_resident_bytes = 0;
+	one_slot_config(&c, UFP_BACKEND_UFFD, 0);
 	c.fault_around_bytes = c.fault_around_min_bytes = t_page();
 	ufp_pool *p = t_pool(&c);
 	int tracking = 0;
@@ -245,24 +268,14 @@ Test(slot, touched_while_freed_makes_stale)
 	cr_assert_eq(ufp_memory_alloc(p, a, MEM, &mem), 0);
 	unsigned char *base = ufp_memory_base(mem);
 	base[0] = 1; /* one page written, the rest never touched */
-	ufpi_fi_set_hook(touch_in_reset, base + MEM / 4);
-	cr_assert_eq(ufpi_fi_arm(UFPI_FI_RESET_SCANNED, 1, -EIO), 0);
 	uint64_t faults = t_stats(p).faults;
-	cr_assert_eq(ufp_memory_free(mem), 0); /* the misuse is logged */
-	ufpi_fi_reset();
+	free_touched(mem, base + MEM / 4);
 	cr_assert_gt(t_stats(p).faults, faults,
 		     "the hook's read took no fault");
 	expect_state(p, 0, UFPI_SLOT_STALE, "touched while being freed");
 	cr_assert_eq(ufpi_pool_check(p), 0);
-	uint64_t wiped = t_stats(p).slots_wiped;
-	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
-	cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "not wiped");
-	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
-		       "the next memory after a racing use", 0);
-	cr_assert_eq(ufp_memory_free(mem), 0);
-	drop(p, a);
-	drop(p, b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	other_module_sees_its_own(p, a, b, b_img, true,
+				  "the next memory after a racing use");
 #endif
 }
 
@@ -272,11 +285,7 @@ Test(slot, touched_while_freed_makes_stale)
 Test(slot, a_late_message_is_not_a_touch)
 {
 	static unsigned char img[MEM / 2];
-	ufp_config c;
-	t_config(&c, 1, 1 << 20);
-	c.backend = UFP_BACKEND_UFFD;
-	c.keep_resident_bytes = 0;
-	ufp_pool *p = t_pool(&c);
+	ufp_pool *p = one_slot(UFP_BACKEND_UFFD, 0);
 	ufp_module *m = module(p, img, 14);
 	ufp_memory *mem = alloc_touch(p, m);
 	unsigned char *base = ufp_memory_base(mem);
@@ -310,11 +319,9 @@ Test(slot, touched_while_freed_untracked_keeps_image)
 	static unsigned char a_img[MEM / 2], b_img[MEM / 2];
 	const size_t page = t_page();
 	ufp_config c;
-	t_config(&c, 1, 1 << 20);
-	c.backend = UFP_BACKEND_UFFD;
+	one_slot_config(&c, UFP_BACKEND_UFFD, 16 * page);
 	c.fill_mode = UFP_FILL_COPY;
 	c.dirty_tracking = UFP_DIRTY_OFF;
-	c.keep_resident_bytes = 16 * page;
 	c.fault_around_bytes = c.fault_around_min_bytes = page;
 	ufp_pool *p = t_pool(&c);
 	ufp_module *a = module(p, a_img, 12), *b = module(p, b_img, 13);
@@ -322,18 +329,10 @@ Test(slot, touched_while_freed_untracked_keeps_image)
 	cr_assert_eq(ufp_memory_alloc(p, a, MEM, &mem), 0);
 	unsigned char *base = ufp_memory_base(mem);
 	base[20 * page] = 1; /* above keep: nothing kept below it */
-	ufpi_fi_set_hook(touch_in_reset, base + 4 * page);
-	cr_assert_eq(ufpi_fi_arm(UFPI_FI_RESET_SCANNED, 1, -EIO), 0);
-	cr_assert_eq(ufp_memory_free(mem), 0);
-	ufpi_fi_reset();
+	free_touched(mem, base + 4 * page);
 	expect_state(p, 0, UFPI_SLOT_KEPT, "touched below keep while freed");
-	cr_assert_eq(ufp_memory_alloc(p, b, MEM, &mem), 0);
-	t_assert_bytes(ufp_memory_base(mem), b_img, MEM / 2,
-		       "the next memory after a racing use", 0);
-	cr_assert_eq(ufp_memory_free(mem), 0);
-	drop(p, a);
-	drop(p, b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	other_module_sees_its_own(p, a, b, b_img, false,
+				  "the next memory after a racing use");
 #endif
 }
 
