@@ -330,6 +330,30 @@ static inline void t_assert_bytes(const unsigned char *got,
 	t_assert_bytes_ctx(NULL, got, want, len, what, base_off);
 }
 
+/* ufp_memory_alloc that must succeed. */
+static inline ufp_memory *t_alloc(ufp_pool *p, ufp_module *m, uint64_t bytes)
+{
+	ufp_memory *mem = NULL;
+	int err = ufp_memory_alloc(p, m, bytes, &mem);
+	cr_assert_eq(err, 0, "ufp_memory_alloc(%llu): %s",
+		     (unsigned long long)bytes, ufp_strerror(err));
+	return mem;
+}
+
+/* ufp_memory_free that must succeed. */
+static inline void t_free(ufp_memory *mem)
+{
+	int err = ufp_memory_free(mem);
+	cr_assert_eq(err, 0, "ufp_memory_free: %s", ufp_strerror(err));
+}
+
+/* ufp_pool_destroy that must succeed. */
+static inline void t_destroy(ufp_pool *p)
+{
+	int err = ufp_pool_destroy(p);
+	cr_assert_eq(err, 0, "ufp_pool_destroy: %s", ufp_strerror(err));
+}
+
 /* The system page size. */
 static inline size_t t_page(void)
 {

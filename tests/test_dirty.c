@@ -245,12 +245,6 @@ static ufp_memory *mem_alloc(ufp_pool *p, const struct mod *md, uint64_t size)
 	return mem;
 }
 
-static void mem_free(ufp_memory *mem)
-{
-	int err = ufp_memory_free(mem);
-	cr_assert_eq(err, 0, "memory_free: %s", ufp_strerror(err));
-}
-
 /* Compare every byte of mem against a fresh memory of md. */
 static void check_fresh(ufp_memory *mem, const struct mod *md, const char *what)
 {
@@ -498,7 +492,7 @@ static void run_matrix(ufp_backend be, ufp_dirty_tracking dt, uint64_t keep,
 				     r, cur.s, d, d < 0 ? 0 : base[d],
 				     d < 0 ? 0 : shadow[d]);
 		}
-		mem_free(mem);
+		t_free(mem);
 		check_pool(p);
 		prev = cur;
 		prev_name = name;
@@ -553,13 +547,13 @@ static void zero_pages_then_other(ufp_dirty_tracking dt, bool from_module)
 	read_all(mem);
 	if (from_module)
 		base[0] ^= 0xff; /* the one data page: written, dropped */
-	mem_free(mem);
+	t_free(mem);
 
 	mem = mem_alloc(p, &b, 0);
 	check_fresh(mem, &b,
 		    from_module ? "b after a's zero pages"
 				: "b after a module-less memory");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	mod_fini(&b);
 	pool_done(p);
@@ -593,15 +587,15 @@ static void written_zero_page_outside_scan(bool with_module)
 	ufp_memory *mem = mem_alloc(p, md, 128 * KIB);
 	const volatile unsigned char *vb = ufp_memory_base(mem);
 	(void)vb[20 * page]; /* a zero page, nothing else */
-	mem_free(mem);
+	t_free(mem);
 
 	mem = mem_alloc(p, md, 128 * KIB);
 	memset((unsigned char *)ufp_memory_base(mem) + 20 * page, 0xab, page);
-	mem_free(mem);
+	t_free(mem);
 
 	mem = mem_alloc(p, md, 128 * KIB);
 	check_fresh(mem, md, "third memory");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -670,14 +664,14 @@ static struct warm warm_reuse(ufp_dirty_tracking dt, uint64_t keep,
 		w.written_data += pg[k] < w.datapages;
 	}
 	free(pg);
-	mem_free(mem);
+	t_free(mem);
 
 	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
 	cr_assert_eq(ufp_memory_slot(mem), 0);
 	check_fresh(mem, &a, "round 2");
 	ufp_stats s1 = t_stats(p);
-	mem_free(mem);
+	t_free(mem);
 
 	w.faults = s1.faults - s0.faults;
 	w.installed = (s1.pages_copied - s0.pages_copied) +
@@ -789,7 +783,7 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 	cr_assert_eq(r0, len, "resident %llu before free, want %llu",
 		     (unsigned long long)r0, (unsigned long long)len);
 	ufp_stats s0 = t_stats(p);
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s1 = t_stats(p);
 	uint64_t r1 = resident(p);
 
@@ -817,7 +811,7 @@ static void written_beyond_keep(ufp_dirty_tracking dt)
 		(unsigned long long)ufp_index_unused_bytes_resident(p->index),
 		(unsigned long long)r1);
 	mem = fresh_alloc(p, &a, "after the reset");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -893,7 +887,7 @@ Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 	unsigned char v = 1;
 	cr_assert_eq(mincore(pg, page, &v), 0);
 	if (rc != 0 || (v & 1)) {
-		mem_free(mem);
+		t_free(mem);
 		mod_fini(&a);
 		UFPI_IGNORE(ufp_pool_destroy(p));
 		temp_swap_off(swap);
@@ -906,9 +900,9 @@ Test(regression, swapped_out_written_page_is_dropped, .timeout = 60)
 			     "(MADV_PAGEOUT %s)",
 			     rc ? strerror(errno) : "left it resident");
 	}
-	mem_free(mem);
+	t_free(mem);
 	mem = fresh_alloc(p, &a, "after a written page was swapped out");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 	temp_swap_off(swap);
@@ -952,7 +946,7 @@ static void scan_whole_range(uint64_t keep)
 	cr_assert_eq(r.written_pages, np / 2);
 
 	ufp_stats s0 = t_stats(p);
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s1 = t_stats(p);
 	if (keep >= len) {
 		cr_assert_eq(s1.pages_restored - s0.pages_restored, np / 2,
@@ -970,7 +964,7 @@ static void scan_whole_range(uint64_t keep)
 		cr_assert_eq(s1.pages_restored - s0.pages_restored, 0);
 	}
 	mem = fresh_alloc(p, &a, "after 2048 separate runs");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -1044,7 +1038,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	bump(mem, 3, 1);
 	bump(mem, 7, 1);
 	ufp_stats s0 = t_stats(p);
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.pages_restored - s0.pages_restored, 2);
 	cr_assert_eq(s1.reprotects - s0.reprotects, 0,
@@ -1058,7 +1052,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	mem = fresh_alloc(p, &a, "second (restored pages left writable)");
 	bump(mem, 3, 2);
 	bump(mem, 7, 3);
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s2 = t_stats(p);
 	cr_assert_eq(s2.pages_restored - s1.pages_restored, 2);
 	cr_assert_eq(s2.reprotects - s1.reprotects, 0);
@@ -1067,7 +1061,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	/* 3: only page 3 written: one changed, one unchanged (half) */
 	mem = fresh_alloc(p, &a, "third");
 	bump(mem, 3, 5);
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s3 = t_stats(p);
 	cr_assert_eq(s3.pages_restored - s2.pages_restored, 1);
 	cr_assert_eq(s3.pages_unchanged - s2.pages_unchanged, 1);
@@ -1079,7 +1073,7 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 
 	/* 4: nothing written: nothing to restore, and still the image */
 	mem = fresh_alloc(p, &a, "fourth (span protected again)");
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s4 = t_stats(p);
 	cr_assert_eq(s4.pages_restored - s3.pages_restored, 0);
 	cr_assert_eq(s4.pages_unchanged - s3.pages_unchanged, 0);
@@ -1088,14 +1082,14 @@ Test(sticky, rewritten_pages_stay_writable_until_they_go_cold)
 	/* 5: another module in the slot sees its own image only */
 	mem = mem_alloc(p, &a, 0);
 	bump(mem, 9, 1);
-	mem_free(mem);
+	t_free(mem);
 	struct mod b;
 	mod_full(p, len, len, 12, &b);
 	ufp_stats s5 = t_stats(p);
 	mem = mem_alloc(p, &b, 0); /* the only slot: wiped for b */
 	cr_assert_eq(t_stats(p).slots_wiped - s5.slots_wiped, 1);
 	check_fresh(mem, &b, "other module after a writable page");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	mod_fini(&b);
 	pool_done(p);
@@ -1125,7 +1119,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	bump(mem, 4, 1);
 	bump(mem, 9, 1);
 	uint64_t r0 = resident(p);
-	mem_free(mem);
+	t_free(mem);
 	cr_assert_eq(r0 - resident(p), 3 * page,
 		     "the three written pages are dropped at free");
 	cr_assert_eq(written_mask(p, len), 0);
@@ -1144,7 +1138,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 		     "every page was there: clean ones kept, written ones "
 		     "copied back");
 	bump(mem, 9, 7);
-	mem_free(mem);
+	t_free(mem);
 
 	/* pages 3 and 4 came back and were left alone: not copied again
 	 * (the set does not grow to everything ever written) */
@@ -1153,7 +1147,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	cr_assert_eq(t_stats(p).pages_refilled - s1b.pages_refilled, 1,
 		     "only page 9 was written by the last memory");
 	check_fresh(mem, &a, "after a smaller refill");
-	mem_free(mem);
+	t_free(mem);
 
 	/* another module: wiped, nothing copied back from the old image */
 	struct mod b;
@@ -1164,7 +1158,7 @@ Test(refill, dropped_written_pages_come_back_at_warm_alloc)
 	cr_assert_eq(s3.slots_wiped - s2.slots_wiped, 1);
 	cr_assert_eq(s3.pages_refilled - s2.pages_refilled, 0);
 	check_fresh(mem, &b, "another module after a refill");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	mod_fini(&b);
 	pool_done(p);
@@ -1189,7 +1183,7 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 		read_all(mem);
 		for (uint64_t k = 0; k < n; k++)
 			bump(mem, 2 * k, 1); /* every other page: n runs */
-		mem_free(mem);
+		t_free(mem);
 
 		ufp_stats s0 = t_stats(p);
 		mem = mem_alloc(p, &a, 0);
@@ -1209,7 +1203,7 @@ Test(refill, every_scattered_run_up_to_the_cap, .timeout = 120)
 			  "%llu faults, %llu pages were not copied back",
 			  (unsigned long long)faults,
 			  (unsigned long long)(n - want));
-		mem_free(mem);
+		t_free(mem);
 	}
 	mod_fini(&a);
 	pool_done(p);
@@ -1233,7 +1227,7 @@ Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 	read_all(mem);
 	for (uint64_t k = 0; k < npages; k++)
 		bump(mem, k, 1);
-	mem_free(mem);
+	t_free(mem);
 
 	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, 0);
@@ -1245,7 +1239,7 @@ Test(refill, at_most_the_page_cap_copied_back, .timeout = 120)
 	check_fresh(mem, &a, "beyond the page cap");
 	cr_assert_gt(t_stats(p).faults, s1.faults,
 		     "the pages beyond the cap fault in");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -1263,7 +1257,7 @@ Test(refill, clipped_to_the_new_size)
 	unsigned char *b = ufp_memory_base(mem);
 	b[5] ^= 1;		   /* page 0, image data */
 	b[3 * wasm_page + 5] ^= 1; /* beyond the next memory's size */
-	mem_free(mem);
+	t_free(mem);
 
 	ufp_stats s0 = t_stats(p);
 	mem = mem_alloc(p, &a, wasm_page);
@@ -1271,7 +1265,7 @@ Test(refill, clipped_to_the_new_size)
 	check_fresh(mem, &a, "smaller memory");
 	cr_assert_eq(ufp_memory_grow(mem, len), 0);
 	check_fresh(mem, &a, "grown back (zero beyond the image)");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -1306,7 +1300,7 @@ static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 	}
 	t_shuffle_u64(order, N, &rng);
 	for (unsigned k = 0; k < N; k++)
-		mem_free(mem[order[k]]);
+		t_free(mem[order[k]]);
 	quiesce(p);
 	check_pool(p);
 
@@ -1352,7 +1346,7 @@ static void idle_lru(ufp_backend be, ufp_dirty_tracking dt)
 		check_fresh(mem[m], &md[m], "after eviction");
 	}
 	for (unsigned k = 0; k < N; k++) {
-		mem_free(mem[k]);
+		t_free(mem[k]);
 		mod_fini(&md[k]);
 	}
 	quiesce(p);
@@ -1397,7 +1391,7 @@ static void warm_lru_bound(ufp_dirty_tracking dt)
 		read_all(mem[k]);
 	}
 	for (unsigned k = 0; k < N; k++)
-		mem_free(mem[k]);
+		t_free(mem[k]);
 	quiesce(p);
 	check_pool(p);
 	cr_assert_leq(ufp_index_num_resident(p->index), WARM,
@@ -1444,7 +1438,7 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 			base[o] ^= 0x33;
 	}
 	for (unsigned k = 0; k < N; k++)
-		mem_free(mem[k]);
+		t_free(mem[k]);
 	uint64_t lingering = resident(p);
 	cr_assert_gt(lingering, baseline + 256 * KIB,
 		     "nothing lingered after free (%llu): the purge would "
@@ -1470,7 +1464,7 @@ Test(purge, drop_returns_to_baseline_with_dirty_tracking)
 		unsigned char *base = ufp_memory_base(m);
 		for (uint64_t o = r * page; o < 1 * MIB; o += 5 * page)
 			base[o] ^= 0x44;
-		mem_free(m);
+		t_free(m);
 	}
 	mod_fini(&a);
 	mod_fini(&b);
@@ -1491,7 +1485,7 @@ static ufp_stats stats_cycles(ufp_backend be, ufp_dirty_tracking dt,
 		unsigned char *base = ufp_memory_base(mem);
 		for (uint64_t o = r * page; o < 1 * MIB; o += 16 * page)
 			base[o] ^= 0x10;
-		mem_free(mem);
+		t_free(mem);
 	}
 	ufp_stats s = t_stats(p);
 	mod_fini(&a);
@@ -1539,7 +1533,7 @@ Test(stats, faults_avoided_counts_kept_clean_pages)
 	const uint64_t nw = 10;
 	for (uint64_t k = 0; k < nw; k++)
 		base[(3 + 17 * k) * page] ^= 1;
-	mem_free(mem);
+	t_free(mem);
 	ufp_stats s0 = t_stats(p);
 	cr_assert_eq(s0.faults_avoided, 0);
 	mem = mem_alloc(p, &a, 0);
@@ -1549,7 +1543,7 @@ Test(stats, faults_avoided_counts_kept_clean_pages)
 		     (unsigned long long)s1.faults_avoided,
 		     (unsigned long long)(1 * MIB / page - nw));
 	check_fresh(mem, &a, "warm");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	pool_done(p);
 }
@@ -1599,9 +1593,9 @@ static void fallback(bool no_wp_async, const char *needle)
 	ufp_memory *mem = mem_alloc(p, &a, 0);
 	read_all(mem);
 	memset(ufp_memory_base(mem), 0x77, 256 * KIB);
-	mem_free(mem);
+	t_free(mem);
 	mem = fresh_alloc(p, &a, "fallback");
-	mem_free(mem);
+	t_free(mem);
 	mod_fini(&a);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 	ufpi_features_reset();

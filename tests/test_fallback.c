@@ -97,16 +97,7 @@ static void mod_make(ufp_pool *p, struct mod *md, uint64_t seed)
 
 static ufp_memory *alloc_ok(ufp_pool *p, struct mod *md, uint64_t bytes)
 {
-	ufp_memory *mem = NULL;
-	int err = ufp_memory_alloc(p, md ? md->m : NULL, bytes, &mem);
-	cr_assert_eq(err, 0, "alloc: %s", ufp_strerror(err));
-	return mem;
-}
-
-static void free_ok(ufp_memory *mem)
-{
-	int err = ufp_memory_free(mem);
-	cr_assert_eq(err, 0, "free: %s", ufp_strerror(err));
+	return t_alloc(p, md ? md->m : NULL, bytes);
 }
 
 /* Every byte is the image's (zeros past it). */
@@ -154,7 +145,7 @@ static void round_trip(ufp_pool *p, int trap_freed)
 	verify(a, &mods[0], "cold");
 	scribble(a);
 	unsigned char *abase = ufp_memory_base(a);
-	free_ok(a);
+	t_free(a);
 	if (trap_freed) {
 		int sig = t_read_trapping(abase + 4096, NULL);
 		cr_assert_eq(sig, trap_freed,
@@ -171,17 +162,17 @@ static void round_trip(ufp_pool *p, int trap_freed)
 	/* the other slot: module 1, then the first slot is reused by it */
 	ufp_memory *b = alloc_ok(p, &mods[1], 0);
 	verify(b, &mods[1], "cold, module 1");
-	free_ok(a);
+	t_free(a);
 	ufp_memory *c = alloc_ok(p, &mods[1], 0);
 	verify(c, &mods[1], "a slot of module 0 reused by module 1");
 	scribble(c);
-	free_ok(c);
+	t_free(c);
 
 	/* drop with a memory live: purged when it is freed */
 	cr_assert_eq(ufp_module_drop(mods[0].m), 0);
 	cr_assert_eq(ufp_module_drop(mods[1].m), 0);
 	verify(b, &mods[1], "live across the drop of its module");
-	free_ok(b);
+	t_free(b);
 	cr_assert_eq(ufp_pool_quiesce(p), 0);
 	for (int k = 0; k < 2; k++)
 		cr_assert_eq(ufp_index_num_affine(p->index, mods[k].key), 0);
@@ -195,10 +186,10 @@ static void round_trip(ufp_pool *p, int trap_freed)
 	c = alloc_ok(p, NULL, 128 * KIB);
 	verify(c, NULL, "no module, after the drops");
 	scribble(c);
-	free_ok(c);
+	t_free(c);
 	c = alloc_ok(p, NULL, 64 * KIB);
 	verify(c, NULL, "no module, reused");
-	free_ok(c);
+	t_free(c);
 }
 
 static void info(ufp_pool *p, ufp_backend *be, ufp_reclaim *rc, int *dirty)

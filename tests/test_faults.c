@@ -274,16 +274,7 @@ static void verify(ufp_memory *mem, const struct mod *md, const char *what)
 
 static ufp_memory *alloc_ok(ufp_pool *p, const struct mod *md, uint64_t bytes)
 {
-	ufp_memory *mem = NULL;
-	int err = ufp_memory_alloc(p, md ? md->m : NULL, bytes, &mem);
-	cr_assert_eq(err, 0, "ufp_memory_alloc: %s", ufp_strerror(err));
-	return mem;
-}
-
-static void free_ok(ufp_memory *mem)
-{
-	int err = ufp_memory_free(mem);
-	cr_assert_eq(err, 0, "ufp_memory_free: %s", ufp_strerror(err));
+	return t_alloc(p, md ? md->m : NULL, bytes);
 }
 
 static void scribble(ufp_memory *mem)
@@ -298,7 +289,7 @@ static void verify_once(ufp_pool *p, const struct mod *md, uint64_t bytes,
 {
 	ufp_memory *mem = alloc_ok(p, md, bytes);
 	verify(mem, md, what);
-	free_ok(mem);
+	t_free(mem);
 }
 
 /* Every slot back in the allocator and the invariants hold. */
@@ -326,15 +317,9 @@ static void assert_works(ufp_pool *p, const struct mod *md)
 			scribble(mem[k]);
 		}
 		for (uint32_t k = 0; k < n; k++)
-			free_ok(mem[k]);
+			t_free(mem[k]);
 	}
 	assert_intact(p);
-}
-
-static void destroy_ok(ufp_pool *p)
-{
-	int err = ufp_pool_destroy(p);
-	cr_assert_eq(err, 0, "ufp_pool_destroy: %s", ufp_strerror(err));
 }
 
 /* fd and mapping counts of the process */
@@ -368,10 +353,10 @@ static void warm_up(const ufp_config *c)
 	ufp_memory *mem = alloc_ok(p, &md, 0);
 	verify(mem, &md, "warm-up");
 	scribble(mem);
-	free_ok(mem);
+	t_free(mem);
 	mod_drop(&md);
 	cr_assert_eq(ufp_pool_quiesce(p), 0);
-	destroy_ok(p);
+	t_destroy(p);
 	log_clear();
 }
 
@@ -404,7 +389,7 @@ static void write_and_free(ufp_pool *p, const struct mod *md)
 {
 	ufp_memory *mem = alloc_ok(p, md, 0);
 	scribble(mem);
-	free_ok(mem);
+	t_free(mem);
 }
 
 /* md still works on p (assert_works); then it is dropped and p
@@ -413,7 +398,7 @@ static void works_then_destroy(ufp_pool *p, struct mod *md)
 {
 	assert_works(p, md);
 	mod_drop(md);
-	destroy_ok(p);
+	t_destroy(p);
 }
 
 /* A pool of cfg_small(slots), after a warm_up of that config when
@@ -471,7 +456,7 @@ static void good_pool_after(const ufp_config *c, struct res before)
 {
 	ufp_pool *p = t_pool(c);
 	assert_works_module(p);
-	destroy_ok(p);
+	t_destroy(p);
 	res_same(before, "after a good pool");
 }
 
@@ -481,7 +466,7 @@ static void destroy_clean(ufp_pool *p, struct res before)
 {
 	assert_intact(p);
 	cr_assert_eq(resident(p), 0);
-	destroy_ok(p);
+	t_destroy(p);
 	res_same(before, "after destroy");
 }
 
@@ -557,7 +542,7 @@ Test(faults, mprotect_alloc)
 	mem = alloc_ok(p, &md, 512 * KIB);
 	verify(mem, &md, "after the failed alloc");
 	scribble(mem);
-	free_ok(mem);
+	t_free(mem);
 	mem = NULL;
 	err = alloc_failing(p, &md, 256 * KIB, UFPI_FI_MPROTECT, -ENOMEM, &mem);
 	cr_assert_eq(err, -ENOMEM, "alloc (shrink): %s", ufp_strerror(err));
@@ -579,7 +564,7 @@ Test(faults, mprotect_alloc_then_guard, FI_SIGNAL(SIGSEGV))
 {
 	ufp_pool *p = small_pool(1, false);
 	ufp_memory *mem = alloc_ok(p, NULL, 512 * KIB);
-	free_ok(mem);
+	t_free(mem);
 	cr_assert_eq(alloc_failing(p, NULL, 128 * KIB, UFPI_FI_MPROTECT,
 				   -ENOMEM, &mem),
 		     -ENOMEM);
@@ -612,7 +597,7 @@ Test(faults, mprotect_grow)
 	cr_assert_eq(ufp_memory_size(mem), 512 * KIB);
 	verify(mem, &md, "after the second grow");
 	scribble(mem);
-	free_ok(mem);
+	t_free(mem);
 	assert_intact(p);
 	works_then_destroy(p, &md);
 }
@@ -677,7 +662,7 @@ static void reset_fails(int next, uint64_t keep)
 		       next == 0   ? "same module after a failed reset"
 		       : next == 1 ? "other module after a failed reset"
 				   : "no module after a failed reset");
-		free_ok(mem);
+		t_free(mem);
 		assert_works(p, nm);
 		mod_drop(&a);
 		mod_drop(&b);
@@ -688,7 +673,7 @@ static void reset_fails(int next, uint64_t keep)
 			cr_assert_eq(resident(p), 0,
 				     "%s%llu bytes left after drop+quiesce",
 				     ctx, (unsigned long long)resident(p));
-		destroy_ok(p);
+		t_destroy(p);
 		res_same(before, "after destroy");
 		log_clear();
 	}
@@ -744,7 +729,7 @@ Test(faults, madvise_reset_kept_range)
 	assert_works(p, &a);
 	mod_drop(&a);
 	mod_drop(&b);
-	destroy_ok(p);
+	t_destroy(p);
 }
 
 /* The wipe before the slot changes hands can fail too: the alloc fails
@@ -775,7 +760,7 @@ Test(faults, madvise_wipe_for_other_module)
 		mem = alloc_ok(p, &b, 0);
 		verify(mem, &b, "other module after a failed wipe");
 		scribble(mem);
-		free_ok(mem);
+		t_free(mem);
 		verify_once(p, &a, 0, "first module again");
 		assert_works(p, &b);
 		mod_drop(&a);
@@ -783,7 +768,7 @@ Test(faults, madvise_wipe_for_other_module)
 		assert_intact(p);
 		cr_assert_eq(resident(p), 0, "%spages left after drop+quiesce",
 			     ctx);
-		destroy_ok(p);
+		t_destroy(p);
 		log_clear();
 	}
 }
@@ -820,7 +805,7 @@ Test(faults, madvise_wipe_failure_then_drop)
 	verify_once(p, &b, 0,
 		    "other module after the failed wipe and the drop");
 	mod_drop(&b);
-	destroy_ok(p);
+	t_destroy(p);
 }
 
 /* ---- madvise: purge ------------------------------------------------------------ */
@@ -864,7 +849,7 @@ Test(faults, madvise_purge_redone)
 			     ctx);
 		assert_works(p, &b);
 		mod_drop(&b);
-		destroy_ok(p);
+		t_destroy(p);
 		log_clear();
 	}
 }
@@ -892,7 +877,7 @@ static void purge_fails_twice(const struct variant *var, ufp_reclaim engine,
 	scribble(mem);
 	if (stale)
 		arm(UFPI_FI_MADVISE, 1, -EIO);
-	free_ok(mem);
+	t_free(mem);
 	ufpi_fi_reset();
 	/* (with dirty tracking one injected failure may be absorbed by the
 	 * reset's own fallback: then nothing is stale and, keep being 0,
@@ -917,11 +902,11 @@ static void purge_fails_twice(const struct variant *var, ufp_reclaim engine,
 	verify(mem, &b,
 	       stale ? "another module after a failed reset and a failed purge"
 		     : "another module after a failed purge of kept pages");
-	free_ok(mem);
+	t_free(mem);
 	verify_once(p, NULL, 256 * KIB, "no module after a failed purge");
 	mod_drop(&b);
 	assert_intact(p);
-	destroy_ok(p);
+	t_destroy(p);
 	log_clear();
 }
 
@@ -1005,7 +990,7 @@ Test(faults, mmap_cow_purge)
 	ufp_memory *mem = alloc_ok(p, &b, 0);
 	verify(mem, &b, "COW, other module after a failed purge");
 	scribble(mem);
-	free_ok(mem);
+	t_free(mem);
 	verify_once(p, NULL, 256 * KIB, "COW, no module after a failed purge");
 	assert_works(p, &b);
 	mod_drop(&b);
@@ -1079,7 +1064,7 @@ Test(faults, uring_completion_redone)
 		scribble(mem[k]);
 	}
 	for (int k = 0; k < 3; k++)
-		free_ok(mem[k]);
+		t_free(mem[k]);
 	cr_assert_gt(resident(p), 0);
 	ufp_stats st0 = t_stats(p);
 
@@ -1149,7 +1134,7 @@ Test(faults, uffdio_copy_fails_counted, .timeout = 30)
 	/* the rest of the memory is still served */
 	const unsigned char *b = ufp_memory_base(mem);
 	cr_assert_eq(memcmp(b + 128 * KIB, a.ref + 128 * KIB, 128 * KIB), 0);
-	free_ok(mem);
+	t_free(mem);
 	assert_intact(p);
 	/* the poisoned page was zapped by the reset */
 	verify_once(p, &a, 0, "after a failed fill");
@@ -1198,10 +1183,10 @@ Test(faults, neighbour_fill_error_spares_the_faulting_thread, .timeout = 30)
 	/* the neighbour run was left empty and is served at its fault */
 	cr_assert_eq(memcmp(b, d0, 2 * page), 0);
 	cr_assert_eq(memcmp(b + 4 * page, d1, 4 * page), 0);
-	free_ok(mem);
+	t_free(mem);
 	cr_assert_eq(ufp_module_drop(m), 0);
 	assert_intact(p);
-	destroy_ok(p);
+	t_destroy(p);
 }
 
 /* Issue 12, defect 8: without UFFDIO_POISON a fault that must not be
@@ -1222,7 +1207,7 @@ Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
 	cr_assert_not(p->slots.uffd_poison);
 	ufp_memory *mem = alloc_ok(p, NULL, 256 * KIB);
 	const unsigned char *stale = ufp_memory_base(mem);
-	free_ok(mem);
+	t_free(mem);
 	ufp_stats st0 = t_stats(p);
 
 	cr_assert_eq(ufpi_fi_arm_sticky(UFPI_FI_MPROTECT, 1, -ENOMEM), 0);
@@ -1237,7 +1222,7 @@ Test(faults, unpoisonable_fault_sends_sigbus, .timeout = 30)
 	cr_assert_eq(ufp_pool_quiesce(p), 0); /* delivers the handler's line */
 	cr_assert(log_has("sending SIGBUS"), "log: %s", log_buf);
 	assert_works(p, NULL);
-	destroy_ok(p);
+	t_destroy(p);
 	ufpi_features_reset();
 }
 
@@ -1268,7 +1253,7 @@ Test(faults, uffdio_copy_fails_in_syscall, .timeout = 30)
 		  n, strerror(e));
 	close(pfd[0]);
 	close(pfd[1]);
-	free_ok(mem);
+	t_free(mem);
 	works_then_destroy(p, &a);
 }
 
@@ -1290,12 +1275,12 @@ Test(faults, uffdio_copy_transient)
 			cr_assert_eq(st1.fault_errors, st0.fault_errors,
 				     "%s #%u counted as an error",
 				     strerror(-errs[k]), nth);
-			free_ok(mem);
+			t_free(mem);
 		}
 	}
 	assert_intact(p);
 	mod_drop(&a);
-	destroy_ok(p);
+	t_destroy(p);
 }
 
 /* ---- UFFDIO_REGISTER -------------------------------------------------------------- */
@@ -1375,7 +1360,7 @@ Test(faults, userfaultfd_eperm_auto_falls_back_to_cow)
 		     t_backend_name(b));
 	cr_assert(log_has("vm.unprivileged_userfaultfd"), "log: %s", log_buf);
 	assert_works_module(p);
-	destroy_ok(p);
+	t_destroy(p);
 	ufpi_features_reset();
 }
 
@@ -1396,7 +1381,7 @@ Test(faults, userfaultfd_pool_fd)
 			     "userfaultfd setup failed", what);
 		ufp_pool *p = t_pool(&c);
 		assert_works_module(p);
-		destroy_ok(p);
+		t_destroy(p);
 		log_clear();
 	}
 }
@@ -1420,7 +1405,7 @@ Test(faults, userfaultfd_transient_probe_error_not_cached)
 		     "with %s: the process-wide probe cached the error",
 		     ufp_strerror(err));
 	if (!err)
-		destroy_ok(p);
+		t_destroy(p);
 }
 
 /* ---- alloc_wait and transient kernel errors (issue 12, item 6) ----------- */
@@ -1445,7 +1430,7 @@ Test(faults, alloc_wait_kernel_eagain_does_not_spin, .timeout = 20)
 		     "alloc_wait took %llu ns", (unsigned long long)took);
 	err = ufp_memory_alloc(p, NULL, 64 * KIB, &mem);
 	cr_assert_eq(err, 0, "alloc: %s", ufp_strerror(err));
-	free_ok(mem);
+	t_free(mem);
 	/* and a real "no slot" still waits until its deadline */
 	ufp_memory *a = NULL, *b = NULL;
 	cr_assert_eq(ufp_memory_alloc(p, NULL, 64 * KIB, &a), 0);
@@ -1456,7 +1441,7 @@ Test(faults, alloc_wait_kernel_eagain_does_not_spin, .timeout = 20)
 	took = ufpi_now_ns() - t0;
 	cr_assert_eq(err, -ETIMEDOUT, "alloc_wait: %s", ufp_strerror(err));
 	cr_assert_geq(took, (uint64_t)30 * 1000 * 1000);
-	free_ok(a);
-	free_ok(b);
+	t_free(a);
+	t_free(b);
 	cr_assert_eq(ufp_pool_destroy(p), 0);
 }

@@ -29,14 +29,6 @@
 #define MiB (1024 * KiB)
 #define WPAGE (64 * KiB)
 
-static ufp_memory *mk_memory(ufp_pool *p, ufp_module *m, uint64_t bytes)
-{
-	ufp_memory *mem = NULL;
-	int err = ufp_memory_alloc(p, m, bytes, &mem);
-	cr_assert_eq(err, 0, "ufp_memory_alloc: %s", ufp_strerror(err));
-	return mem;
-}
-
 static ufp_module *mk_module(ufp_pool *p, const ufp_segment *s, size_t n,
 			     uint64_t initial)
 {
@@ -341,7 +333,7 @@ Test(handler, uffd_window_sequential_touch_grows_the_window, .timeout = 60)
 	window_env(&e, 64 * KiB, 1 * MiB);
 	const size_t page = t_page();
 	const uint64_t pages = 4 * MiB / page;
-	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
 	ufp_stats s0 = t_stats(e.pool);
 	for (uint64_t p = 0; p < pages; p++)
@@ -389,7 +381,7 @@ Test(handler, uffd_window_random_touch_fills_at_most_one_window_per_fault,
 	uint64_t order[64], seed = 77;
 	cr_assert_leq(nwin, 64);
 	t_permutation(order, nwin, &seed);
-	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	uint64_t r0, r1;
 	cr_assert_eq(ufp_pool_resident_bytes(e.pool, &r0), 0);
@@ -428,7 +420,7 @@ Test(handler, uffd_window_shrinks_on_isolated_faults, .timeout = 60)
 	const uint64_t nwin = 4 * MiB / around, touches = 48;
 	uint64_t order[64], seed = 78;
 	t_permutation(order, nwin, &seed);
-	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 	unsigned char *base = ufp_memory_base(mem);
 	ufp_stats s0 = t_stats(e.pool);
 	touch_isolated(base, e.exp, order, touches, around, &seed);
@@ -452,7 +444,7 @@ Test(handler, uffd_window_grows_again_after_shrinking, .timeout = 60)
 	struct window_env e;
 	window_env(&e, 64 * KiB, 1 * MiB);
 	const size_t page = t_page();
-	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
 	/* shrink: isolated touches in the upper 2 MiB, 128 KiB apart */
 	ufp_stats sa = t_stats(e.pool);
@@ -493,7 +485,7 @@ Test(handler, uffd_window_odd_sizes_never_hang, .timeout = 60)
 	for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
 		struct window_env e;
 		window_env_min(&e, cfgs[c][0], cfgs[c][1], cfgs[c][2]);
-		ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+		ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 		volatile unsigned char *v = ufp_memory_base(mem);
 		uint64_t seed = 99 + c;
 		/* a sequential stretch (grows the window), then isolated
@@ -521,7 +513,7 @@ Test(handler, uffd_window_of_one_page_faults_once_per_page, .timeout = 60)
 	struct window_env e;
 	window_env(&e, page, page);
 	const uint64_t pages = 1 * MiB / page;
-	ufp_memory *mem = mk_memory(e.pool, e.m, 0);
+	ufp_memory *mem = t_alloc(e.pool, e.m, 0);
 	volatile unsigned char *v = ufp_memory_base(mem);
 
 	/* sequential: no growth */
@@ -621,7 +613,7 @@ static void race(ufp_backend b, uint64_t around, int modes[3], int nthreads)
 	unsigned char tag = 0xa0;
 
 	for (int round = 0; round < 8; round++, tag++) {
-		ufp_memory *mem = mk_memory(pool, m, 0);
+		ufp_memory *mem = t_alloc(pool, m, 0);
 		pthread_barrier_t bar;
 		pthread_t th[3];
 		struct racer r[3];

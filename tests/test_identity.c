@@ -31,12 +31,6 @@ static ufp_pool *make_pool(ufp_backend b, uint32_t slots)
 	return t_pool(&c);
 }
 
-static void destroy_pool(ufp_pool *p)
-{
-	int err = ufp_pool_destroy(p);
-	cr_assert_eq(err, 0, "ufp_pool_destroy: %s", ufp_strerror(err));
-}
-
 static ufp_module *acquire(ufp_pool *p, const ufp_segment *s, size_t n,
 			   uint64_t bytes)
 {
@@ -119,7 +113,7 @@ Test(identity, equal_contents_give_one_handle_however_cut)
 		release(d);
 		cr_expect_eq(ufp_module_drop(own), 0);
 		cr_expect_eq(ufpi_pool_check(p), 0);
-		destroy_pool(p);
+		t_destroy(p);
 	}
 	free(want);
 }
@@ -141,7 +135,7 @@ Test(identity, empty_contents_are_one_module_per_size)
 	release(b);
 	release(c);
 	release(d);
-	destroy_pool(p);
+	t_destroy(p);
 }
 
 /* ---- different contents, different handles ------------------------------- */
@@ -211,7 +205,7 @@ static void different_contents(bool collide)
 		for (size_t i = 0; i < nv; i++)
 			release(m[i]);
 		cr_expect_eq(ufpi_pool_check(p), 0);
-		destroy_pool(p);
+		t_destroy(p);
 	}
 	ufpi_module_hash_collide(false);
 }
@@ -294,7 +288,7 @@ Test(identity, last_release_drops_and_purges)
 			expect_contents(p, fresh, want, WPAGE);
 			release(fresh);
 			cr_expect_eq(ufpi_pool_check(p), 0);
-			destroy_pool(p);
+			t_destroy(p);
 		}
 	}
 	free(want);
@@ -324,7 +318,7 @@ Test(identity, release_with_a_live_memory_defers_the_purge)
 	cr_assert_eq(ufp_pool_quiesce(p), 0);
 	cr_assert_eq(ufp_pool_resident_bytes(p, &res), 0);
 	cr_expect_eq(res, 0);
-	destroy_pool(p);
+	t_destroy(p);
 }
 
 Test(identity, destroy_releases_modules_still_referenced)
@@ -340,7 +334,7 @@ Test(identity, destroy_releases_modules_still_referenced)
 		expect_contents(p, m, want, WPAGE);
 		free(want);
 		/* leaks show up under LeakSanitizer */
-		destroy_pool(p);
+		t_destroy(p);
 	}
 }
 
@@ -387,7 +381,7 @@ Test(identity, bad_arguments_are_rejected_and_the_pool_works)
 	expect_contents(p, n, want, WPAGE);
 	release(n);
 	free(want);
-	destroy_pool(p);
+	t_destroy(p);
 }
 
 /* ---- threads ------------------------------------------------------------- */
@@ -495,7 +489,7 @@ Test(identity, concurrent_acquire_and_release)
 		for (size_t b = 0; b < UFPI_IDENTITY_BUCKETS; b++)
 			cr_expect_null(sh->pool->identity[b],
 				       "a module is left in the table");
-		destroy_pool(sh->pool);
+		t_destroy(sh->pool);
 		free(sh);
 	}
 }
@@ -575,7 +569,7 @@ Test(identity, simultaneous_acquires_of_new_contents_agree)
 			cr_expect_null(r.pool->identity[b]);
 		pthread_barrier_destroy(&r.start);
 		pthread_barrier_destroy(&r.done);
-		destroy_pool(r.pool);
+		t_destroy(r.pool);
 	}
 }
 

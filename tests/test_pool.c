@@ -160,22 +160,10 @@ static ufp_memory *mk_memory(ufp_pool *p, ufp_module *m, uint64_t bytes)
 	return mem;
 }
 
-static void free_memory(ufp_memory *mem)
-{
-	int err = ufp_memory_free(mem);
-	cr_assert_eq(err, 0, "ufp_memory_free: %s", ufp_strerror(err));
-}
-
 static void drop_module(ufp_module *m)
 {
 	int err = ufp_module_drop(m);
 	cr_assert_eq(err, 0, "ufp_module_drop: %s", ufp_strerror(err));
-}
-
-static void destroy_pool(ufp_pool *p)
-{
-	int err = ufp_pool_destroy(p);
-	cr_assert_eq(err, 0, "ufp_pool_destroy: %s", ufp_strerror(err));
 }
 
 /*
@@ -226,7 +214,7 @@ static void assert_pool_works(ufp_pool *pool, ufp_module *m,
 	unsigned char *base = ufp_memory_base(mem);
 	base[0] ^= 0xff;
 	cr_assert_eq(base[0], (unsigned char)((m ? exp[0] : 0) ^ 0xff));
-	free_memory(mem);
+	t_free(mem);
 }
 
 /* ---- fresh memories: image or zero -------------------------------------- */
@@ -265,15 +253,15 @@ Test(pool_image, fresh_memory_equals_image_or_zero)
 			cr_assert_eq(ufp_memory_size(b), 1 * MiB);
 			check_memory(a, exp, c[i].initial, what);
 			check_memory_random(b, exp, c[i].initial, i, what);
-			free_memory(a);
-			free_memory(b);
+			t_free(a);
+			t_free(b);
 			free(exp);
 			drop_module(m);
 			/* the purge of the dropped module holds its affine
 			 * slots until it completes */
 			cr_assert_eq(ufp_pool_quiesce(pool), 0);
 		}
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -284,11 +272,11 @@ Test(pool_image, memory_without_module_reads_zero)
 		ufp_memory *mem = mk_memory(pool, NULL, 1 * MiB);
 		check_memory_random(mem, NULL, 0, 5, "no module");
 		scribble(mem, 6);
-		free_memory(mem);
+		t_free(mem);
 		mem = mk_memory(pool, NULL, 1 * MiB);
 		check_memory(mem, NULL, 0, "no module, again");
-		free_memory(mem);
-		destroy_pool(pool);
+		t_free(mem);
+		t_destroy(pool);
 	}
 }
 
@@ -305,10 +293,10 @@ Test(pool_image, drop_while_live_keeps_the_image)
 		drop_module(m);
 		/* nothing was touched before the drop */
 		check_memory_random(mem, exp, STD_INITIAL, 3, "after drop");
-		free_memory(mem);
+		t_free(mem);
 		cr_assert_eq(ufp_pool_quiesce(pool), 0);
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	free(exp);
 }
@@ -344,12 +332,12 @@ Test(pool_private, two_memories_do_not_see_each_others_writes)
 		}
 		check_memory(a, ea, 512 * KiB, "memory a");
 		check_memory(b, eb, 512 * KiB, "memory b");
-		free_memory(a);
-		free_memory(b);
+		t_free(a);
+		t_free(b);
 		free(ea);
 		free(eb);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -372,7 +360,7 @@ static void each_private_pool(pool_round *round, const void *arg)
 			ufp_pool *pool =
 				mk_pool(t_backends[k], 1, 1 * MiB, keeps[kk]);
 			round(pool, t_backends[k], keeps[kk], arg);
-			destroy_pool(pool);
+			t_destroy(pool);
 		}
 	}
 }
@@ -443,7 +431,7 @@ static void same_module_rounds(ufp_pool *pool, ufp_module *m,
 		} else {
 			scribble(mem, seed + (uint64_t)round);
 		}
-		free_memory(mem);
+		t_free(mem);
 	}
 }
 
@@ -470,7 +458,7 @@ static void other_module_rounds(ufp_pool *pool, ufp_backend b, uint64_t keep,
 		ufp_memory *a = mk_memory(pool, m1, 0);
 		check_memory(a, im->e1, STD_INITIAL, "module 1");
 		scribble(a, 10 + (uint64_t)round);
-		free_memory(a);
+		t_free(a);
 		ufp_memory *bm = mk_memory(pool, m2, 0);
 		cr_assert_eq(ufp_memory_slot(bm), 0);
 		check_memory_random(bm, im->e2, STD_INITIAL, (uint64_t)round,
@@ -478,11 +466,11 @@ static void other_module_rounds(ufp_pool *pool, ufp_backend b, uint64_t keep,
 		/* leave some pages untouched, others dirty */
 		unsigned char *bb = ufp_memory_base(bm);
 		memset(bb + 64 * KiB, 0x5e, 64 * KiB);
-		free_memory(bm);
+		t_free(bm);
 		ufp_memory *c = mk_memory(pool, NULL, 1 * MiB);
 		check_memory(c, NULL, 0, "no module after module 2");
 		scribble(c, 20 + (uint64_t)round);
-		free_memory(c);
+		t_free(c);
 	}
 	drop_module(m1);
 	drop_module(m2);
@@ -517,24 +505,24 @@ static void zero_pages_round(ufp_pool *pool, ufp_module *m,
 	/* a reader of zeros everywhere */
 	ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
 	check_memory(a, NULL, 0, "reader of zeros");
-	free_memory(a);
+	t_free(a);
 	/* the module's image must show through */
 	ufp_memory *b = mk_memory(pool, m, 0);
 	check_memory(b, exp, 1 * MiB, "image after a reader");
-	free_memory(b);
+	t_free(b);
 	/* a reader again, then a writer over its pages */
 	a = mk_memory(pool, NULL, 1 * MiB);
 	check_memory(a, NULL, 0, "reader of zeros");
-	free_memory(a);
+	t_free(a);
 	a = mk_memory(pool, NULL, 1 * MiB);
 	memset(ufp_memory_base(a), 0x93, 1 * MiB);
-	free_memory(a);
+	t_free(a);
 	a = mk_memory(pool, NULL, 1 * MiB);
 	check_memory(a, NULL, 0, "after a writer");
-	free_memory(a);
+	t_free(a);
 	b = mk_memory(pool, m, 0);
 	check_memory(b, exp, 1 * MiB, "image after a writer");
-	free_memory(b);
+	t_free(b);
 }
 
 Test(pool_private, zero_pages_left_by_a_reader_hide_nothing)
@@ -562,19 +550,19 @@ static void image_then_no_image_round(ufp_pool *pool, ufp_module *m,
 	/* read only: the image's own pages stay clean */
 	ufp_memory *a = mk_memory(pool, m, 0);
 	check_memory(a, exp, STD_INITIAL, "image");
-	free_memory(a);
+	t_free(a);
 	ufp_memory *b = mk_memory(pool, NULL, STD_INITIAL);
 	cr_assert_eq(ufp_memory_slot(b), 0);
 	check_memory(b, NULL, 0, "no image after clean image");
-	free_memory(b);
+	t_free(b);
 	/* read and write */
 	a = mk_memory(pool, m, 1 * MiB);
 	check_memory(a, exp, STD_INITIAL, "image");
 	scribble(a, 31);
-	free_memory(a);
+	t_free(a);
 	b = mk_memory(pool, NULL, 1 * MiB);
 	check_memory_random(b, NULL, 0, 4, "no image after dirty image");
-	free_memory(b);
+	t_free(b);
 }
 
 Test(pool_cve_2022_39393, image_then_no_image_reads_only_zeros)
@@ -590,18 +578,18 @@ static void no_image_then_image_round(ufp_pool *pool, ufp_module *m,
 	(void)keep;
 	ufp_memory *a = mk_memory(pool, NULL, 1 * MiB);
 	scribble(a, 41);
-	free_memory(a);
+	t_free(a);
 	ufp_memory *b = mk_memory(pool, m, 0);
 	cr_assert_eq(ufp_memory_slot(b), 0);
 	check_memory(b, exp, STD_INITIAL, "image after dirty no-image");
-	free_memory(b);
+	t_free(b);
 	a = mk_memory(pool, NULL, STD_INITIAL);
 	scribble(a, 42);
-	free_memory(a);
+	t_free(a);
 	b = mk_memory(pool, m, 1 * MiB);
 	check_memory_random(b, exp, STD_INITIAL, 8,
 			    "image after dirty no-image");
-	free_memory(b);
+	t_free(b);
 }
 
 Test(pool_cve_2022_39393, no_image_then_image_reads_only_the_image)
@@ -620,18 +608,18 @@ static void grown_pages_round(ufp_pool *pool, ufp_module *m,
 		/* the writer: same module, or no module */
 		ufp_memory *a = mk_memory(pool, who ? NULL : m, 1 * MiB);
 		scribble(a, 51 + (uint64_t)who);
-		free_memory(a);
+		t_free(a);
 		ufp_memory *b = mk_memory(pool, m, 0);
 		cr_assert_eq(ufp_memory_size(b), STD_INITIAL);
 		cr_assert_eq(ufp_memory_grow(b, 1 * MiB), 0);
 		cr_assert_eq(ufp_memory_size(b), 1 * MiB);
 		check_memory_random(b, exp, STD_INITIAL, 9,
 				    "grown after a writer");
-		free_memory(b);
+		t_free(b);
 		ufp_memory *c = mk_memory(pool, NULL, WPAGE);
 		cr_assert_eq(ufp_memory_grow(c, 1 * MiB), 0);
 		check_memory(c, NULL, 0, "grown, no module");
-		free_memory(c);
+		t_free(c);
 	}
 }
 
@@ -778,9 +766,9 @@ Test(pool_bounds, grow_reads_zero_and_respects_limits)
 			     "a failed grow changed the size");
 		cr_assert_eq(base[300 * KiB], 0x42);
 		cr_assert_eq(base[5], 0x99);
-		free_memory(mem);
+		t_free(mem);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 		free(exp);
 	}
 }
@@ -835,11 +823,11 @@ Test(pool_kernel, read_from_pipe_into_untouched_pages, .timeout = 60)
 		close(fds[1]);
 		assert_bytes(back, exp + 98 * KiB, sizeof(back),
 			     "write(2) from untouched memory", 98 * KiB);
-		free_memory(b);
-		free_memory(mem);
+		t_free(b);
+		t_free(mem);
 		free(exp);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -874,7 +862,7 @@ ParameterizedTest(ufp_backend *b, pool_uaf, touch_after_free_traps_sigbus,
 	ufp_memory *mem = mk_memory(pool, m, 1 * MiB);
 	volatile unsigned char *v = ufp_memory_base(mem);
 	cr_assert_eq(v[0], pat[0]);
-	free_memory(mem);
+	t_free(mem);
 	/* a page the memory never touched */
 	(void)v[700 * KiB];
 	cr_assert_fail("touching a freed memory did not trap");
@@ -922,7 +910,7 @@ Test(pool_uaf, poisoned_slot_recovers_for_its_next_memory, .timeout = 60)
 		volatile unsigned char *va = ufp_memory_base(a);
 		/* populate the first wasm page, then free */
 		assert_bytes((unsigned char *)va, exp, 64 * KiB, "a", 0);
-		free_memory(a);
+		t_free(a);
 
 		/* pages the memory never populated (only those are promised
 		 * to trap: clean pages may stay for a warm reuse): two image
@@ -967,10 +955,10 @@ Test(pool_uaf, poisoned_slot_recovers_for_its_next_memory, .timeout = 60)
 					 900 * KiB),
 			      "poison past the image survived a grow");
 		check_memory(c, exp, STD_INITIAL, "grown over the poison");
-		free_memory(c);
+		t_free(c);
 
 		/* once more, with no module in that slot */
-		free_memory(b);
+		t_free(b);
 		c = mk_memory(pool, NULL, 1 * MiB);
 		ufp_memory *d = mk_memory(pool, NULL, 1 * MiB);
 		(void)d;
@@ -978,10 +966,10 @@ Test(pool_uaf, poisoned_slot_recovers_for_its_next_memory, .timeout = 60)
 			  ufp_memory_slot(d) == slot_a);
 		check_memory(c, NULL, 0, "no module after poison");
 		check_memory(d, NULL, 0, "no module after poison");
-		free_memory(c);
-		free_memory(d);
+		t_free(c);
+		t_free(d);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	sigaction(SIGBUS, &old_bus, NULL);
 	sigaction(SIGSEGV, &old_segv, NULL);
@@ -1019,7 +1007,7 @@ static void expect_rejected(ufp_config c, int want, const char *what, bool logs)
 	cr_expect_eq(err, want, "%s: got %d (%s), expected %d (%s)", what, err,
 		     ufp_strerror(err), want, ufp_strerror(want));
 	if (!err) {
-		destroy_pool(p);
+		t_destroy(p);
 		return;
 	}
 	if (!logs)
@@ -1098,11 +1086,11 @@ Test(pool_bad, config_rejected_with_its_errno_and_one_log_line)
 		cr_expect_eq(err, E, "NULL out: %d", err);
 
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 		/* and a new pool from the good config */
 		pool = t_pool(&good);
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1117,7 +1105,7 @@ Test(pool_bad, config_limits_that_are_accepted)
 		c.fault_around_max_bytes = 4096;
 		ufp_pool *pool = t_pool(&c);
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1197,7 +1185,7 @@ Test(pool_bad, module_arguments)
 		m = mk_module(pool, s, ns, STD_INITIAL);
 		assert_pool_works(pool, m, exp, STD_INITIAL);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	free(exp);
 }
@@ -1222,7 +1210,7 @@ Test(pool_bad, memory_arguments)
 		cr_expect_eq(err, want, "%s: got %d (%s)", #call, err, \
 			     ufp_strerror(err));                       \
 		if (!err)                                              \
-			free_memory(mem);                              \
+			t_free(mem);                                   \
 	} while (0)
 		EXPECT(-EINVAL, ufp_memory_alloc(NULL, m, 0, &mem));
 		EXPECT(-EINVAL, ufp_memory_alloc(pool, m, 0, NULL));
@@ -1249,14 +1237,14 @@ Test(pool_bad, memory_arguments)
 		/* none of these took a slot: both are still free */
 		ufp_memory *a = mk_memory(pool, m, 0);
 		ufp_memory *b = mk_memory(pool, NULL, WPAGE);
-		free_memory(a);
-		free_memory(b);
+		t_free(a);
+		t_free(b);
 		assert_pool_works(pool, m, exp, STD_INITIAL);
 		assert_pool_works(other, mo, exp, STD_INITIAL);
 		drop_module(m);
 		drop_module(mo);
-		destroy_pool(pool);
-		destroy_pool(other);
+		t_destroy(pool);
+		t_destroy(other);
 	}
 	free(exp);
 }
@@ -1278,11 +1266,11 @@ Test(pool_bad, grow_arguments)
 		EXPECT(-EINVAL, ufp_memory_grow(mem, 128 * KiB));
 		EXPECT(-E2BIG, ufp_memory_grow(mem, 1 * MiB + WPAGE));
 		cr_expect_eq(ufp_memory_size(mem), 256 * KiB);
-		free_memory(mem);
+		t_free(mem);
 		EXPECT(-EINVAL, ufp_memory_grow(mem, 512 * KiB));
 #undef EXPECT
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1297,7 +1285,7 @@ Test(pool_bad, double_free_and_double_drop)
 		ufp_memory *a = mk_memory(pool, m, 0);
 		ufp_memory *b = mk_memory(pool, m, 0);
 		check_memory(a, exp, STD_INITIAL, "a");
-		free_memory(a);
+		t_free(a);
 		int err = ufp_memory_free(a);
 		cr_expect_eq(err, -EINVAL, "double free: %d (%s)", err,
 			     ufp_strerror(err));
@@ -1313,9 +1301,9 @@ Test(pool_bad, double_free_and_double_drop)
 			     "%d (%s)",
 			     err, ufp_strerror(err));
 		if (!err)
-			free_memory(d);
-		free_memory(c);
-		free_memory(b);
+			t_free(d);
+		t_free(c);
+		t_free(b);
 
 		cr_expect_eq(ufp_module_drop(NULL), -EINVAL);
 		ufp_module *m2 = mk_module(pool, s, ns, STD_INITIAL);
@@ -1332,12 +1320,12 @@ Test(pool_bad, double_free_and_double_drop)
 			     "%d (%s)",
 			     err, ufp_strerror(err));
 		check_memory(e, exp, STD_INITIAL, "memory of a dropped module");
-		free_memory(e);
+		t_free(e);
 		cr_assert_eq(ufp_pool_quiesce(pool), 0);
 		m = mk_module(pool, s, ns, STD_INITIAL);
 		assert_pool_works(pool, m, exp, STD_INITIAL);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	free(exp);
 }
@@ -1365,7 +1353,7 @@ Test(pool_bad, null_handles_everywhere_else)
 		cr_expect_eq(ufp_pool_info(pool, &b, NULL, NULL), 0);
 		cr_expect_eq(b, t_backends[k], "pool_info backend");
 		assert_pool_works(pool, NULL, NULL, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1384,13 +1372,13 @@ Test(pool_wait, full_pool_returns_eagain)
 			cr_assert_eq(err, -EAGAIN, "%d (%s)", err,
 				     ufp_strerror(err));
 		}
-		free_memory(mem[1]);
+		t_free(mem[1]);
 		mem[1] = mk_memory(pool, NULL, WPAGE);
 		int err = ufp_memory_alloc(pool, NULL, WPAGE, &x);
 		cr_assert_eq(err, -EAGAIN, "%d (%s)", err, ufp_strerror(err));
 		for (int i = 0; i < 3; i++)
-			free_memory(mem[i]);
-		destroy_pool(pool);
+			t_free(mem[i]);
+		t_destroy(pool);
 	}
 }
 
@@ -1438,8 +1426,8 @@ Test(pool_wait, alloc_wait_returns_when_another_thread_frees, .timeout = 60)
 		unsigned char *base = ufp_memory_base(mem);
 		cr_assert_eq(base[100], 0);
 		base[100] = 1;
-		free_memory(mem);
-		destroy_pool(pool);
+		t_free(mem);
+		t_destroy(pool);
 	}
 }
 
@@ -1462,12 +1450,12 @@ Test(pool_wait, alloc_wait_times_out_when_nobody_frees, .timeout = 60)
 		err = ufp_memory_alloc_wait(pool, NULL, WPAGE, 0, &mem);
 		cr_assert_eq(err, -ETIMEDOUT, "zero timeout: %d (%s)", err,
 			     ufp_strerror(err));
-		free_memory(held);
+		t_free(held);
 		err = ufp_memory_alloc_wait(pool, NULL, WPAGE, 0, &mem);
 		cr_assert_eq(err, 0, "a free slot and zero timeout: %d (%s)",
 			     err, ufp_strerror(err));
-		free_memory(mem);
-		destroy_pool(pool);
+		t_free(mem);
+		t_destroy(pool);
 	}
 }
 
@@ -1495,11 +1483,11 @@ static void pool_life(ufp_backend b, ufp_reclaim r, unsigned handlers)
 	cr_assert_eq(ufp_memory_grow(mem[0], 1 * MiB), 0);
 	scribble(mem[0], 9);
 	for (int i = 0; i < 4; i++)
-		free_memory(mem[i]);
+		t_free(mem[i]);
 	drop_module(m);
 	cr_assert_eq(ufp_pool_quiesce(pool), 0);
 	/* `kept` is left for destroy to drop */
-	destroy_pool(pool);
+	t_destroy(pool);
 }
 
 Test(pool_lifecycle, destroy_leaves_no_fd_or_mapping_behind)
@@ -1549,9 +1537,9 @@ Test(pool_lifecycle, destroy_with_a_live_memory_is_ebusy)
 		/* nothing changed: the rest faults in, the module works */
 		check_memory_random(mem, exp, STD_INITIAL, 1, "after EBUSY");
 		assert_pool_works(pool, m, exp, STD_INITIAL);
-		free_memory(mem);
+		t_free(mem);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	free(exp);
 }
@@ -1569,13 +1557,13 @@ Test(pool_lifecycle, resident_bytes_follow_touch_and_free)
 		cr_assert_geq(r1, r0 + 2 * MiB,
 			      "resident %llu before, %llu after writing 2 MiB",
 			      (unsigned long long)r0, (unsigned long long)r1);
-		free_memory(mem);
+		t_free(mem);
 		cr_assert_eq(ufp_pool_resident_bytes(pool, &r2), 0);
 		cr_assert_leq(r2, r0,
 			      "resident %llu before, %llu after free with "
 			      "keep_resident_bytes 0",
 			      (unsigned long long)r0, (unsigned long long)r2);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1601,7 +1589,7 @@ Test(pool_lifecycle, resident_bytes_of_image_pages_go_at_free)
 			      "[%s] resident %llu before, %llu after touching",
 			      ctx, (unsigned long long)r0,
 			      (unsigned long long)r1);
-		free_memory(mem);
+		t_free(mem);
 		cr_assert_eq(ufp_pool_resident_bytes(pool, &r2), 0);
 		cr_assert_leq(r2, r0,
 			      "[%s] resident %llu before, %llu after free with "
@@ -1609,7 +1597,7 @@ Test(pool_lifecycle, resident_bytes_of_image_pages_go_at_free)
 			      ctx, (unsigned long long)r0,
 			      (unsigned long long)r2);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1770,14 +1758,14 @@ Test(pool_api, stats_of_a_pool)
 		cr_assert_eq(st0.size, sizeof(ufp_stats));
 		ufp_memory *a = mk_memory(pool, NULL, WPAGE);
 		ufp_memory *b = mk_memory(pool, NULL, WPAGE);
-		free_memory(a);
-		free_memory(b);
+		t_free(a);
+		t_free(b);
 		cr_assert_eq(ufp_pool_stats(pool, &st1), 0);
 		cr_expect_eq(st1.allocs - st0.allocs, 2);
 		cr_expect_eq(st1.resets - st0.resets, 2);
 		size_t n = ufp_stats_format(&st1, 1, NULL, 0);
 		cr_assert_gt(n, 0);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -1947,7 +1935,7 @@ Test(pool_prefix, header_before_the_base)
 			      "[%s] the byte before a header did not trap",
 			      t_backend_name(c.backend));
 		cr_assert_neq(prefix_read_sig(ba + ufp_memory_size(a)), 0);
-		free_memory(a);
+		t_free(a);
 		ba[-1] = 0x77; /* a stale pointer */
 		a = mk_memory(pool, m, 0);
 		unsigned char *na = ufp_memory_base(a);
@@ -1955,8 +1943,8 @@ Test(pool_prefix, header_before_the_base)
 			cr_assert_eq(na[-(ptrdiff_t)o], 0,
 				     "[%s] header byte -%zu of a new memory",
 				     t_backend_name(c.backend), o);
-		free_memory(a);
-		free_memory(b);
+		t_free(a);
+		t_free(b);
 		drop_module(m);
 		cr_assert_eq(ufp_pool_quiesce(pool), 0);
 		uint64_t r1;
@@ -1964,7 +1952,7 @@ Test(pool_prefix, header_before_the_base)
 		cr_assert_leq(r1, r0, "[%s] %llu bytes left after drop",
 			      t_backend_name(c.backend),
 			      (unsigned long long)r1);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 	free(exp);
 }
@@ -2014,14 +2002,14 @@ Test(pool_exact, byte_sizes_and_bounds)
 		b[3 * page + 6] = 1;
 		cr_assert_eq(ufp_memory_grow(mem, 3 * page + 6), -EINVAL,
 			     "a shrink");
-		free_memory(mem);
+		t_free(mem);
 		mem = mk_memory(pool, m, 5000);
 		cr_assert_eq(ufp_memory_size(mem), 5000);
 		cr_assert_eq(memcmp(ufp_memory_base(mem) + 90, seg, 10), 0);
 		cr_assert_eq(((unsigned char *)ufp_memory_base(mem))[4999], 0);
-		free_memory(mem);
+		t_free(mem);
 		drop_module(m);
-		destroy_pool(pool);
+		t_destroy(pool);
 	}
 }
 
@@ -2058,7 +2046,7 @@ Test(pool_exact, wasm_page_bytes_rules)
 	ufp_pool *p = t_pool(&c);
 	ufp_memory *mem = NULL;
 	cr_assert_eq(ufp_memory_alloc(p, NULL, 4096, &mem), -EINVAL);
-	destroy_pool(p);
+	t_destroy(p);
 }
 
 /* ufp_memory_alloc_ex: the memory's own maximum (a module's declared one) */
@@ -2078,8 +2066,8 @@ Test(pool_exact, per_memory_maximum)
 	/* the other memory is not limited by it */
 	ufp_memory *other = mk_memory(p, NULL, WPAGE);
 	cr_assert_eq(ufp_memory_grow(other, 4 * MiB), 0);
-	free_memory(other);
-	free_memory(mem);
+	t_free(other);
+	t_free(mem);
 	ufp_memory *no = NULL;
 	ufp_alloc_opts bad = o;
 	bad.max_bytes = WPAGE / 2; /* below initial */
@@ -2096,6 +2084,6 @@ Test(pool_exact, per_memory_maximum)
 	cr_assert_null(no);
 	/* the pool is still usable */
 	mem = mk_memory(p, NULL, WPAGE);
-	free_memory(mem);
-	destroy_pool(p);
+	t_free(mem);
+	t_destroy(p);
 }

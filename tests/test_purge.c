@@ -154,12 +154,6 @@ static ufp_memory *mem_alloc(ufp_pool *p, const struct mod *md)
 	return mem;
 }
 
-static void mem_free(ufp_memory *mem)
-{
-	int err = ufp_memory_free(mem);
-	cr_assert_eq(err, 0, "memory_free: %s", ufp_strerror(err));
-}
-
 static void shuffle(ufp_memory **v, size_t n, uint64_t *rng)
 {
 	for (size_t i = n; i > 1; i--) {
@@ -183,7 +177,7 @@ static void cycle(ufp_pool *p, const struct mod *md, size_t k, uint64_t *rng)
 	}
 	shuffle(v, k, rng);
 	for (size_t i = 0; i < k; i++)
-		mem_free(v[i]);
+		t_free(v[i]);
 	free(v);
 }
 
@@ -478,7 +472,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 			touch(v[i], owner[i]);
 		}
 		for (size_t i = 0; i < n; i++)
-			mem_free(v[i]);
+			t_free(v[i]);
 	}
 
 	uint64_t bres[64], bsum = 0;
@@ -538,7 +532,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 		if (t_backend_has_handler(be) && bres[i] == len)
 			cr_assert_eq(s1.faults, s0.faults,
 				     "%s: kept pages of B faulted again", what);
-		mem_free(mem);
+		t_free(mem);
 	}
 
 	/* every slot at once: each of B's affine slots hosts B again (an
@@ -554,7 +548,7 @@ static void others_untouched(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	ufp_stats s1 = t_stats(p);
 	cr_assert_eq(s1.affinity_hits - s0.affinity_hits, nb, "%s", what);
 	for (uint32_t k = 0; k < slots; k++)
-		mem_free(v[k]);
+		t_free(v[k]);
 
 	drop_gone(p, &b, base, what);
 	mod_fini(&a);
@@ -600,7 +594,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	shuffle(v, nmem, &rng);
 	for (uint32_t k = 0; k < nmem / 2; k++) {
 		dirty(v[k], &a);
-		mem_free(v[k]);
+		t_free(v[k]);
 	}
 	uint64_t res0 = resident(p);
 	uint32_t naff0 = ufp_index_num_affine(p->index, a.key);
@@ -629,7 +623,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	}
 	/* every free but the last keeps deferring */
 	for (uint32_t k = nmem / 2; k + 1 < nmem; k++) {
-		mem_free(v[k]);
+		t_free(v[k]);
 		quiesce(p);
 		s1 = t_stats(p);
 		cr_assert_eq(s1.purges, s0.purges, "%s", what);
@@ -641,7 +635,7 @@ static void drop_live(ufp_backend be, ufp_strategy st, ufp_reclaim rc)
 	check_pool(p);
 
 	/* the last free purges everything */
-	mem_free(v[nmem - 1]);
+	t_free(v[nmem - 1]);
 	quiesce(p);
 	s1 = t_stats(p);
 	cr_assert_eq(s1.purges - s0.purges, 1, "%s", what);
@@ -689,7 +683,7 @@ static void populate_cheap(ufp_pool *p, const struct mod *md, uint32_t n)
 		touch_pages(v[k], md);
 	}
 	for (uint32_t k = 0; k < n; k++)
-		mem_free(v[k]);
+		t_free(v[k]);
 	free(v);
 }
 
@@ -892,7 +886,7 @@ Test(purge, stats_affine_slots_without_pages)
 	for (int k = 0; k < 16; k++)
 		v[k] = mem_alloc(p, &a);
 	for (int k = 0; k < 16; k++)
-		mem_free(v[k]);
+		t_free(v[k]);
 	cr_assert_eq(resident(p), base);
 	cr_assert_eq(ufp_index_num_affine(p->index, a.key), 16);
 	ufp_stats s0 = t_stats(p);
@@ -1141,7 +1135,7 @@ static void concurrent_drops(ufp_reclaim rc)
 		}
 		shuffle(v, slots, &rng);
 		for (uint32_t k = 0; k < slots; k++)
-			mem_free(v[k]);
+			t_free(v[k]);
 		cr_assert_gt(ufp_index_num_affine(p->index, a.key), 0);
 		cr_assert_gt(ufp_index_num_affine(p->index, b.key), 0);
 		cr_assert_geq(resident(p) - base, (uint64_t)slots * CONC_LEN);
@@ -1253,7 +1247,7 @@ static void drop_racing_alloc(ufp_backend be, int rounds)
 				     t_backend_name(be), r);
 			cr_assert_eq(d, -1, "%s round %d: wrong byte at %ld",
 				     t_backend_name(be), r, d);
-			mem_free(al.mem);
+			t_free(al.mem);
 		} else {
 			cr_assert_eq(al.err, -EINVAL, "%s round %d: alloc: %s",
 				     t_backend_name(be), r,
@@ -1384,7 +1378,7 @@ static void small_ring(unsigned ring)
 		touch_pages(v[i], &m[i % 4]);
 	}
 	for (uint32_t i = 0; i < n; i++)
-		mem_free(v[i]);
+		t_free(v[i]);
 	free(v);
 	cr_assert_gt(resident(p), base);
 	/* drops one after the other, no quiesce between: the first one's
@@ -1432,7 +1426,7 @@ static void over_4gib(ufp_reclaim rc)
 	cr_assert_eq(b[0], a.img[0]);
 	b[0] = 1;
 	b[max - 1] = 2; /* past 4 GiB */
-	mem_free(mem);
+	t_free(mem);
 	uint64_t r = resident(p);
 	cr_assert_geq(r - base, 2 * t_page(), "both ends kept");
 	cr_assert_gt(slot_resident(p, 0, max) -
@@ -1510,8 +1504,8 @@ Test(purge_fail, cow_mmap_fails_during_purge)
 	ufp_memory *m1 = mem_alloc(p, &b), *m2 = mem_alloc(p, &b);
 	cr_assert_eq(first_diff(m1, &b), -1);
 	cr_assert_eq(first_diff(m2, &b), -1);
-	mem_free(m1);
-	mem_free(m2);
+	t_free(m1);
+	t_free(m2);
 	mod_drop(&b);
 	quiesce(p);
 	assert_gone(p, &a, base, "a after the wipe");
@@ -1538,7 +1532,7 @@ Test(purge_fail, cow_mmap_fails_during_prepare)
 	check_pool(p);
 	mem = mem_alloc(p, &a);
 	touch(mem, &a);
-	mem_free(mem);
+	t_free(mem);
 	mod_drop(&a);
 	quiesce(p);
 	assert_gone(p, &a, base, "after a failed prepare");
@@ -1605,7 +1599,7 @@ static void prepare_fails_while_dropped(ufp_reclaim rc)
 	assert_gone(p, &a, base, "a dropped during b's failed prepare");
 	mem = mem_alloc(p, &b);
 	touch(mem, &b);
-	mem_free(mem);
+	t_free(mem);
 	mod_drop(&b);
 	quiesce(p);
 	assert_gone(p, &b, base, "b");
@@ -1639,7 +1633,7 @@ static void alloc_after_drop(ufp_backend be, ufp_reclaim rc, bool stall)
 		mod_create(p, MIB, 100 + (uint64_t)round, &a);
 		ufp_memory *mem = mem_alloc(p, &a);
 		touch(mem, &a);
-		mem_free(mem);
+		t_free(mem);
 		/* stall: the kernel refuses the first submit, so the purge
 		 * is certainly still pending when the allocation comes */
 		if (stall)
@@ -1654,7 +1648,7 @@ static void alloc_after_drop(ufp_backend be, ufp_reclaim rc, bool stall)
 			     "%s/%s round %d: alloc right after the drop: %s",
 			     t_backend_name(be), t_reclaim_name(rc), round,
 			     ufp_strerror(err));
-		mem_free(mem);
+		t_free(mem);
 		quiesce(p);
 		assert_gone(p, &a, base, "alloc after drop");
 		mod_fini(&a);

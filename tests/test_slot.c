@@ -102,12 +102,12 @@ Test(slot, keep_0_copy_fill_frees_to_clean)
 	ufp_module *m = module(p, img, 1);
 	ufp_memory *mem = alloc_touch(p, m);
 	expect_state(p, 0, UFPI_SLOT_LIVE, "a memory");
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	t_free(mem);
 	expect_state(p, 0, UFPI_SLOT_CLEAN, "freed, nothing kept");
 	cr_assert_eq(ufpi_pool_check(p), 0);
 	drop(p, m);
 	expect_state(p, 0, UFPI_SLOT_CLEAN, "dropped");
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	t_destroy(p);
 }
 
 /* Without a handler (COPY backend, COW) nothing sees a write after free:
@@ -123,7 +123,7 @@ Test(slot, no_handler_use_after_free_never_reaches_another_module)
 		ufp_module *a = module(p, a_img, 10), *b = module(p, b_img, 11);
 		ufp_memory *mem = alloc_touch(p, a);
 		unsigned char *base = ufp_memory_base(mem);
-		cr_assert_eq(ufp_memory_free(mem), 0);
+		t_free(mem);
 		expect_state(p, 0, UFPI_SLOT_KEPT,
 			     t_backend_name(nohandler[k]));
 		base[MEM - 1] = 0xee; /* after free: beyond B's image */
@@ -134,10 +134,10 @@ Test(slot, no_handler_use_after_free_never_reaches_another_module)
 			     "another module's memory",
 			     t_backend_name(nohandler[k]));
 		t_assert_bytes(base, b_img, MEM / 2, "the other module", 0);
-		cr_assert_eq(ufp_memory_free(mem), 0);
+		t_free(mem);
 		drop(p, a);
 		drop(p, b);
-		cr_assert_eq(ufp_pool_destroy(p), 0);
+		t_destroy(p);
 	}
 }
 
@@ -153,19 +153,19 @@ Test(slot, kept_pages_make_kept_and_drop_makes_clean)
 		ufp_memory *mem = alloc_touch(p, m);
 		expect_state(p, 0, UFPI_SLOT_LIVE,
 			     t_backend_name(t_backends[k]));
-		cr_assert_eq(ufp_memory_free(mem), 0);
+		t_free(mem);
 		expect_state(p, 0, UFPI_SLOT_KEPT,
 			     t_backend_name(t_backends[k]));
 		cr_assert_eq(ufpi_pool_check(p), 0);
 		/* the same module again: the kept slot becomes LIVE */
 		mem = alloc_touch(p, m);
 		expect_state(p, 0, UFPI_SLOT_LIVE, "reused");
-		cr_assert_eq(ufp_memory_free(mem), 0);
+		t_free(mem);
 		drop(p, m);
 		expect_state(p, 0, UFPI_SLOT_CLEAN,
 			     t_backend_name(t_backends[k]));
 		cr_assert_eq(ufpi_pool_check(p), 0);
-		cr_assert_eq(ufp_pool_destroy(p), 0);
+		t_destroy(p);
 	}
 }
 
@@ -212,10 +212,10 @@ static void other_module_sees_its_own(ufp_pool *p, ufp_module *a, ufp_module *b,
 		cr_assert_eq(t_stats(p).slots_wiped, wiped + 1, "%s: not wiped",
 			     what);
 	t_assert_bytes(ufp_memory_base(mem), img, MEM / 2, what, 0);
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	t_free(mem);
 	drop(p, a);
 	drop(p, b);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	t_destroy(p);
 }
 #endif
 
@@ -259,7 +259,7 @@ Test(slot, touched_while_freed_makes_stale)
 	int tracking = 0;
 	cr_assert_eq(ufp_pool_info(p, NULL, NULL, &tracking), 0);
 	if (!tracking) {
-		cr_assert_eq(ufp_pool_destroy(p), 0);
+		t_destroy(p);
 		t_skip("dirty tracking unavailable (PAGEMAP_SCAN, WP_ASYNC): "
 		       "the untracked reset is the next test's");
 	}
@@ -300,10 +300,10 @@ Test(slot, a_late_message_is_not_a_touch)
 	uint64_t w1 = slot->windows;
 	pthread_mutex_unlock(&slot->lock);
 	cr_assert_eq(w1, w0, "a window that installed nothing was counted");
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	t_free(mem);
 	cr_assert_neq(state_of(p, 0), UFPI_SLOT_STALE);
 	drop(p, m);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	t_destroy(p);
 }
 
 /* The same without dirty tracking and with keep > 0: the reset restores
@@ -359,9 +359,9 @@ Test(slot, invariant_walk_catches_a_contradiction)
 	cr_assert_eq(ufpi_pool_check(p), 0);
 	ufp_module *m = module(p, img, 5);
 	ufp_memory *mem = alloc_touch(p, m);
-	cr_assert_eq(ufp_memory_free(mem), 0);
+	t_free(mem);
 	drop(p, m);
-	cr_assert_eq(ufp_pool_destroy(p), 0);
+	t_destroy(p);
 }
 
 /* The walk checks a slot against the index under the slot's lock, so a
@@ -409,7 +409,7 @@ Test(slot, invariant_walk_during_allocations)
 			     (unsigned long long)bad,
 			     (unsigned long long)checks);
 		drop(c.p, c.m);
-		cr_assert_eq(ufp_pool_destroy(c.p), 0);
+		t_destroy(c.p);
 	}
 }
 
