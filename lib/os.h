@@ -69,8 +69,6 @@ int ufpi_os_close(int fd);
 int ufpi_os_eventfd(int *out);
 int ufpi_os_eventfd_signal(int fd);
 int ufpi_os_eventfd_drain(int fd);
-/* Bytes resident in [addr, addr+len): PAGEMAP_SCAN (present, not the zero
- * page) when pagemap_fd >= 0 and the kernel has it, else mincore. */
 /* The one PAGEMAP_SCAN walker: fn gets every run of [addr, addr+len)
  * that matches q (the kernel's category_mask / _inverted / _anyof_mask),
  * with the q->ret categories, until the range is covered; a non-zero
@@ -83,6 +81,8 @@ typedef int (*ufpi_pm_fn)(void *arg, uint64_t start, uint64_t end,
 int ufpi_os_pagemap_scan(int fd, void *addr, size_t len,
 			 const struct ufpi_pm_query *q, ufpi_pm_fn fn,
 			 void *arg);
+/* Bytes resident in [addr, addr+len): PAGEMAP_SCAN (present, not the zero
+ * page) when pagemap_fd >= 0 and the kernel has it, else mincore. */
 int ufpi_os_resident(int pagemap_fd, void *addr, size_t len, uint64_t *out);
 /* The same split into anonymous (private) and file-backed (shared page
  * cache) bytes. Without PAGEMAP_SCAN everything counts as private. */

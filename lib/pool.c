@@ -561,6 +561,20 @@ static bool purges_pending(ufp_pool *pool)
 	return atomic_load(&pool->purge_pending) || atomic_load(&pool->purgers);
 }
 
+/* CLOCK_REALTIME ns from now (for pthread_cond_timedwait). */
+static struct timespec realtime_after(uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000ull);
+	ts.tv_nsec += (long)(ns % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 /* Reclaim that makes no progress for this long is asked to give back the
  * work the kernel refuses (ufpi_reclaim_rescue: madvise here, logged). */
 #define UFPI_STALL_NS ((uint64_t)10 * 1000 * 1000)
@@ -588,13 +602,7 @@ static void purge_wait_step(ufp_pool *pool, struct purge_progress *pp)
 	}
 	pthread_mutex_lock(&pool->wait_lock);
 	if (purges_pending(pool)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = realtime_after(1000000);
 		pool->waiters++;
 		pthread_cond_timedwait(&pool->wait_cond, &pool->wait_lock, &ts);
 		pool->waiters--;
@@ -636,8 +644,6 @@ static bool module_ok(const ufp_pool *pool, const ufp_module *m)
 	return atomic_load(&m->magic) == UFPI_MAGIC_MODULE && m->pool == pool;
 }
 
-/* ufp_memory_alloc; *no_slot tells a -EAGAIN "every slot is held by a
- * live memory" from any error of the kernel. */
 /* The slot's accessible bytes for an exact size: whole OS pages. */
 static uint64_t page_up(uint64_t bytes)
 {
@@ -738,6 +744,8 @@ static int prepare_failed(ufp_pool *pool, ufp_slot_index i, uint64_t key,
 	return err == -EAGAIN ? -ENOMEM : err;
 }
 
+/* ufp_memory_alloc; *no_slot tells a -EAGAIN "every slot is held by a
+ * live memory" from any error of the kernel. */
 static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 			uint64_t max_bytes, ufp_memory **out, bool *no_slot)
 {
@@ -814,15 +822,9 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 
 	if (!pool_ok(pool))
 		return -EINVAL;
-	clock_gettime(CLOCK_REALTIME, &now);
 	if (timeout_ns > (uint64_t)365 * 24 * 3600 * 1000000000ull)
 		timeout_ns = (uint64_t)365 * 24 * 3600 * 1000000000ull;
-	deadline.tv_sec = now.tv_sec + (time_t)(timeout_ns / 1000000000ull);
-	deadline.tv_nsec = now.tv_nsec + (long)(timeout_ns % 1000000000ull);
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline = realtime_after(timeout_ns);
 	for (;;) {
 		/* count ourselves as a waiter before trying, so that a free
 		 * between the failed try and the wait still wakes us */
@@ -842,14 +844,8 @@ UFP_API int ufp_memory_alloc_wait(ufp_pool *pool, ufp_module *m,
 			struct timespec until = deadline;
 			bool slice = !pool->handler &&
 				     atomic_load(&pool->purge_pending);
-			if (slice) {
-				clock_gettime(CLOCK_REALTIME, &until);
-				until.tv_nsec += 1000000;
-				if (until.tv_nsec >= 1000000000) {
-					until.tv_sec++;
-					until.tv_nsec -= 1000000000;
-				}
-			}
+			if (slice)
+				until = realtime_after(1000000);
 			int r = pthread_cond_timedwait(
 				&pool->wait_cond, &pool->wait_lock, &until);
 			clock_gettime(CLOCK_REALTIME, &now);

@@ -297,10 +297,8 @@ static void copy_image(struct ufpi_slots *s, uint32_t i,
 		}
 		p = q;
 	}
-	uint64_t end = (uint64_t)img->npages * page;
 	pthread_mutex_lock(&slot->lock);
-	if (end > slot->populated_hi)
-		slot->populated_hi = end;
+	populated_locked(slot, (uint64_t)img->npages * page);
 	pthread_mutex_unlock(&slot->lock);
 }
 
@@ -433,7 +431,7 @@ static bool publish_live_locked(struct ufpi_slots *s, uint32_t i,
 			pthread_mutex_lock(&slot->lock);
 		}
 	}
-	if (slot->populated_hi && slot->image == img)
+	if (slot->populated_hi) /* kept pages of this image */
 		UFPI_ADD(s->ctr, faults_avoided,
 			 slot->kept_bytes / ufpi_page_size());
 	slot->state = UFPI_SLOT_LIVE;
@@ -550,7 +548,6 @@ void ufpi_slot_source_locked(const struct ufpi_slots *s, uint32_t i,
 	src->img = slot->image;
 	src->file_pages = slot->file_len / ufpi_page_size();
 	src->gen = slot->gen;
-	src->live = slot->state == UFPI_SLOT_LIVE;
 }
 
 void ufpi_slot_header_source_locked(const struct ufpi_slots *s, uint32_t i,

@@ -81,8 +81,8 @@ struct ufpi_page_src {
 				   the slot while its lock is held) */
 	uint64_t file_pages;	/* pages [0, file_pages) map img's memfd
 				(minor mode): CONTINUE, not COPY */
-	uint32_t gen;		/* the slot's generation */
-	bool live;		/* a memory is in the slot */
+	uint32_t gen;		/* the memory's: changes as the slot enters and
+			 leaves LIVE */
 };
 
 /* Slot i: [start, start + prefix) the runtime's header (always

@@ -18,7 +18,7 @@
 struct ufpi_slot {
 	pthread_mutex_t lock;
 	enum ufpi_slot_state state;
-	uint32_t gen;		  /* bumped on every state change */
+	uint32_t gen;		  /* bumped entering and leaving LIVE */
 	struct ufpi_image *image; /* referenced while LIVE or populated */
 	uint64_t accessible;	  /* LIVE: bytes read-write for the memory */
 	uint64_t prot_bytes;	  /* bytes currently PROT_READ|WRITE */

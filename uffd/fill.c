@@ -89,7 +89,7 @@ static bool zero_over_marker(struct ufpi_slots *s, int fd, enum fill_kind kind,
 {
 	size_t done;
 	if (kind == FILL_ZERO && s->dirty && s->zero_page &&
-	    ufpi_uffd_copy(fd, dst, s->zero_page, ufpi_page_size(), s->dirty,
+	    ufpi_uffd_copy(fd, dst, s->zero_page, ufpi_page_size(), true,
 			   &done) == 0) {
 		UFPI_ADD(s->ctr, pages_zeroed, 1);
 		return true;

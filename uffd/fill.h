@@ -13,7 +13,7 @@
 /* Fill pages [p, q) of the memory src describes (its slot's lock held)
  * from its image through its uffd: CONTINUE where the slot maps the image's memfd,
  * COPY elsewhere, ZEROPAGE where the image has no data. EEXIST and EAGAIN
- * are normal (unless `patient`, two present pages in a row end a run:
+ * are normal (unless UFPI_FILL_PATIENT, two present pages in a row end a run:
  * the rest is left to fault); other errors do not stop it. Returns 0 or the first
  * unexpected -errno, with *stop at the first page it left empty. Adds the
  * pages it filled to *filled (may be NULL). Wakes nobody. */

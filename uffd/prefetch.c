@@ -282,7 +282,9 @@ bool ufpi_prefetch_chunk_locked(struct ufpi_slots *s, uint32_t i,
 	bool more = false;
 
 	*hi = 0;
-	if (src->live && src->gen == pf->gen && pf->prefetched && src->img)
+	/* the same generation: still the memory the work was for (it
+	 * changes as the slot leaves LIVE) */
+	if (src->gen == pf->gen && pf->prefetched && src->img)
 		more = map_chunk(s, i, src, UFPI_PF_CHUNK, UFPI_PF_RUNS, hi);
 	if (!more)
 		atomic_store_explicit(&pf->pending, false,
