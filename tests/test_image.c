@@ -466,9 +466,9 @@ static void wasm_case(const char *file)
 	struct ufpw_module wm;
 
 	if (!t_shared_wasm(file, path, sizeof(path)))
-		cr_skip_test("../shared/wasm/%s is absent (UFP_SHARED_WASM "
-			     "unset or folder missing)",
-			     file);
+		t_skip("../shared/wasm/%s is absent (UFP_SHARED_WASM unset or "
+		       "folder missing)",
+		       file);
 	int rc = ufpw_load_file(path, &wm, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s: %s", file, err);
 	cr_assert_gt(wm.nsegs, 0, "%s: no active segments", file);

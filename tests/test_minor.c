@@ -647,12 +647,14 @@ Test(prefetch, the_set_goes_with_the_module)
 /* prefetch = OFF is the behaviour without prefetch: no learning (windows
  * shrink to fault_around_min_bytes, not to one page), nothing mapped
  * ahead, every cold start faults its pages in. */
-static ufp_stats scattered_cold_starts(ufp_prefetch pf)
+static ufp_stats scattered_cold_starts(ufp_prefetch pf, uint64_t max_bytes)
 {
 	const size_t page = t_page();
 	ufp_config c;
 	minor_config(&c, 1, 2 * MIB);
 	c.prefetch = pf;
+	if (max_bytes != UINT64_MAX)
+		c.prefetch_max_bytes = max_bytes;
 	ufp_pool *p = t_pool(&c);
 	struct mod a, b;
 	mod_make(p, &a, 2 * MIB, 47);
@@ -671,8 +673,8 @@ static ufp_stats scattered_cold_starts(ufp_prefetch pf)
 
 Test(prefetch, off_is_the_behaviour_without_it)
 {
-	ufp_stats off = scattered_cold_starts(UFP_PREFETCH_OFF);
-	ufp_stats on = scattered_cold_starts(UFP_PREFETCH_AUTO);
+	ufp_stats off = scattered_cold_starts(UFP_PREFETCH_OFF, UINT64_MAX);
+	ufp_stats on = scattered_cold_starts(UFP_PREFETCH_AUTO, UINT64_MAX);
 	cr_assert_eq(off.prefetch_learns + off.prefetch_starts +
 			     off.pages_prefetched + off.prefetch_faults,
 		     0);
@@ -684,6 +686,34 @@ Test(prefetch, off_is_the_behaviour_without_it)
 	cr_assert_gt(off.faults, 2 * on.faults, "faults: off %llu, on %llu",
 		     (unsigned long long)off.faults,
 		     (unsigned long long)on.faults);
+}
+
+/* prefetch_max_bytes bounds the set recorded per module (and so what a
+ * cold start maps ahead); 0 turns prefetch off; it must be a page
+ * multiple, and prefetch a known value. */
+Test(prefetch, max_bytes_bounds_the_set_and_0_is_off)
+{
+	const size_t page = t_page();
+	ufp_stats zero = scattered_cold_starts(UFP_PREFETCH_AUTO, 0);
+	cr_assert_eq(zero.prefetch_learns + zero.prefetch_starts +
+			     zero.pages_prefetched,
+		     0);
+	ufp_stats four = scattered_cold_starts(UFP_PREFETCH_AUTO, 4 * page);
+	cr_assert_eq(four.prefetch_starts, 4);
+	cr_assert_gt(four.pages_prefetched, 0);
+	cr_assert_leq(four.pages_prefetched, 4 * four.prefetch_starts,
+		      "%llu pages prefetched by %llu starts of a 4-page set",
+		      (unsigned long long)four.pages_prefetched,
+		      (unsigned long long)four.prefetch_starts);
+	ufp_config c;
+	ufp_pool *p = NULL;
+	minor_config(&c, 1, 2 * MIB);
+	c.prefetch_max_bytes = page + 1;
+	cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL);
+	minor_config(&c, 1, 2 * MIB);
+	c.prefetch = (ufp_prefetch)7;
+	cr_assert_eq(ufp_pool_create(&c, &p), -EINVAL);
+	cr_assert_null(p);
 }
 
 /* UFP_KEEP_AUTO keeps at most 1 MiB per slot: a memory written everywhere

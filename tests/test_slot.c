@@ -419,17 +419,21 @@ Test(slot, invariant_walk_during_allocations)
 enum wrong {
 	GROW_FREE,
 	RESET_FREE,
-	PREPARE_LIVE,
+	PURGED_CLEAN,
+	PREPARE_LIVE, /* from here on, slot 0 holds a live memory */
 	PURGE_LIVE,
-	STALE_LIVE,
-	PURGED_CLEAN
+	STALE_LIVE
 };
 
 /* In a child: put slot 0 in the state the call must refuse and make the
- * call; it must abort (assert). Returns how the child ended. */
-static int child_status(enum wrong w)
+ * call; it must abort (assert). Returns how the child ended; *ready tells
+ * that the child got as far as the call (an abort in its setup is not a
+ * refusal). */
+static int child_status(enum wrong w, bool *ready)
 {
 	static unsigned char img[MEM / 2];
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
 	fflush(NULL);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
@@ -443,27 +447,29 @@ static int child_status(enum wrong w)
 		ufp_module *m = module(p, img, 6);
 		uint64_t len, kept;
 		bool wiped;
+		if (w >= PREPARE_LIVE)
+			(void)alloc_touch(p, m);
+		if (write(fds[1], "!", 1) != 1) /* set up: now the call */
+			_exit(3);
 		if (w == GROW_FREE)
 			(void)ufpi_slot_grow(s, 0, MEM);
 		else if (w == RESET_FREE)
 			(void)ufpi_slot_reset(s, 0, &kept);
 		else if (w == PURGED_CLEAN)
 			ufpi_slot_purged(s, 0);
-		else {
-			ufp_memory *mem = alloc_touch(p, m);
-			(void)mem;
-			if (w == PREPARE_LIVE)
-				(void)ufpi_slot_prepare(s, 0, NULL, MEM,
-							&wiped);
-			else if (w == PURGE_LIVE)
-				(void)ufpi_slot_purge_begin(s, 0, SIZE_MAX,
-							    &len);
-			else
-				(void)ufpi_slot_mark_stale(s, 0);
-		}
+		else if (w == PREPARE_LIVE)
+			(void)ufpi_slot_prepare(s, 0, NULL, MEM, &wiped);
+		else if (w == PURGE_LIVE)
+			(void)ufpi_slot_purge_begin(s, 0, SIZE_MAX, &len);
+		else
+			(void)ufpi_slot_mark_stale(s, 0);
 		_exit(0); /* not refused */
 	}
 	int status = 0;
+	char c;
+	close(fds[1]);
+	*ready = read(fds[0], &c, 1) == 1;
+	close(fds[0]);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	return status;
 }
@@ -476,11 +482,19 @@ Test(slot, transitions_assert_their_start_state)
 	cr_skip_test("assertions are compiled out (NDEBUG)");
 #else
 	static const char *const what[] = {
-		"grow of a free slot",	     "reset of a free slot",
-		"prepare of a live slot",    "purge_begin of a live slot",
-		"mark_stale of a live slot", "purged of a clean slot"};
-	for (int w = GROW_FREE; w <= PURGED_CLEAN; w++) {
-		int status = child_status((enum wrong)w);
+		[GROW_FREE] = "grow of a free slot",
+		[RESET_FREE] = "reset of a free slot",
+		[PURGED_CLEAN] = "purged of a clean slot",
+		[PREPARE_LIVE] = "prepare of a live slot",
+		[PURGE_LIVE] = "purge_begin of a live slot",
+		[STALE_LIVE] = "mark_stale of a live slot"};
+	for (int w = GROW_FREE; w <= STALE_LIVE; w++) {
+		bool ready = false;
+		int status = child_status((enum wrong)w, &ready);
+		cr_assert(ready,
+			  "%s: the child failed before the call "
+			  "(status %#x)",
+			  what[w], status);
 		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 			  "%s was not refused (status %#x)", what[w], status);
 	}
