@@ -122,8 +122,9 @@ typedef struct ufp_config {
 	uint32_t reserved; /* must be 0 */
 
 	uint32_t slots;		   /* number of slots; > 0 (default 100) */
-	uint64_t max_memory_bytes; /* usable bytes per slot; multiple of 64 KiB,
-				      > 0 (default 4 GiB, wasm32) */
+	uint64_t max_memory_bytes; /* usable bytes per slot; a multiple of the
+				      page size and of wasm_page_bytes, > 0
+				      (default 4 GiB, wasm32) */
 	uint64_t guard_bytes;	   /* PROT_NONE bytes after each slot; page
 				      multiple (default 2 GiB, the wasm32
 				      bounds-check-elimination guard) */
@@ -175,8 +176,9 @@ typedef struct ufp_config {
 	ufp_fill_mode fill_mode;     /* UFFD backend only (default AUTO) */
 	ufp_prefetch prefetch;	     /* default AUTO */
 	uint64_t prefetch_max_bytes; /* working set recorded (and prefetched)
-					per module, at most; page multiple
-					(default 64 MiB) */
+					per module, at most; page multiple,
+					0 turns prefetch off (default
+					64 MiB) */
 	uint64_t prefix_bytes;	     /* read-write bytes directly before each
 					memory's base, for a runtime's header;
 					page multiple (default 0). Part of the
@@ -201,7 +203,7 @@ typedef struct ufp_config {
  * is dropped), so the slot keeps at most what that memory wrote and the
  * next memory of the module writes them again without a fault; clean
  * pages stay shared page-cache pages. Elsewhere (copy mode,
- * COPY, no PAGEMAP_SCAN) it means 0. max_resident_idle_bytes bounds the
+ * COPY, no PAGEMAP_SCAN, dirty_tracking OFF) it means 0. max_resident_idle_bytes bounds the
  * total over idle slots.
  */
 #define UFP_KEEP_AUTO UINT64_MAX
@@ -270,7 +272,8 @@ typedef struct ufp_stats {
 
 /*
  * Create a pool: reserve `pre_guard_bytes + slots * slot_bytes` of PROT_NONE
- * address space (slot_bytes = max_memory_bytes + guard_bytes), open and
+ * address space (slot_bytes = prefix_bytes + max_memory_bytes +
+ * guard_bytes), open and
  * register userfaultfd, start the handler thread(s), set up the reclaim
  * engine. cfg is copied.
  * cfg->size must be the size of a released ufp_config: sizeof(ufp_config)
@@ -290,8 +293,8 @@ typedef struct ufp_stats {
  *           vm.unprivileged_userfaultfd=1, grant access to /dev/userfaultfd
  *           or CAP_SYS_PTRACE);
  *  -ENOSYS  backend UFFD and the kernel has no userfaultfd;
- *  -ENOTSUP reclaim URING / PROCESS_MADVISE or a backend forced on a kernel
- *           that lacks it;
+ *  -ENOTSUP reclaim URING / PROCESS_MADVISE, a backend or fill_mode MINOR
+ *           forced on a kernel that lacks it;
  *  -ENOMEM  out of memory or address space; other -errno from the kernel.
  * Needs: userfaultfd (Linux 4.3, POISON 6.6 else mprotect fallback),
  * io_uring IORING_OP_MADVISE (5.6) for URING. Thread-safety: any thread.
@@ -313,7 +316,7 @@ UFP_API UFP_WUR int ufp_pool_destroy(ufp_pool *pool);
  * copied: the caller may free them after the call.
  * Returns 0 and *out, or -EINVAL (NULL pool/out, segs NULL with nsegs > 0,
  * a segment with NULL bytes and len > 0, initial_bytes not a multiple of
- * 64 KiB), -E2BIG (initial_bytes > max_memory_bytes), -ERANGE (a segment
+ * wasm_page_bytes), -E2BIG (initial_bytes > max_memory_bytes), -ERANGE (a segment
  * does not fit in [0, initial_bytes)), -ENOMEM.
  * Thread-safety: any thread.
  */
@@ -403,11 +406,11 @@ UFP_API uint64_t ufp_module_initial_bytes(const ufp_module *m);
 
 /*
  * Allocate a memory of `initial_bytes` (0: the module's initial_bytes; a
- * multiple of 64 KiB) for module m (NULL: no image, all zero). Prefers a
+ * multiple of wasm_page_bytes) for module m (NULL: no image, all zero). Prefers a
  * slot affine to m per the pool's strategy. The accessible part is
  * read-write, the rest of the slot PROT_NONE.
- * Returns 0 and *out, or -EINVAL (NULL pool/out, size not a 64 KiB
- * multiple, m not a live module of this pool), -E2BIG (initial_bytes >
+ * Returns 0 and *out, or -EINVAL (NULL pool/out, size not a multiple of
+ * wasm_page_bytes, m not a live module of this pool), -E2BIG (initial_bytes >
  * max_memory_bytes: can never fit), -ERANGE (initial_bytes smaller than the
  * module's), -EAGAIN (every slot is held by a live memory or a concurrent
  * allocation right now), -ENOMEM (also for a transient EAGAIN of the kernel
@@ -423,7 +426,8 @@ UFP_API UFP_WUR int ufp_memory_alloc(ufp_pool *pool, ufp_module *m,
 
 /*
  * Like ufp_memory_alloc, but when every slot is held by a live memory wait
- * up to `timeout_ns` (UINT64_MAX: forever) for one to be freed. Any other
+ * up to `timeout_ns` (capped at 365 days; UINT64_MAX: that long) for one
+ * to be freed. Any other
  * error (the kernel's) is returned at once.
  * Returns what ufp_memory_alloc returns, with -ETIMEDOUT in place of
  * -EAGAIN once the timeout has passed.
@@ -461,11 +465,13 @@ UFP_API uint64_t ufp_memory_size(const ufp_memory *mem);
 UFP_API uint32_t ufp_memory_slot(const ufp_memory *mem);
 
 /*
- * Grow the accessible size to `new_bytes` (a multiple of 64 KiB, >= the
- * current size). New pages read as the image's data where it extends there,
+ * Grow the accessible size to `new_bytes` (a multiple of wasm_page_bytes,
+ * >= the current size). New pages read as the image's data where it extends there,
  * else zero.
- * Returns 0, -EINVAL (NULL, not live, not a 64 KiB multiple, smaller than
- * the current size), -E2BIG (beyond max_memory_bytes), -ENOMEM (mprotect).
+ * Returns 0, -EINVAL (NULL, not live, not a multiple of wasm_page_bytes,
+ * smaller than the current size), -E2BIG (beyond the memory's maximum:
+ * max_memory_bytes unless ufp_memory_alloc_ex set one), -ENOMEM
+ * (mprotect).
  * Thread-safety: not against other calls on the same memory.
  */
 UFP_API UFP_WUR int ufp_memory_grow(ufp_memory *mem, uint64_t new_bytes);
