@@ -389,11 +389,13 @@ UFP_API int ufp_module_release(ufp_module *m)
 }
 
 /* A memory of m was freed (its slot is back in the index). */
-void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m)
+void ufpi_module_memory_gone(ufp_pool *pool, ufp_memory *mem, ufp_module *m)
 {
 	pthread_mutex_lock(&pool->mod_lock);
-	bool purge = --m->live == 0 && m->dropped;
-	uint64_t key = m->key;
+	pool->live_memories--;
+	ufpi_memory_handle_retire(pool, mem);
+	bool purge = m && --m->live == 0 && m->dropped;
+	uint64_t key = m ? m->key : 0;
 	if (purge)
 		module_retire_locked(pool, m);
 	pthread_mutex_unlock(&pool->mod_lock);

@@ -709,19 +709,6 @@ static int take_slot(ufp_pool *pool, uint64_t key, ufp_slot_index *i,
 	return err;
 }
 
-/* The memory's handle goes dead and the memory stops counting: among the
- * pool's live memories and its module's (m; the last one may complete
- * that module's drop). */
-static void memory_gone(ufp_pool *pool, ufp_memory *mem, ufp_module *m)
-{
-	pthread_mutex_lock(&pool->mod_lock);
-	pool->live_memories--;
-	ufpi_memory_handle_retire(pool, mem);
-	pthread_mutex_unlock(&pool->mod_lock);
-	if (m)
-		ufpi_module_memory_freed(pool, m);
-}
-
 /* Slot i could not be prepared: give it back, and make sure no module's
  * pages are left behind in it. Returns the error to report. */
 static int prepare_failed(ufp_pool *pool, ufp_slot_index i, uint64_t key,
@@ -775,7 +762,7 @@ static int memory_alloc(ufp_pool *pool, ufp_module *m, uint64_t initial_bytes,
 	}
 	ufpi_image_unref(img); /* the slot holds its own now */
 	if (err) {
-		memory_gone(pool, mem, m);
+		ufpi_module_memory_gone(pool, mem, m);
 		return err;
 	}
 	UFPI_ADD(&pool->ctr, allocs, 1);
@@ -916,7 +903,7 @@ UFP_API int ufp_memory_free(ufp_memory *mem)
 	(void)ufpi_slot_reset(&pool->slots, i, &kept);
 	UFPI_IGNORE(ufp_index_free(pool->index, i, kept));
 
-	memory_gone(pool, mem, m);
+	ufpi_module_memory_gone(pool, mem, m);
 	ufpi_pool_slot_freed(pool);
 	if (kept && (pool->cfg.max_resident_idle_bytes ||
 		     pool->cfg.strategy == UFP_STRATEGY_WARM_LRU))

@@ -109,7 +109,11 @@ void ufpi_memory_handle_retire(ufp_pool *pool, ufp_memory *mem);
 void ufpi_module_purge(ufp_pool *pool, uint64_t key);
 /* true while a module with this key exists and is not dropped */
 bool ufpi_module_key_live(ufp_pool *pool, uint64_t key);
-void ufpi_module_memory_freed(ufp_pool *pool, ufp_module *m);
+/* A memory is gone (freed, or its allocation failed after the handle was
+ * made): its handle is retired and its module (m, NULL for none) loses a
+ * live memory, under one mod_lock; the last one of a dropped module
+ * purges it. */
+void ufpi_module_memory_gone(ufp_pool *pool, ufp_memory *mem, ufp_module *m);
 void ufpi_pool_evict_idle(ufp_pool *pool);
 void ufpi_pool_reclaim_done(void *arg, uint64_t tag, size_t len, int err);
 void ufpi_pool_slot_freed(ufp_pool *pool);
